@@ -1,0 +1,161 @@
+"""Grade katas: discover -> workspace -> run -> score, katas in parallel.
+
+The expected specs of a kata are listed from the trusted spec files with every learner module
+replaced by a phantom (``grader.child.install_phantoms``), so the list is known before, and
+apart from, any learner code. The learner's run is then checked against that list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .imports import find_violations
+from .kata import Kata, KataError
+from .runner import Limits, RunResult, run_specs
+from .scoring import KataResult, Observed, Report, Spec, score_kata
+from .workspace import Source, build
+
+__all__ = ["Graded", "expected_specs", "grade", "grade_kata", "run_grading"]
+
+Progress = Callable[[int, int, KataResult], None]
+_LISTINGS: dict[str, list[Spec]] = {}
+_LISTING_LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
+
+
+@dataclass
+class Graded:
+    result: KataResult
+    run: RunResult | None  # None when the specs were not run
+
+
+def _spec_digest(kata: Kata) -> str:
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(kata.spec_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(kata.spec_dir)).encode() + b"\0" + path.read_bytes())
+    digest.update(repr((kata.files, kata.spec_timeout)).encode())
+    return digest.hexdigest()
+
+
+def _temp_run_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="kata-run-"))
+
+
+async def expected_specs(kata: Kata, limits: Limits = Limits()) -> list[Spec]:
+    """The specs the grader expects, listed from the trusted specs alone (cached per content)."""
+    key = _spec_digest(kata)
+    if key in _LISTINGS:
+        return _LISTINGS[key]
+    lock = _LISTING_LOCKS.setdefault((key, id(asyncio.get_running_loop())), asyncio.Lock())
+    async with lock:
+        if key not in _LISTINGS:
+            _LISTINGS[key] = await _list_specs(kata, limits)
+    return _LISTINGS[key]
+
+
+async def _list_specs(kata: Kata, limits: Limits) -> list[Spec]:
+    run_dir = _temp_run_dir()
+    try:
+        workspace = run_dir / "ws"
+        workspace.mkdir()
+        shutil.copytree(kata.spec_dir, workspace, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        run = await run_specs(kata, workspace, [], mode="collect", limits=limits)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    errors = run.of_kind("collect_error")
+    if errors:
+        raise KataError(f"{kata.spec_dir}: the specs cannot be listed: {errors[0]['message']}")
+    specs = [Spec(r["id"], r["title"], r["points"]) for r in run.of_kind("collected")]
+    if not specs:
+        tail = run.output.strip().splitlines()[-5:]
+        raise KataError(f"{kata.spec_dir}: no specs were collected. " + " / ".join(tail))
+    return specs
+
+
+async def grade_kata(
+    kata: Kata,
+    source: Source,
+    *,
+    coverage: bool = False,
+    limits: Limits = Limits(),
+) -> Graded:
+    """Grade one kata of one submission."""
+    try:
+        expected_task = asyncio.ensure_future(expected_specs(kata, limits))
+        run_dir = _temp_run_dir()
+        try:
+            workspace = build(kata, source, run_dir / "ws")
+            violations = [str(v) for v in find_violations(workspace.copied, kata.forbid_imports)]
+            run = None
+            if not (workspace.missing or workspace.refused or violations):
+                run = await run_specs(
+                    kata, workspace.path, workspace.copied, coverage=coverage, limits=limits
+                )
+            expected = await expected_task
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    except KataError as err:
+        expected_task.cancel()
+        result = KataResult(kata.slug, kata.title, kata.pillar, "error", 0, 0, 0.0,
+                            f"the kata itself is broken: {err}")
+        return Graded(result, None)
+    observed = None
+    if run is not None:
+        observed = Observed(tuple(run.records), run.timed_out, run.returncode, run.rejected,
+                            run.duration, run.output_bytes)
+    result = score_kata(kata, expected, observed, missing=workspace.missing,
+                        refused=workspace.refused, violations=violations)
+    return Graded(result, run)
+
+
+async def run_grading(
+    katas: list[Kata],
+    source: Source,
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    coverage: bool = False,
+    limits: Limits = Limits(),
+) -> list[Graded]:
+    """Grade ``katas`` of one submission, ``jobs`` at a time, in curriculum order."""
+    slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
+    done = 0
+
+    async def one(kata: Kata) -> Graded:
+        nonlocal done
+        async with slots:
+            graded = await grade_kata(kata, source, coverage=coverage, limits=limits)
+        done += 1
+        if progress:
+            progress(done, len(katas), graded.result)
+        return graded
+
+    return list(await asyncio.gather(*(one(k) for k in katas)))
+
+
+def grade(
+    katas: list[Kata],
+    source: Source,
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    limits: Limits = Limits(),
+) -> Report:
+    """Grade a submission and return the finished report."""
+    graded = asyncio.run(run_grading(katas, source, jobs=jobs, progress=progress, limits=limits))
+    return Report(
+        katas=tuple(g.result for g in graded),
+        submission=source.label,
+        generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        grader_version=__version__,
+    )

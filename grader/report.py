@@ -1,0 +1,187 @@
+"""Reporters: a finished :class:`~grader.scoring.Report` in, text out. Adding a format is
+adding one function to ``FORMATS``.
+
+Every format shows a spec's title and its message only: never spec code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from .scoring import KataResult, Report
+
+__all__ = ["FORMATS", "render", "write_atomic"]
+
+STATUS_MARK = {
+    "passed": "✅ passed",
+    "failed": "❌ failed",
+    "not_started": "⬜ not started",
+    "error": "💥 error",
+    "timeout": "⏱️ timeout",
+}
+
+
+def _pct(score: int, max_score: int) -> str:
+    return f"{100 * score / max_score:.0f}%" if max_score else "-"
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_table(report: Report) -> str:
+    rows = [("kata", "pillar", "status", "score", "time")]
+    for k in report.katas:
+        rows.append((k.slug, k.pillar, k.status.replace("_", " "), f"{k.score}/{k.max_score}",
+                     f"{k.duration:.1f}s"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    out = [line(rows[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows[1:]]
+    out.append(f"\nTotal: {report.score}/{report.max_score} ({report.percent:.1f}%)")
+    details = []
+    for k in report.katas:
+        if k.status in ("passed",):
+            continue
+        if k.reason:
+            details.append(f"\n{k.slug}: {k.reason}")
+        elif k.failing:
+            details.append(f"\n{k.slug}:")
+        if k.status == "not_started":
+            continue
+        for spec in k.failing:
+            details.append(f"  ✗ {spec.title} [{spec.outcome}]")
+            if spec.message:
+                details.append(f"      {spec.message}")
+    return "\n".join(out + details) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: Report) -> str:
+    out = [
+        f"## Backend katas: {report.score}/{report.max_score} ({report.percent:.1f}%)",
+        "",
+        "| kata | pillar | status | score |",
+        "|---|---|---|---|",
+    ]
+    for k in report.katas:
+        out.append(f"| {_md(k.title)} (`{k.slug}`) | {k.pillar} | {STATUS_MARK[k.status]} "
+                   f"| {k.score}/{k.max_score} ({_pct(k.score, k.max_score)}) |")
+    for k in report.katas:
+        if k.status == "passed":
+            continue
+        out += ["", f"### {_md(k.title)}: {k.score}/{k.max_score}"]
+        if k.reason:
+            out += ["", f"> {_md(k.reason)}"]
+        if k.status == "not_started":
+            continue
+        failing = k.failing
+        if failing:
+            out += ["", "| requirement | outcome | message |", "|---|---|---|"]
+            out += [f"| {_md(s.title)} | {s.outcome} | {_md(s.message)} |" for s in failing]
+    return "\n".join(out) + "\n"
+
+
+def to_junit(report: Report) -> str:
+    suites = ET.Element("testsuites", name="backend-katas", tests=str(sum(len(k.specs) for k in report.katas)))
+    for k in report.katas:
+        suite = ET.SubElement(
+            suites, "testsuite", name=k.slug, tests=str(len(k.specs)),
+            failures=str(sum(s.outcome == "failed" for s in k.specs)),
+            errors=str(sum(s.outcome in ("error", "timeout") for s in k.specs)),
+            skipped=str(sum(s.outcome == "not_run" for s in k.specs)),
+            time=f"{k.duration:.3f}",
+        )
+        for s in k.specs:
+            case = ET.SubElement(suite, "testcase", classname=k.slug, name=s.title)
+            if s.outcome == "failed":
+                ET.SubElement(case, "failure", message=s.message or "failed")
+            elif s.outcome in ("error", "timeout"):
+                ET.SubElement(case, "error", message=s.message or s.outcome, type=s.outcome)
+            elif s.outcome == "not_run":
+                ET.SubElement(case, "skipped", message=s.message or "not run")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def to_gradescope(report: Report) -> str:
+    """Gradescope autograder ``results.json``."""
+    tests = []
+    for k in report.katas:
+        for s in k.specs:
+            tests.append({
+                "name": f"{k.slug}: {s.title}",
+                "score": s.score,
+                "max_score": s.points,
+                "status": "passed" if s.outcome == "passed" else "failed",
+                "output": s.message,
+                "visibility": "visible",
+            })
+    total = sum(k.duration for k in report.katas)
+    data = {
+        "score": report.score,
+        "execution_time": round(total, 3),
+        "output": f"Backend katas: {report.score}/{report.max_score}",
+        "tests": tests,
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _exercism_status(k: KataResult) -> str:
+    ran = any(s.outcome != "not_run" for s in k.specs)
+    if not ran:
+        return "error"
+    return "pass" if k.status == "passed" else "fail"
+
+
+def to_exercism(report: Report) -> str:
+    """Exercism test-runner ``results.json``, version 3 (one exercise: the first kata graded)."""
+    tests = []
+    for k in report.katas:
+        for s in k.specs:
+            status = {"passed": "pass", "failed": "fail"}.get(s.outcome, "error")
+            tests.append({"name": s.title, "status": status,
+                          "message": s.message or None, "output": None, "task_id": None})
+    statuses = {_exercism_status(k) for k in report.katas}
+    status = "error" if statuses == {"error"} else ("pass" if statuses == {"pass"} else "fail")
+    data = {"version": 3, "status": status, "tests": tests}
+    if status == "error":
+        data["message"] = "; ".join(k.reason for k in report.katas if k.reason)[:5000] or "no test ran"
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+FORMATS: dict[str, Callable[[Report], str]] = {
+    "table": to_table,
+    "json": to_json,
+    "markdown": to_markdown,
+    "junit": to_junit,
+    "gradescope": to_gradescope,
+    "exercism": to_exercism,
+}
+
+
+def render(report: Report, fmt: str) -> str:
+    return FORMATS[fmt](report)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,103 @@
+"""Helpers for hidden specs that more than one kata needs.
+
+Specs import them as ``from grader.spectools import FakeClock, bounded, called``. They exist
+so that every spec follows the same rules (DESIGN.md, "Writing specs"):
+
+* deterministic time: inject a :class:`FakeClock`, never read the wall clock;
+* no sleeping to wait for a condition: :func:`bounded` awaits an event with a time limit and
+  fails with a readable message instead of hanging;
+* messages for learners: :func:`called` writes "Called f(x); returned y; expected z";
+* network specs bind port 0 on 127.0.0.1 only: :func:`tcp_server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+__all__ = ["LOCALHOST", "FakeClock", "bounded", "called", "short", "tcp_server"]
+
+LOCALHOST = "127.0.0.1"
+T = TypeVar("T")
+
+
+class FakeClock:
+    """A monotonic clock the spec moves by hand: ``clock()`` reads it, ``advance()`` moves it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("a monotonic clock never goes backwards")
+        self.now += seconds
+        return self.now
+
+
+def short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters so a message stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def called(call: str, got: Any, expected: Any | None = None, *, show_expected: bool = True) -> str:
+    """The learner-facing message of a failed check: what was called, what came back, what was expected.
+
+    Pass ``show_expected=False`` when the expected value is hidden: the message then says what
+    came back, never what the spec wanted.
+    """
+    message = f"Called {call}; returned {short(got)}"
+    if show_expected:
+        message += f"; expected {short(expected)}"
+    return message
+
+
+async def bounded(awaitable: Awaitable[T], timeout: float = 5.0, what: str = "the result") -> T:
+    """Await ``awaitable`` for at most ``timeout`` seconds; on expiry fail with a readable message.
+
+    This is how a spec waits for a condition: it awaits the event that signals it, with a bound,
+    instead of sleeping and hoping.
+    """
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise AssertionError(f"waited {timeout:g} s for {what}; it never came") from None
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def tcp_server(handler: Handler) -> AsyncIterator[tuple[str, int]]:
+    """Serve ``handler`` on 127.0.0.1, port 0, for the body of the ``async with``; yields (host, port).
+
+    On exit the server stops accepting and every connection it accepted is closed, so a spec
+    leaves nothing listening behind it.
+    """
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writers.discard(writer)
+            writer.close()
+
+    server = await asyncio.start_server(tracked, LOCALHOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield LOCALHOST, port
+    finally:
+        server.close()
+        for writer in list(writers):
+            writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
