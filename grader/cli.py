@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, classroom
 from .grading import grade
 from .kata import Kata, KataError, discover, find_root, select
 from .report import FORMATS, render, write_atomic
@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_positive_int, default=3, help="solution runs (flake check)")
     p.add_argument("--jobs", type=_positive_int, default=None)
     p.set_defaults(func=cmd_verify)
+
+    classroom.register(sub)
     return parser
 
 
