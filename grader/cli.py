@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,8 +80,10 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _progress(done: int, total: int, result: KataResult) -> None:
-    _say(f"[{done}/{total}] {result.slug}: {result.status.replace('_', ' ')} "
-         f"{result.score}/{result.max_score} ({result.duration:.1f}s)")
+    _say(
+        f"[{done}/{total}] {result.slug}: {result.status.replace('_', ' ')} "
+        f"{result.score}/{result.max_score} ({result.duration:.1f}s)"
+    )
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -108,10 +110,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.json:
         write_atomic(Path(args.json), render(report, "json"))
     if not args.solutions and not args.submission and not args.slugs:
-        try:
+        # Remembered for `kata list`; a read-only checkout still gets its report on stdout.
+        with contextlib.suppress(OSError):
             write_atomic(root / LAST_REPORT, render(report, "json"))
-        except OSError:
-            pass  # a read-only checkout still gets its report on stdout
     if args.fail_under is not None and report.percent < args.fail_under:
         _say(f"score {report.percent:.1f}% is under --fail-under {args.fail_under:g}%")
         return 1
@@ -160,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kata", description="Backend katas: list, test, grade and verify exercises."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--root", help="the course checkout (default: found from the current folder)")
+    parser.add_argument(
+        "--root", help="the course checkout (default: found from the current folder)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="the curriculum in order, with your state per kata")
@@ -178,10 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=sorted(FORMATS), default="table")
     p.add_argument("--output", metavar="FILE", help="write the report here (default: stdout)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON report here")
-    p.add_argument("--fail-under", type=_percent, metavar="PCT",
-                   help="exit 1 when the total score is under PCT percent")
-    p.add_argument("--jobs", type=_positive_int, default=None,
-                   help="katas graded at once (default: number of cores)")
+    p.add_argument(
+        "--fail-under",
+        type=_percent,
+        metavar="PCT",
+        help="exit 1 when the total score is under PCT percent",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="katas graded at once (default: number of cores)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_grade)
 

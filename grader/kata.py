@@ -113,7 +113,9 @@ def load_kata(path: Path, root: Path | None = None) -> Kata:
         raise KataError(f"{path}: field 'title' is empty; expected a non-empty string")
     pillar = _field(data, "pillar", str, path, f"one of {', '.join(PILLARS)}")
     if pillar not in PILLARS:
-        raise KataError(f"{path}: field 'pillar' is {pillar!r}; expected one of {', '.join(PILLARS)}")
+        raise KataError(
+            f"{path}: field 'pillar' is {pillar!r}; expected one of {', '.join(PILLARS)}"
+        )
     order = _field(data, "order", int, path, "a whole number (position in the curriculum)")
     difficulty = _field(data, "difficulty", str, path, f"one of {', '.join(DIFFICULTIES)}")
     if difficulty not in DIFFICULTIES:
@@ -130,11 +132,22 @@ def load_kata(path: Path, root: Path | None = None) -> Kata:
         raise KataError(f"{path}: field 'spec_timeout' is {spec_timeout!r}; expected seconds (> 0)")
     if timeout <= 0 or spec_timeout <= 0:
         raise KataError(f"{path}: 'timeout' and 'spec_timeout' must be positive numbers of seconds")
-    known = {"slug", "title", "pillar", "order", "difficulty", "files", "forbid_imports",
-             "timeout", "spec_timeout"}
+    known = {
+        "slug",
+        "title",
+        "pillar",
+        "order",
+        "difficulty",
+        "files",
+        "forbid_imports",
+        "timeout",
+        "spec_timeout",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
-        raise KataError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise KataError(
+            f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     return Kata(
         slug=slug,
         title=title,

@@ -37,8 +37,15 @@ def to_json(report: Report) -> str:
 def to_table(report: Report) -> str:
     rows = [("kata", "pillar", "status", "score", "time")]
     for k in report.katas:
-        rows.append((k.slug, k.pillar, k.status.replace("_", " "), f"{k.score}/{k.max_score}",
-                     f"{k.duration:.1f}s"))
+        rows.append(
+            (
+                k.slug,
+                k.pillar,
+                k.status.replace("_", " "),
+                f"{k.score}/{k.max_score}",
+                f"{k.duration:.1f}s",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     out = [line(rows[0]), "  ".join("-" * w for w in widths)]
@@ -73,8 +80,10 @@ def to_markdown(report: Report) -> str:
         "|---|---|---|---|",
     ]
     for k in report.katas:
-        out.append(f"| {_md(k.title)} (`{k.slug}`) | {k.pillar} | {STATUS_MARK[k.status]} "
-                   f"| {k.score}/{k.max_score} ({_pct(k.score, k.max_score)}) |")
+        out.append(
+            f"| {_md(k.title)} (`{k.slug}`) | {k.pillar} | {STATUS_MARK[k.status]} "
+            f"| {k.score}/{k.max_score} ({_pct(k.score, k.max_score)}) |"
+        )
     for k in report.katas:
         if k.status == "passed":
             continue
@@ -91,10 +100,15 @@ def to_markdown(report: Report) -> str:
 
 
 def to_junit(report: Report) -> str:
-    suites = ET.Element("testsuites", name="backend-katas", tests=str(sum(len(k.specs) for k in report.katas)))
+    suites = ET.Element(
+        "testsuites", name="backend-katas", tests=str(sum(len(k.specs) for k in report.katas))
+    )
     for k in report.katas:
         suite = ET.SubElement(
-            suites, "testsuite", name=k.slug, tests=str(len(k.specs)),
+            suites,
+            "testsuite",
+            name=k.slug,
+            tests=str(len(k.specs)),
             failures=str(sum(s.outcome == "failed" for s in k.specs)),
             errors=str(sum(s.outcome in ("error", "timeout") for s in k.specs)),
             skipped=str(sum(s.outcome == "not_run" for s in k.specs)),
@@ -109,7 +123,9 @@ def to_junit(report: Report) -> str:
             elif s.outcome == "not_run":
                 ET.SubElement(case, "skipped", message=s.message or "not run")
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
 
 
 def to_gradescope(report: Report) -> str:
@@ -117,14 +133,16 @@ def to_gradescope(report: Report) -> str:
     tests = []
     for k in report.katas:
         for s in k.specs:
-            tests.append({
-                "name": f"{k.slug}: {s.title}",
-                "score": s.score,
-                "max_score": s.points,
-                "status": "passed" if s.outcome == "passed" else "failed",
-                "output": s.message,
-                "visibility": "visible",
-            })
+            tests.append(
+                {
+                    "name": f"{k.slug}: {s.title}",
+                    "score": s.score,
+                    "max_score": s.points,
+                    "status": "passed" if s.outcome == "passed" else "failed",
+                    "output": s.message,
+                    "visibility": "visible",
+                }
+            )
     total = sum(k.duration for k in report.katas)
     data = {
         "score": report.score,
@@ -148,13 +166,22 @@ def to_exercism(report: Report) -> str:
     for k in report.katas:
         for s in k.specs:
             status = {"passed": "pass", "failed": "fail"}.get(s.outcome, "error")
-            tests.append({"name": s.title, "status": status,
-                          "message": s.message or None, "output": None, "task_id": None})
+            tests.append(
+                {
+                    "name": s.title,
+                    "status": status,
+                    "message": s.message or None,
+                    "output": None,
+                    "task_id": None,
+                }
+            )
     statuses = {_exercism_status(k) for k in report.katas}
     status = "error" if statuses == {"error"} else ("pass" if statuses == {"pass"} else "fail")
     data = {"version": 3, "status": status, "tests": tests}
     if status == "error":
-        data["message"] = "; ".join(k.reason for k in report.katas if k.reason)[:5000] or "no test ran"
+        data["message"] = (
+            "; ".join(k.reason for k in report.katas if k.reason)[:5000] or "no test ran"
+        )
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 

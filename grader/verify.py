@@ -45,13 +45,19 @@ class KataVerdict:
         out = []
         for i, run in enumerate(self.solution_runs, 1):
             if run.score != run.max_score or run.status != "passed":
-                failing = "; ".join(f"{s.title} ({s.outcome}: {s.message})" for s in run.failing[:3])
-                out.append(f"solution run {i}: {run.status} {run.score}/{run.max_score}"
-                           + (f" — {failing}" if failing else f" — {run.reason}"))
+                failing = "; ".join(
+                    f"{s.title} ({s.outcome}: {s.message})" for s in run.failing[:3]
+                )
+                out.append(
+                    f"solution run {i}: {run.status} {run.score}/{run.max_score}"
+                    + (f" — {failing}" if failing else f" — {run.reason}")
+                )
         if self.stub is not None and (self.stub.score != 0 or self.stub.max_score == 0):
             passing = [s.title for s in self.stub.specs if s.outcome == "passed"]
-            out.append(f"stub scores {self.stub.score}/{self.stub.max_score} "
-                       f"(passes: {'; '.join(passing[:3]) or self.stub.reason})")
+            out.append(
+                f"stub scores {self.stub.score}/{self.stub.max_score} "
+                f"(passes: {'; '.join(passing[:3]) or self.stub.reason})"
+            )
         for name, result in self.mutants.items():
             if result.max_score == 0 or result.score == result.max_score:
                 out.append(f"mutant {name} survived: every spec passed")
@@ -99,9 +105,24 @@ def _visible_tests(kata: Kata, folder: Path) -> int:
                 shutil.copy(folder / name, tmp)
         env = {**os.environ, "PYTEST_ADDOPTS": ""}
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-             "-c", str(kata.root / "pyproject.toml"), "--rootdir", tmp, tmp],
-            cwd=tmp, env=env, capture_output=True, timeout=kata.timeout * 2,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-x",
+                "-c",
+                str(kata.root / "pyproject.toml"),
+                "--rootdir",
+                tmp,
+                tmp,
+            ],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            timeout=kata.timeout * 2,
         )
     return proc.returncode
 
@@ -114,16 +135,24 @@ async def verify_kata(kata: Kata, runs: int, slots: asyncio.Semaphore) -> KataVe
         async with slots:
             return await grade_kata(kata, source, coverage=coverage)
 
-    mutant_dirs = sorted(p for p in kata.mutants_dir.glob("*") if p.is_dir()) if kata.mutants_dir.is_dir() else []
+    mutant_dirs = (
+        sorted(p for p in kata.mutants_dir.glob("*") if p.is_dir())
+        if kata.mutants_dir.is_dir()
+        else []
+    )
     jobs = [job(solutions(kata.root), coverage=True)]
     jobs += [job(solutions(kata.root)) for _ in range(runs - 1)]
     jobs.append(job(checkout(kata.root)))
     jobs += [job(mutant(m)) for m in mutant_dirs]
     graded = await asyncio.gather(*jobs)
     verdict.solution_runs = [g.result for g in graded[:runs]]
-    verdict.line_coverage, verdict.branch_coverage = _coverage(graded[0].run.coverage if graded[0].run else None)
+    verdict.line_coverage, verdict.branch_coverage = _coverage(
+        graded[0].run.coverage if graded[0].run else None
+    )
     verdict.stub = graded[runs].result
-    verdict.mutants = {m.name: g.result for m, g in zip(mutant_dirs, graded[runs + 1:], strict=True)}
+    verdict.mutants = {
+        m.name: g.result for m, g in zip(mutant_dirs, graded[runs + 1 :], strict=True)
+    }
     async with slots:
         on_solution, on_stub = await asyncio.gather(
             asyncio.to_thread(_visible_tests, kata, kata.solution_dir),
@@ -158,16 +187,37 @@ async def verify(
 
 
 def render_verdicts(verdicts: list[KataVerdict]) -> str:
-    rows = [("kata", "solution", "stub", "mutants killed", "coverage (lines/branches)", "visible", "time", "")]
+    rows = [
+        (
+            "kata",
+            "solution",
+            "stub",
+            "mutants killed",
+            "coverage (lines/branches)",
+            "visible",
+            "time",
+            "",
+        )
+    ]
     for v in verdicts:
         sol = " ".join(f"{r.score}/{r.max_score}" for r in v.solution_runs)
         stub = f"{v.stub.score}/{v.stub.max_score}" if v.stub else "-"
         killed = sum(1 for r in v.mutants.values() if r.max_score and r.score < r.max_score)
-        cov = ("-" if v.line_coverage is None
-               else f"{v.line_coverage:.0f}% / {v.branch_coverage:.0f}%")
-        rows.append((v.kata.slug, sol, stub, f"{killed}/{len(v.mutants)}", cov,
-                     "ok" if not v.visible else "MISS", f"{v.duration:.1f}s",
-                     "ok" if v.ok else "FAIL"))
+        cov = (
+            "-" if v.line_coverage is None else f"{v.line_coverage:.0f}% / {v.branch_coverage:.0f}%"
+        )
+        rows.append(
+            (
+                v.kata.slug,
+                sol,
+                stub,
+                f"{killed}/{len(v.mutants)}",
+                cov,
+                "ok" if not v.visible else "MISS",
+                f"{v.duration:.1f}s",
+                "ok" if v.ok else "FAIL",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.insert(1, "  ".join("-" * w for w in widths))

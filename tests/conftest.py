@@ -35,14 +35,14 @@ def mul(a: int, b: int) -> int:
     raise NotImplementedError
 '''
 
-ADDER_SOLUTION = '''\
+ADDER_SOLUTION = """\
 def add(a: int, b: int) -> int:
     return a + b
 
 
 def mul(a: int, b: int) -> int:
     return a * b
-'''
+"""
 
 ADDER_SPEC = '''\
 import pytest
@@ -74,13 +74,13 @@ async def test_async_add():
     assert add(1, 1) == 2, "Called add(1, 1); expected 2"
 '''
 
-ADDER_VISIBLE = '''\
+ADDER_VISIBLE = """\
 from adder import add
 
 
 def test_add_example():
     assert add(1, 2) == 3
-'''
+"""
 
 
 def write(path: Path, text: str) -> Path:
@@ -114,8 +114,12 @@ class Course:
     ) -> Path:
         folder = self.root / "exercises" / slug
         toml = KATA_TOML.format(
-            slug=slug, title=slug.replace("_", " ").title(), pillar=pillar, order=order,
-            forbid=list(forbid).__repr__().replace("'", '"'), timeout=timeout,
+            slug=slug,
+            title=slug.replace("_", " ").title(),
+            pillar=pillar,
+            order=order,
+            forbid=list(forbid).__repr__().replace("'", '"'),
+            timeout=timeout,
             spec_timeout=spec_timeout,
         )
         write(folder / "kata.toml", toml)
@@ -136,8 +140,10 @@ class Course:
             specs={"test_adder.py": ADDER_SPEC},
             visible=ADDER_VISIBLE,
             mutants={
-                "off_by_one": '"""MUTANT: add is off by one."""\n' + ADDER_SOLUTION.replace("a + b", "a + b + 1"),
-                "mul_is_add": '"""MUTANT: mul adds."""\n' + ADDER_SOLUTION.replace("a * b", "a + b"),
+                "off_by_one": '"""MUTANT: add is off by one."""\n'
+                + ADDER_SOLUTION.replace("a + b", "a + b + 1"),
+                "mul_is_add": '"""MUTANT: mul adds."""\n'
+                + ADDER_SOLUTION.replace("a * b", "a + b"),
                 "swap": '"""MUTANT: add subtracts."""\n' + ADDER_SOLUTION.replace("a + b", "a - b"),
             },
         )

@@ -33,35 +33,84 @@ def test_grade_the_stub_reports_not_started_and_exits_zero(adder_course, capsys)
 
 def test_grade_solutions_json_gives_full_marks(adder_course, capsys, tmp_path):
     out_file = tmp_path / "r.json"
-    code, _, _ = run(capsys, "--root", str(adder_course.root), "grade", "--solutions",
-                     "--format", "json", "--output", str(out_file), "--quiet")
+    code, _, _ = run(
+        capsys,
+        "--root",
+        str(adder_course.root),
+        "grade",
+        "--solutions",
+        "--format",
+        "json",
+        "--output",
+        str(out_file),
+        "--quiet",
+    )
     assert code == 0
     report = json.loads(out_file.read_text())
     assert report["schema"] == "backend-katas/report@1"
     assert report["score"] == report["max_score"] == 6
     (kata,) = report["katas"]
-    assert set(kata) >= {"slug", "title", "pillar", "status", "score", "max_score", "duration", "specs"}
+    assert set(kata) >= {
+        "slug",
+        "title",
+        "pillar",
+        "status",
+        "score",
+        "max_score",
+        "duration",
+        "specs",
+    }
     assert set(kata["specs"][0]) >= {"id", "title", "points", "outcome", "message"}
 
 
 def test_markdown_and_junit_list_the_failing_requirements(adder_course, capsys, tmp_path):
-    sub = adder_course.submission("wrong", {"adder/adder.py": ADDER_SOLUTION.replace("a * b", "a ** b")})
-    code, md, _ = run(capsys, "--root", str(adder_course.root), "grade", "--submission", str(sub),
-                      "--format", "markdown", "--quiet")
+    sub = adder_course.submission(
+        "wrong", {"adder/adder.py": ADDER_SOLUTION.replace("a * b", "a ** b")}
+    )
+    code, md, _ = run(
+        capsys,
+        "--root",
+        str(adder_course.root),
+        "grade",
+        "--submission",
+        str(sub),
+        "--format",
+        "markdown",
+        "--quiet",
+    )
     assert code == 0
     assert "## Backend katas: 5/6" in md
     assert "| mul(4, 5) returns 20. | failed | Called mul(4, 5); returned 1024; expected 20 |" in md
-    code, xml, _ = run(capsys, "--root", str(adder_course.root), "grade", "--submission", str(sub),
-                       "--format", "junit", "--quiet")
+    code, xml, _ = run(
+        capsys,
+        "--root",
+        str(adder_course.root),
+        "grade",
+        "--submission",
+        str(sub),
+        "--format",
+        "junit",
+        "--quiet",
+    )
     suite = ET.fromstring(xml).find("testsuite")
     assert suite.get("failures") == "1" and suite.get("tests") == "5"
 
 
 def test_fail_under_sets_the_exit_status(adder_course, capsys):
-    code, _, err = run(capsys, "--root", str(adder_course.root), "grade", "--fail-under", "50", "--quiet")
+    code, _, err = run(
+        capsys, "--root", str(adder_course.root), "grade", "--fail-under", "50", "--quiet"
+    )
     assert code == 1 and "under --fail-under 50%" in err
-    code, _, _ = run(capsys, "--root", str(adder_course.root), "grade", "--solutions",
-                     "--fail-under", "100", "--quiet")
+    code, _, _ = run(
+        capsys,
+        "--root",
+        str(adder_course.root),
+        "grade",
+        "--solutions",
+        "--fail-under",
+        "100",
+        "--quiet",
+    )
     assert code == 0
 
 
@@ -76,8 +125,9 @@ def test_list_shows_the_state_after_grading(adder_course, capsys):
 def test_user_errors_are_one_line_and_exit_two(adder_course, capsys, tmp_path):
     code, _, err = run(capsys, "--root", str(adder_course.root), "grade", "nope")
     assert code == 2 and "unknown kata 'nope'; known katas: adder" in err
-    code, _, err = run(capsys, "--root", str(adder_course.root), "grade", "--submission",
-                       str(tmp_path / "absent"))
+    code, _, err = run(
+        capsys, "--root", str(adder_course.root), "grade", "--submission", str(tmp_path / "absent")
+    )
     assert code == 2 and "no such folder" in err
     code, _, err = run(capsys, "--root", str(tmp_path), "list")
     assert code == 2 and "no exercises/ folder" in err

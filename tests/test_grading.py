@@ -40,8 +40,14 @@ def test_solution_scores_full_marks(course):
 
 def test_partial_submission_scores_what_passes(course):
     course.add_adder()
-    sub = course.submission("partial", {"adder/adder.py": ADDER_STUB.replace(
-        'raise NotImplementedError\n\n\ndef mul', 'return a + b\n\n\ndef mul', 1)})
+    sub = course.submission(
+        "partial",
+        {
+            "adder/adder.py": ADDER_STUB.replace(
+                "raise NotImplementedError\n\n\ndef mul", "return a + b\n\n\ndef mul", 1
+            )
+        },
+    )
     kata = _grade(course, checkout(sub))
     assert kata.status == "failed"
     assert kata.score == 5

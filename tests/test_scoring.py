@@ -58,7 +58,9 @@ def test_a_death_mid_run_is_an_error_naming_the_signal():
 
 
 def test_a_timeout_pins_the_running_spec():
-    run = observed(start("t.py::a"), result("t.py::a"), start("t.py::b"), timed_out=True, returncode=-9)
+    run = observed(
+        start("t.py::a"), result("t.py::a"), start("t.py::b"), timed_out=True, returncode=-9
+    )
     kata = score_kata(KATA, SPECS, run)
     assert kata.status == "timeout"
     assert [s.outcome for s in kata.specs] == ["passed", "timeout", "not_run"]
@@ -66,14 +68,22 @@ def test_a_timeout_pins_the_running_spec():
 
 
 def test_not_started_when_every_spec_hits_not_implemented():
-    records = [x for s in SPECS for x in (start(s.id), result(s.id, "failed", "NotImplementedError", "NotImplementedError"))]
+    records = [
+        x
+        for s in SPECS
+        for x in (start(s.id), result(s.id, "failed", "NotImplementedError", "NotImplementedError"))
+    ]
     kata = score_kata(KATA, SPECS, observed(*records, DONE))
     assert kata.status == "not_started"
 
 
 def test_failed_when_some_failures_are_real():
     records = [start("t.py::a"), result("t.py::a", "failed", "wrong", "AssertionError")]
-    records += [x for s in SPECS[1:] for x in (start(s.id), result(s.id, "failed", "", "NotImplementedError"))]
+    records += [
+        x
+        for s in SPECS[1:]
+        for x in (start(s.id), result(s.id, "failed", "", "NotImplementedError"))
+    ]
     kata = score_kata(KATA, SPECS, observed(*records, DONE))
     assert kata.status == "failed"
 
@@ -91,7 +101,9 @@ def test_rejected_lines_are_reported():
 
 
 def test_report_round_trips_through_json_dict():
-    kata = score_kata(KATA, SPECS, observed(start("t.py::a"), result("t.py::a", "failed", "m"), DONE))
+    kata = score_kata(
+        KATA, SPECS, observed(start("t.py::a"), result("t.py::a", "failed", "m"), DONE)
+    )
     report = Report(katas=(kata,), submission="x", generated_at="now", grader_version="0")
     again = Report.from_dict(report.to_dict())
     assert again == report
@@ -118,7 +130,9 @@ def _pipe_records(write, key):
 
 def test_signed_records_are_accepted_in_order():
     key = new_key()
-    data = _pipe_records(lambda wr: (wr.send("start", id="a"), wr.send("result", id="a", outcome="passed")), key)
+    data = _pipe_records(
+        lambda wr: (wr.send("start", id="a"), wr.send("result", id="a", outcome="passed")), key
+    )
     reader = Reader(key)
     reader.feed(data[:7])
     reader.feed(data[7:])

@@ -1,0 +1,56 @@
+"""The repository keeps its promises: every kata has the standard shape, and the README's
+curriculum table is the curriculum of exercises/*/kata.toml, in order."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from grader.kata import discover
+
+ROOT = Path(__file__).resolve().parent.parent
+KATAS = discover(ROOT)
+
+
+def test_readme_curriculum_matches_the_katas():
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- curriculum:start")[1].split("<!-- curriculum:end")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    listed = [re.search(r"`([a-z0-9_]+)`", row).group(1) for row in rows]
+    assert listed == [k.slug for k in KATAS], (
+        "README curriculum table is out of step with kata.toml"
+    )
+    for row, kata in zip(rows, KATAS, strict=True):
+        assert f"| {kata.pillar} |" in row and f"| {kata.difficulty} |" in row, row
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=lambda k: k.slug)
+def test_every_kata_has_the_standard_shape(kata):
+    folder = kata.exercise_dir
+    for path in [folder / "README.md", kata.visible_tests, *(folder / f for f in kata.files)]:
+        assert path.is_file(), f"{path} is missing"
+    assert kata.spec_files()
+    for name in kata.files:
+        assert (kata.solution_dir / name).is_file(), f"no reference solution for {name}"
+        stub = (folder / name).read_text()
+        assert "raise NotImplementedError" in stub and "TODO" in stub, f"{name}: not a stub"
+    mutants = [m for m in kata.mutants_dir.iterdir() if m.is_dir()]
+    assert len(mutants) >= 3, f"{kata.slug}: {len(mutants)} mutants; the bar is 3"
+    for mutant in mutants:
+        files = list(mutant.glob("*.py"))
+        assert files, f"{mutant} holds no files"
+        for path in files:
+            assert path.name in kata.files, f"{path}: not a file the kata declares"
+            assert '"""MUTANT:' in path.read_text()[:400], f"{path}: docstring must name its bug"
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=lambda k: k.slug)
+def test_every_lesson_has_the_sections_a_learner_needs(kata):
+    lesson = (kata.exercise_dir / "README.md").read_text()
+    for heading in ("The task", "Hints", "References"):
+        assert re.search(rf"^#+ .*{heading}", lesson, re.M | re.I), (
+            f"{kata.slug}: no '{heading}' section"
+        )
+    assert "<details>" in lesson, f"{kata.slug}: hints should stay folded until asked"
