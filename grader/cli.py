@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from . import __version__, classroom
 from .grading import grade
 from .kata import Kata, KataError, discover, find_root, select
-from .report import FORMATS, render, write_atomic
+from .report import FORMATS, render, to_annotations, write_atomic
 from .scoring import KataResult, Report
 from .verify import render_verdicts, verify
 from .workspace import checkout, solutions
@@ -109,6 +110,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if args.json:
         write_atomic(Path(args.json), render(report, "json"))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        sys.stdout.write(to_annotations(report))  # shown on the run's summary page
     if not args.solutions and not args.submission and not args.slugs:
         # Remembered for `kata list`; a read-only checkout still gets its report on stdout.
         with contextlib.suppress(OSError):

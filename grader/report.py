@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 
 from .scoring import KataResult, Report
 
-__all__ = ["FORMATS", "render", "write_atomic"]
+__all__ = ["FORMATS", "render", "to_annotations", "write_atomic"]
 
 STATUS_MARK = {
     "passed": "✅ passed",
@@ -183,6 +183,30 @@ def to_exercism(report: Report) -> str:
             "; ".join(k.reason for k in report.katas if k.reason)[:5000] or "no test ran"
         )
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def to_annotations(report: Report, per_kata: int = 3) -> str:
+    """GitHub Actions workflow commands: one annotation per failing requirement (a few per kata)."""
+    lines = []
+    for k in report.katas:
+        if k.status in ("passed", "not_started"):
+            continue
+        notes = [(k.title, k.reason)] if k.reason else []
+        notes += [(s.title, s.message) for s in k.failing]
+        for title, message in notes[:per_kata]:
+            lines.append(
+                f"::warning title={_escape_property(f'{k.slug}: {title}')}::"
+                f"{_escape_data(message or title)}"
+            )
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 FORMATS: dict[str, Callable[[Report], str]] = {

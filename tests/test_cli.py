@@ -159,3 +159,27 @@ def test_test_command_runs_the_visible_tests(adder_course, capsys, monkeypatch):
     code, _, _ = run(capsys, "--root", str(adder_course.root), "test", "adder", "-x")
     assert code == 0
     assert seen["cmd"][-2:] == [str(adder_course.root / "exercises/adder/test_adder.py"), "-x"]
+
+
+def test_github_annotations_name_the_failing_requirements(adder_course, capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    sub = adder_course.submission(
+        "wrong", {"adder/adder.py": ADDER_SOLUTION.replace("a * b", "a ** b")}
+    )
+    _, out, _ = run(
+        capsys,
+        "--root",
+        str(adder_course.root),
+        "grade",
+        "--submission",
+        str(sub),
+        "--quiet",
+        "--format",
+        "json",
+        "--output",
+        str(sub / "r.json"),
+    )
+    assert out == (
+        "::warning title=adder%3A mul(4%2C 5) returns 20.::"
+        "Called mul(4, 5); returned 1024; expected 20\n"
+    )
