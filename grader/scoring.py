@@ -197,6 +197,13 @@ def score_kata(
     )
 
 
+def _hit_stub(record: dict) -> bool:
+    """The spec failed on the stub's NotImplementedError (raised, or caught and reported)."""
+    return record.get("exc_type") == "NotImplementedError" or "NotImplementedError" in str(
+        record.get("message", "")
+    )
+
+
 def _status(specs, results, observed, missing, refused, violations) -> tuple[str, str]:
     if missing:
         return "not_started", f"the submission has no {', '.join(missing)}"
@@ -213,9 +220,8 @@ def _status(specs, results, observed, missing, refused, violations) -> tuple[str
     if specs and score == sum(s.points for s in specs):
         return "passed", ""
     failures = [r for r in results.values() if r.get("outcome") != "passed"]
-    if score == 0 and failures and all(r.get("exc_type") == "NotImplementedError" for r in failures):
-        if len(failures) == len(specs):
-            return "not_started", "every spec hit NotImplementedError: the stub is untouched"
+    if score == 0 and len(failures) == len(specs) and all(map(_hit_stub, failures)):
+        return "not_started", "every spec hit NotImplementedError: the stub is untouched"
     if not _records(observed, "done"):
         ran = sum(1 for s in specs if s.outcome != "not_run")
         return "error", f"{_death(observed)} after {ran} of {len(specs)} specs"

@@ -1,0 +1,433 @@
+"""Hidden specs for verify_jwt and b64url_decode: the pure HS256 verifier.
+
+Tokens come from PyJWT (an independent implementation) or are crafted by hand where PyJWT
+refuses to make them; the RFC 7515 Appendix A.1 example is the published vector from
+VECTORS.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import auth_middleware
+import pytest
+from _helpers import (
+    KEY,
+    OTHER_KEY,
+    RFC_CLAIMS,
+    RFC_EXP,
+    RFC_KEY,
+    RFC_TOKEN,
+    b64,
+    compared,
+    hs256,
+    mint,
+    segments,
+    sign_json,
+    sign_raw,
+    sign_segments,
+    spy_compare_digest,
+)
+from auth_middleware import InvalidToken, b64url_decode, verify_jwt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grader.spectools import called, short
+
+NOW = 1_700_000_000
+
+
+class Rejected:
+    """verify_jwt raised InvalidToken (shown as such in messages)."""
+
+    def __init__(self, reason: object) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"InvalidToken({self.reason!r})"
+
+
+def outcome(token: str, key: bytes = KEY, **kwargs) -> object:
+    """What verify_jwt did: the claims, or a Rejected; any other exception becomes a readable
+    failure."""
+    kwargs.setdefault("now", NOW)
+    try:
+        return verify_jwt(token, key, **kwargs)
+    except InvalidToken as exc:
+        return Rejected(getattr(exc, "reason", None))
+    except Exception as exc:
+        raise AssertionError(
+            f"Called verify_jwt({short(token, 60)}, ...); raised {short(exc)}; "
+            "expected claims or InvalidToken, never another exception"
+        ) from None
+
+
+def b64url_decode_oracle(segment: str) -> bytes:
+    """Python's own (lenient) base64url decoder, padded: the oracle for what bytes a text holds."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def rejected(result: object) -> bool:
+    return isinstance(result, Rejected)
+
+
+def check_rejected(token: str, why: str, key: bytes = KEY, **kwargs) -> None:
+    result = outcome(token, key, **kwargs)
+    assert rejected(result), called(
+        f"verify_jwt(<{why}>, key, now={kwargs.get('now', NOW)})", result, "InvalidToken"
+    )
+
+
+def check_accepted(token: str, want: dict, why: str, key: bytes = KEY, **kwargs) -> None:
+    result = outcome(token, key, **kwargs)
+    assert result == want, called(
+        f"verify_jwt(<{why}>, key, now={kwargs.get('now', NOW)})", result, want
+    )
+
+
+# --- accepting good tokens ------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_pyjwt_token_is_accepted():
+    """A token signed by PyJWT with HS256 and the same key is accepted and its claims returned."""
+    claims = {"sub": "alice", "roles": ["admin"], "scope": "a b", "exp": NOW + 60, "n": 1.5}
+    token = mint(claims)
+    check_accepted(token, claims, "PyJWT HS256 token")
+
+
+@pytest.mark.points(3)
+def test_rfc7515_example_accepted_before_expiry():
+    """The RFC 7515 Appendix A.1 example token verifies with its key while now < exp."""
+    check_accepted(RFC_TOKEN, RFC_CLAIMS, "RFC 7515 A.1 token", RFC_KEY, now=RFC_EXP - 1)
+    check_accepted(RFC_TOKEN, RFC_CLAIMS, "RFC 7515 A.1 token", RFC_KEY, now=1300000000)
+    check_accepted(
+        RFC_TOKEN, RFC_CLAIMS, "RFC 7515 A.1 token", RFC_KEY, now=RFC_EXP - 1, issuer="joe"
+    )
+
+
+@pytest.mark.points(2)
+def test_rfc7515_example_expires_with_leeway():
+    """The RFC 7515 A.1 token is rejected from now == exp on; a leeway of L seconds extends it."""
+    check_rejected(RFC_TOKEN, "RFC 7515 A.1 token", RFC_KEY, now=RFC_EXP)
+    check_rejected(RFC_TOKEN, "RFC 7515 A.1 token", RFC_KEY, now=RFC_EXP + 1)
+    check_accepted(RFC_TOKEN, RFC_CLAIMS, "RFC 7515 A.1 token", RFC_KEY, now=RFC_EXP + 9, leeway=10)
+    check_rejected(RFC_TOKEN, "RFC 7515 A.1 token", RFC_KEY, now=RFC_EXP + 10, leeway=10)
+
+
+@pytest.mark.points(1)
+def test_typ_header_is_optional():
+    """A header with alg HS256 and no typ is accepted, and so is any other typ value."""
+    claims = {"sub": "bob"}
+    check_accepted(sign_json({"alg": "HS256"}, claims), claims, "header without typ")
+    check_accepted(mint(claims, typ="at+jwt"), claims, 'header with typ "at+jwt"')
+
+
+# --- forgeries ------------------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_tampered_payload_is_rejected():
+    """A token whose payload was changed after signing is rejected."""
+    header, _, signature = segments(mint({"sub": "alice", "roles": ["user"]}))
+    forged = b64(json.dumps({"sub": "alice", "roles": ["admin"]}).encode())
+    check_rejected(f"{header}.{forged}.{signature}", "token with a swapped payload")
+
+
+@pytest.mark.points(3)
+def test_tampered_signature_is_rejected():
+    """A token whose signature was changed, cut, left out or made with another key is rejected."""
+    header, payload, signature = segments(mint({"sub": "alice"}))
+    raw = bytearray(b64url_decode_oracle(signature))
+    for index in (0, 15, 31):
+        flipped = bytearray(raw)
+        flipped[index] ^= 0x01
+        check_rejected(
+            f"{header}.{payload}.{b64(bytes(flipped))}", f"signature byte {index} flipped"
+        )
+    check_rejected(f"{header}.{payload}.", "empty signature")
+    check_rejected(f"{header}.{payload}.{b64(bytes(raw[:16]))}", "truncated signature")
+    check_rejected(mint({"sub": "mallory"}, key=OTHER_KEY), "token signed with another key")
+
+
+@pytest.mark.points(3)
+def test_alg_none_is_rejected():
+    """An unsigned token with alg "none" (in any spelling) is rejected."""
+    check_rejected(mint({"sub": "mallory"}, key=None, algorithm="none"), 'PyJWT alg "none" token')
+    for alg in ("none", "None", "NONE", "nOnE"):
+        header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+        payload = b64(json.dumps({"sub": "mallory"}).encode())
+        check_rejected(f"{header}.{payload}.", f'alg "{alg}" with an empty signature')
+
+
+@pytest.mark.points(2)
+def test_hs512_is_rejected_even_when_correct():
+    """A token correctly signed with HS512 (or HS384) and the same key is rejected: only HS256."""
+    for alg in ("HS512", "HS384"):
+        check_rejected(mint({"sub": "alice"}, algorithm=alg), f"PyJWT {alg} token, same key")
+
+
+@pytest.mark.points(3)
+def test_algorithm_confusion_is_rejected():
+    """A header whose alg is not exactly "HS256" (RS256, hs256, missing...) is rejected, MAC or not."""
+    for alg in ("RS256", "ES256", "PS256", "hs256", "HS256 ", "", None, ["HS256"]):
+        token = sign_json({"alg": alg, "typ": "JWT"}, {"sub": "mallory"})
+        check_rejected(token, f"header alg {alg!r}, HMAC-SHA256 signature with the key")
+    check_rejected(sign_json({"typ": "JWT"}, {"sub": "x"}), "header without alg")
+
+
+# --- malformed tokens -----------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_wrong_segment_count_is_rejected():
+    """A token that does not have exactly three dot-separated segments is rejected."""
+    header, payload, signature = segments(mint({"sub": "alice"}))
+    for token, why in [
+        ("", "empty string"),
+        (header, "one segment"),
+        (f"{header}.{payload}", "two segments"),
+        (f"{header}.{payload}.{signature}.", "four segments"),
+        (f"{header}.{payload}.{signature}.{signature}.{signature}", "five segments"),
+    ]:
+        check_rejected(token, why)
+
+
+@pytest.mark.points(3)
+def test_bad_base64_is_rejected():
+    """Segments that are not canonical unpadded base64url are rejected, even when the MAC covers them."""
+    token = mint({"sub": "alice", "admin": False})
+    header, payload, signature = segments(token)
+    padded = payload + "=" * (-len(payload) % 4 or 4)
+    # Each forgery is signed over its exact text, so only the base64url check can catch it.
+    cases = [
+        (sign_segments(header, padded), "payload with '=' padding"),
+        (sign_segments(header, payload[:5] + "!" + payload[5:]), "payload with a '!' inside"),
+        (sign_segments(header, payload[:5] + " " + payload[5:]), "payload with a space inside"),
+        (sign_segments(header, payload[:5] + "\n" + payload[5:]), "payload with a newline"),
+        (sign_segments(header + "==", payload), "header with '==' padding"),
+        (sign_segments(header.replace("J", "J+", 1), payload), "header with a '+' inside"),
+        (sign_segments(header, payload + "A"), "payload of length 4k+1"),
+        (f"{header}.{payload}.{signature}=", "signature with '=' padding"),
+        (f"{header}.{payload}.{signature[:10]}*{signature[10:]}", "signature with a '*' inside"),
+        (
+            f"{header}.{payload}.{signature[:10]}é{signature[10:]}",
+            "signature with a non-ASCII char",
+        ),
+    ]
+    for forged, why in cases:
+        check_rejected(forged, why)
+
+    # A signature re-spelled with the unused low bits of its last character set: same bytes,
+    # other text. Only a decoder that insists on the canonical spelling refuses it.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    # 32 bytes -> 43 characters; the last character carries 4 data bits and 2 unused bits.
+    for unused in (1, 2, 3):
+        twin = signature[:-1] + alphabet[last | unused]
+        assert b64url_decode_oracle(twin) == b64url_decode_oracle(signature), "oracle sanity"
+        check_rejected(f"{header}.{payload}.{twin}", "signature re-spelled with unused bits set")
+
+
+@pytest.mark.points(2)
+def test_non_object_json_is_rejected():
+    """A correctly signed token whose header or payload is not a JSON object raises InvalidToken."""
+    good_header = json.dumps({"alg": "HS256"}).encode()
+    cases = [
+        (b"\xff\xfe{}", b"{}", "header that is not UTF-8"),
+        (b"not json", b"{}", "header that is not JSON"),
+        (b'["HS256"]', b"{}", "header that is a JSON array"),
+        (b"null", b"{}", "header that is JSON null"),
+        (b'"HS256"', b"{}", "header that is a JSON string"),
+        (good_header, b"\xc3\x28", "payload that is not UTF-8"),
+        (good_header, b"{sub: 1}", "payload that is not JSON"),
+        (good_header, b"[1, 2]", "payload that is a JSON array"),
+        (good_header, b"42", "payload that is a JSON number"),
+        (good_header, b"", "empty payload"),
+    ]
+    for header, payload, why in cases:
+        check_rejected(sign_raw(header, payload), why)
+
+
+@pytest.mark.points(2)
+@settings(max_examples=300)
+@given(st.text(alphabet="AJQWeyz019-_.=+/ \x00é", max_size=60))
+def test_garbage_raises_invalid_token(text):
+    """Any string that is not a validly signed token raises InvalidToken, never another error."""
+    check_rejected(text, f"{text!r}")
+
+
+@pytest.mark.points(2)
+@settings(max_examples=200)
+@given(st.data())
+def test_any_edit_of_header_or_payload_is_rejected(data):
+    """Changing any single character of a token's header or payload segment makes it invalid."""
+    token = mint({"sub": "alice", "roles": ["user"], "exp": NOW + 600})
+    signed = token[: token.rindex(".")]
+    index = data.draw(st.integers(0, len(signed) - 1), label="index")
+    char = data.draw(st.sampled_from("AQgw09-_.aZ="), label="char")
+    if signed[index] == char:
+        char = "B" if char != "B" else "C"
+    forged = signed[:index] + char + signed[index + 1 :] + token[token.rindex(".") :]
+    check_rejected(forged, f"token with character {index} changed to {char!r}")
+
+
+# --- time claims ----------------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_exp_boundary_with_leeway():
+    """A token is valid while now < exp + leeway and invalid from now == exp + leeway on."""
+    exp = NOW + 100
+    claims = {"sub": "alice", "exp": exp}
+    token = mint(claims)
+    check_accepted(token, claims, "token with exp", now=exp - 1)
+    check_accepted(token, claims, "token with exp", now=exp - 0.001)
+    check_rejected(token, "token with exp", now=exp)
+    check_rejected(token, "token with exp", now=exp + 1000)
+    check_accepted(token, claims, "token with exp", now=exp + 29.5, leeway=30)
+    check_rejected(token, "token with exp", now=exp + 30, leeway=30)
+    check_rejected(token, "token with exp", now=exp + 31, leeway=30)
+
+
+@pytest.mark.points(2)
+def test_nbf_boundary_with_leeway():
+    """A token is valid from now == nbf - leeway on, and invalid before that."""
+    nbf = NOW + 100
+    claims = {"sub": "alice", "nbf": nbf}
+    token = mint(claims)
+    check_accepted(token, claims, "token with nbf", now=nbf)
+    check_accepted(token, claims, "token with nbf", now=nbf + 1000)
+    check_rejected(token, "token with nbf", now=nbf - 0.001)
+    check_accepted(token, claims, "token with nbf", now=nbf - 30, leeway=30)
+    check_rejected(token, "token with nbf", now=nbf - 31, leeway=30)
+
+
+@pytest.mark.points(2)
+def test_non_numeric_exp_is_rejected():
+    """An exp or nbf that is not a finite JSON number (string, boolean, null, NaN...) is invalid."""
+    header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
+    for raw in ['"9999999999"', "true", "false", "null", "[9999999999]", "{}", "NaN", "Infinity"]:
+        for claim in ("exp", "nbf") if raw in ('"9999999999"', "NaN") else ("exp",):
+            payload = f'{{"sub": "alice", "{claim}": {raw}}}'.encode()
+            check_rejected(sign_raw(header, payload), f"token with {claim} = {raw}")
+    check_rejected(sign_raw(header, b'{"exp": 1e400}'), "token with exp = 1e400")
+    check_rejected(sign_raw(header, b'{"exp": 1' + b"0" * 400 + b"}"), "token with exp = 10**400")
+
+
+# --- issuer and audience --------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_issuer_is_checked_when_configured():
+    """With issuer set, iss must equal it; a missing or different iss is rejected."""
+    good = {"iss": "https://auth.example", "sub": "alice"}
+    check_accepted(mint(good), good, "token with the right iss", issuer="https://auth.example")
+    check_accepted(mint(good), good, "token with an iss, no issuer configured")
+    for claims, why in [
+        ({"iss": "https://evil.example", "sub": "a"}, "token with another iss"),
+        ({"sub": "a"}, "token without iss"),
+        ({"iss": "https://auth.example.evil", "sub": "a"}, "token with a longer iss"),
+    ]:
+        check_rejected(mint(claims), why, issuer="https://auth.example")
+    forged = sign_json({"alg": "HS256"}, {"iss": ["https://auth.example"]})
+    check_rejected(forged, "token with iss as a list", issuer="https://auth.example")
+
+
+@pytest.mark.points(2)
+def test_audience_string_or_list():
+    """aud must be the configured audience or a list holding it; with none configured, no aud at all."""
+    for aud in ("api", ["api"], ["billing", "api"]):
+        claims = {"sub": "alice", "aud": aud}
+        check_accepted(mint(claims), claims, f"token with aud {aud!r}", audience="api")
+    for claims, why in [
+        ({"sub": "a", "aud": "billing"}, "token with aud 'billing'"),
+        ({"sub": "a", "aud": ["billing", "web"]}, "token with aud ['billing', 'web']"),
+        ({"sub": "a", "aud": "apiary"}, "token with aud 'apiary'"),
+        ({"sub": "a", "aud": []}, "token with aud []"),
+        ({"sub": "a"}, "token without aud"),
+    ]:
+        check_rejected(mint(claims), why, audience="api")
+    # RFC 7519 §4.1.3: a recipient that can't find itself in aud must reject the token.
+    check_rejected(mint({"sub": "a", "aud": "billing"}), "token with aud, no audience configured")
+
+
+# --- the comparison -------------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_signature_compared_with_compare_digest(monkeypatch):
+    """The MAC is compared with hmac.compare_digest (constant time), for good and bad signatures."""
+    good = mint({"sub": "alice"})
+    header, payload, signature = segments(good)
+    bad_signature = hs256(f"{header}.{payload}", OTHER_KEY)
+    expected = b64url_decode_oracle(signature)
+    calls = spy_compare_digest(monkeypatch, auth_middleware)
+
+    for sig, why in [(signature, "valid token"), (bad_signature, "token with a wrong MAC")]:
+        calls.clear()
+        outcome(f"{header}.{payload}.{sig}")
+        in_bytes = compared(calls, expected, b64url_decode_oracle(sig))
+        in_text = compared(calls, signature.encode(), sig.encode())
+        assert in_bytes or in_text, called(
+            f"verify_jwt(<{why}>) with hmac.compare_digest recorded",
+            f"{len(calls)} compare_digest call(s), none comparing the computed MAC with the "
+            "token's signature",
+            show_expected=False,
+        )
+    check_rejected(f"{header}.{payload}.{bad_signature}", "token with a wrong MAC")
+
+
+@pytest.mark.points(1)
+def test_invalid_token_carries_a_reason():
+    """InvalidToken is an Exception whose .reason is a short non-empty printable-ASCII string."""
+    header, payload, _ = segments(mint({"sub": "a"}))
+    for token in (
+        "x",
+        f"{header}.{payload}.",
+        mint({"exp": NOW - 1}),
+        mint({"sub": "a"}, OTHER_KEY),
+    ):
+        try:
+            verify_jwt(token, KEY, now=NOW)
+        except InvalidToken as exc:
+            reason = exc.reason
+            ok = (
+                isinstance(exc, Exception)
+                and isinstance(reason, str)
+                and 0 < len(reason) <= 200
+                and all(" " <= ch <= "~" and ch not in '"\\' for ch in reason)
+            )
+            assert ok, called(
+                f"verify_jwt({short(token, 40)}) -> InvalidToken(...).reason",
+                reason,
+                "a non-empty printable-ASCII string without quotes or backslashes",
+            )
+        else:
+            raise AssertionError(
+                called(f"verify_jwt({short(token, 40)})", "claims", "InvalidToken")
+            )
+
+
+# --- b64url_decode --------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_b64url_decode():
+    """b64url_decode decodes unpadded base64url and raises InvalidToken for anything else."""
+    for raw in (b"", b"f", b"fo", b"foo", b"\xfb\xff\xbf", bytes(range(256))):
+        text = b64(raw)
+        try:
+            got = b64url_decode(text)
+        except InvalidToken as exc:
+            got = f"InvalidToken({exc.reason!r})"
+        assert got == raw, called(f"b64url_decode({short(text, 40)})", got, raw)
+    for text in ("Zg==", "Zg=", "Zm9v+", "Zm9v/", "Zm9", "Z", "Zm 9v", "Zh", "-_+/"):
+        try:
+            got = b64url_decode(text)
+        except InvalidToken:
+            continue
+        except Exception as exc:
+            got = exc
+        raise AssertionError(called(f"b64url_decode({text!r})", got, "InvalidToken"))
