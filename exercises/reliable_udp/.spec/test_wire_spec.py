@@ -1,0 +1,327 @@
+"""Hidden specs for reliable_udp: the LRCP messages, one endpoint, the spec as its peer.
+
+Datagrams are written and read with the independent encoder/decoder in _helpers.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _helpers import CLIENT, STRANGER, Peer, called_on, data_msg, decode_data, escape, stream_of
+from reliable_udp import Closed, Connected, DataReceived
+
+from grader.spectools import called, short
+
+S = 1234567
+
+
+def expect(peer: Peer, datagram: bytes, want: list[bytes], events: list | None = None) -> None:
+    got = peer.replies(datagram)
+    assert got == want, called_on(datagram, got, want)
+    if events is not None:
+        seen = peer.events()
+        assert seen == events, called_on(datagram, seen, events, what="events()")
+
+
+def expect_silence(peer: Peer, datagram: bytes, why: str) -> None:
+    got = peer.feed(datagram)
+    events = peer.events()
+    assert got == [] and events == [], (
+        f"Delivered {short(datagram)} ({why}); the endpoint sent {short(got)} and reported "
+        f"{short(events)}; an illegal packet must be silently ignored"
+    )
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_connect_opens_a_session():
+    """/connect/S/ opens session S: the peer gets /ack/S/0/ and the application a Connected(S)."""
+    peer = Peer()
+    out = peer.feed(b"/connect/%d/" % S)
+    want = [(b"/ack/%d/0/" % S, CLIENT)]
+    assert out == want, called_on(b"/connect/%d/" % S, out, want, what="datagrams_to_send()")
+    events = peer.events()
+    assert events == [Connected(S)], called_on(
+        b"/connect/%d/" % S, events, [Connected(S)], "events()"
+    )
+    assert peer.events() == [] and peer.sent() == [], (
+        "Called events() and datagrams_to_send() a second time; they must be empty (each call "
+        "hands over what is new and clears it)"
+    )
+
+
+@pytest.mark.points(1)
+def test_duplicate_connect_is_acked_again_without_a_new_session():
+    """A repeated /connect/ is acked again with the current length; Connected comes only once."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, b"/connect/%d/" % S, [b"/ack/%d/0/" % S], [])
+    expect(peer, data_msg(S, 0, b"hello"), [b"/ack/%d/5/" % S], [DataReceived(S, b"hello")])
+    # A late copy of the connect: acking 0 now would move the ack backwards.
+    expect(peer, b"/connect/%d/" % S, [b"/ack/%d/5/" % S], [])
+
+
+@pytest.mark.points(3)
+def test_data_in_order_is_acked_and_delivered():
+    """In-order data is acked with the total length received and delivered as DataReceived."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, b"/data/%d/0/hello\n/" % S, [b"/ack/%d/6/" % S], [DataReceived(S, b"hello\n")])
+    expect(
+        peer,
+        b"/data/%d/6/Hello, world!\n/" % S,
+        [b"/ack/%d/20/" % S],
+        [DataReceived(S, b"Hello, world!\n")],
+    )
+    # an empty data message is legal: nothing new, the same ack
+    expect(peer, b"/data/%d/20//" % S, [b"/ack/%d/20/" % S], [])
+
+
+@pytest.mark.points(2)
+def test_escaped_bytes_count_once():
+    """In DATA, "\\/" and "\\\\" are one byte each: unescaped before delivery and in the ack."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, b"/data/%d/0/\\//" % S, [b"/ack/%d/1/" % S], [DataReceived(S, b"/")])
+    expect(
+        peer,
+        b"/data/%d/1/foo\\/bar\\\\baz/" % S,
+        [b"/ack/%d/12/" % S],
+        [DataReceived(S, b"foo/bar\\baz")],
+    )
+    expect(peer, b"/data/%d/12/\\\\\\//" % S, [b"/ack/%d/14/" % S], [DataReceived(S, b"\\/")])
+
+
+@pytest.mark.points(3)
+def test_duplicate_data_is_acked_but_delivered_once():
+    """Data already received is acked again (with the full length) but never delivered twice."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, data_msg(S, 0, b"hello"), [b"/ack/%d/5/" % S], [DataReceived(S, b"hello")])
+    expect(peer, data_msg(S, 0, b"hello"), [b"/ack/%d/5/" % S], [])  # an exact duplicate
+    expect(peer, data_msg(S, 0, b"he"), [b"/ack/%d/5/" % S], [])  # an old fragment
+    # overlapping: only the bytes after 5 are new
+    expect(peer, data_msg(S, 3, b"lo world"), [b"/ack/%d/11/" % S], [DataReceived(S, b" world")])
+    expect(peer, data_msg(S, 6, b"wor"), [b"/ack/%d/11/" % S], [])
+
+
+@pytest.mark.points(3)
+def test_data_beyond_a_gap_is_not_accepted():
+    """Data starting after what was received is not delivered; the current ack is repeated."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, b"/data/%d/5/world/" % S, [b"/ack/%d/0/" % S], [])
+    expect(peer, data_msg(S, 0, b"hello"), [b"/ack/%d/5/" % S], [DataReceived(S, b"hello")])
+    expect(peer, data_msg(S, 9, b"gap"), [b"/ack/%d/5/" % S], [])
+    # the "world" that came early was not kept: only its retransmission is delivered
+    expect(peer, data_msg(S, 5, b"world"), [b"/ack/%d/10/" % S], [DataReceived(S, b"world")])
+
+
+@pytest.mark.points(1)
+def test_unknown_session_gets_close():
+    """Data or an ack for a session that isn't open is answered with /close/SESSION/ only."""
+    peer = Peer()
+    peer.open(S)
+    for datagram in (b"/data/77/0/hi/", b"/ack/77/0/", b"/ack/77/3/"):
+        expect(peer, datagram, [b"/close/77/"], [])
+
+
+@pytest.mark.points(2)
+def test_close_ends_the_session():
+    """/close/S/ is answered with /close/S/ and Closed(S); close(S) by the app sends /close/S/."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, b"/close/%d/" % S, [b"/close/%d/" % S], [Closed(S)])
+    expect(peer, data_msg(S, 0, b"late"), [b"/close/%d/" % S], [])  # the state is gone
+    peer.open(S + 1)
+    peer.endpoint.close(S + 1)
+    out, events = peer.sent(), peer.events()
+    assert out == [b"/close/%d/" % (S + 1)] and events == [Closed(S + 1)], called(
+        f"close({S + 1}) on an open session; datagrams and events were",
+        (out, events),
+        ([b"/close/%d/" % (S + 1)], [Closed(S + 1)]),
+    )
+    peer.endpoint.close(424242)  # not open: nothing to do, and no error
+    assert peer.sent() == [] and peer.events() == [], called(
+        "close(424242) on a session that is not open", "some output", "nothing"
+    )
+
+
+@pytest.mark.points(1)
+def test_close_for_an_unknown_session_is_not_answered():
+    """A /close/ for a session that isn't open gets no reply (else two peers bounce closes forever)."""
+    peer = Peer()
+    expect_silence(peer, b"/close/55/", "a close for a session that is not open")
+
+
+@pytest.mark.points(1)
+def test_messages_from_another_address_are_ignored():
+    """A session belongs to the address that opened it: messages for it from elsewhere are ignored."""
+    peer = Peer()
+    peer.open(S)
+    for datagram in (data_msg(S, 0, b"spoof"), b"/close/%d/" % S, b"/connect/%d/" % S):
+        out = peer.feed(datagram, STRANGER)
+        events = peer.events()
+        assert out == [] and events == [], (
+            f"Delivered {short(datagram)} from {STRANGER}, not the session's peer {CLIENT}; the "
+            f"endpoint sent {short(out)} and reported {short(events)}; expected nothing"
+        )
+    expect(peer, data_msg(S, 0, b"real"), [b"/ack/%d/4/" % S], [DataReceived(S, b"real")])
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_malformed_messages_are_ignored():
+    """Messages without both slashes, of an unknown type, or with the wrong field count are ignored."""
+    peer = Peer()
+    peer.open(S)
+    expect(peer, data_msg(S, 0, b"abc"), [b"/ack/%d/3/" % S], [DataReceived(S, b"abc")])
+    bad = [
+        b"",
+        b"/",
+        b"//",
+        b"connect/5/",
+        b"/connect/5",
+        b"/connect/5//",
+        b"/Connect/5/",
+        b"/hello/5/",
+        b"/connect/5/6/",
+        b"/ack/%d/" % S,
+        b"/ack/%d/3/4/" % S,
+        b"/data/%d/3/" % S,
+        b"/data/%d/3/d/e/" % S,  # an unescaped slash inside DATA: one field too many
+        b"/data/%d/3/d" % S,
+        b"/close/%d/x/" % S,
+        b" /connect/5/",
+        b"/connect/5/\n",
+    ]
+    for datagram in bad:
+        expect_silence(peer, datagram, "not a well-formed LRCP message")
+    expect(peer, data_msg(S, 3, b"d"), [b"/ack/%d/4/" % S], [DataReceived(S, b"d")])
+
+
+@pytest.mark.points(2)
+def test_numbers_must_be_plain_decimals_below_2_to_the_31():
+    """Numeric fields are ASCII digits only, and smaller than 2147483648; anything else is ignored."""
+    peer = Peer()
+    peer.open(S)
+    bad = [
+        b"/connect/-5/",
+        b"/connect/+5/",
+        b"/connect/ 5/",
+        b"/connect/5 /",
+        b"/connect/5.0/",
+        b"/connect/0x5/",
+        b"/connect/1_000/",
+        "/connect/\u0663/".encode(),  # ARABIC-INDIC DIGIT THREE: int() would accept it
+        b"/connect//",
+        b"/connect/2147483648/",
+        b"/connect/99999999999999999999999/",
+        b"/data/%d/-1/x/" % S,
+        b"/data/%d/2147483648/x/" % S,
+        b"/ack/%d/2147483648/" % S,
+        b"/ack/%d/x/" % S,
+    ]
+    for datagram in bad:
+        expect_silence(peer, datagram, "a field that is not a number below 2**31")
+    expect(peer, b"/connect/2147483647/", [b"/ack/2147483647/0/"], [Connected(2147483647)])
+    expect(peer, b"/connect/0/", [b"/ack/0/0/"], [Connected(0)])
+
+
+@pytest.mark.points(2)
+def test_oversized_datagrams_and_bad_escapes_are_ignored():
+    """A datagram of 1000 bytes or more is ignored; so is DATA with a backslash escaping anything but / or \\."""
+    peer = Peer()
+    peer.open(S)
+    header = b"/data/%d/0/" % S
+    fits = header + b"x" * (999 - len(header) - 1) + b"/"
+    too_big = header + b"x" * (1000 - len(header) - 1) + b"/"
+    expect_silence(peer, too_big, "1000 bytes long")
+    n = len(fits) - len(header) - 1
+    got = peer.replies(fits)
+    assert got == [b"/ack/%d/%d/" % (S, n)], called_on(
+        b"a 999-byte data message", got, [b"/ack/%d/%d/" % (S, n)]
+    )
+    assert stream_of(peer.events(), S) == b"x" * n, "a 999-byte data message must be delivered"
+    for raw in (b"a\\nb", b"\\x", b"abc\\", b"\\\\\\"):
+        expect_silence(peer, b"/data/%d/%d/%s/" % (S, n, raw), "DATA with a bad escape")
+    expect(peer, data_msg(S, n, b"\\n"), [b"/ack/%d/%d/" % (S, n + 2)], [DataReceived(S, b"\\n")])
+
+
+# --- sending --------------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_send_puts_escaped_data_on_the_wire():
+    """send(S, data) emits /data/S/POS/DATA/ with "/" and "\\" escaped and POS counting raw bytes."""
+    peer = Peer()
+    peer.open(S)
+    peer.endpoint.send(S, b"foo/bar\\baz")
+    got = peer.sent()
+    want = [b"/data/%d/0/foo\\/bar\\\\baz/" % S]
+    assert got == want, called(f"send({S}, b'foo/bar\\\\baz')", got, want)
+    peer.endpoint.send(S, b"olleh\n")
+    got = peer.sent()
+    want = [b"/data/%d/11/olleh\n/" % S]
+    assert got == want, called(f"send({S}, b'olleh\\n') after 11 bytes", got, want)
+    peer.endpoint.send(S, b"")
+    assert peer.sent() == [], called(f"send({S}, b'')", "a datagram", "nothing to send")
+    try:
+        peer.endpoint.send(999, b"x")
+    except KeyError:
+        pass
+    else:
+        raise AssertionError(
+            called("send(999, b'x') for a session that is not open", None, "KeyError")
+        )
+
+
+@pytest.mark.points(2)
+def test_large_sends_are_chunked_under_1000_bytes():
+    """Every datagram stays under 1000 bytes after escaping, and the chunks rebuild the stream."""
+    peer = Peer()
+    peer.open(S)
+    data = b"/" * 3000 + b"x" * 3000 + bytes(range(256)) * 4 + b"\\" * 999
+    peer.endpoint.send(S, data)
+    out = peer.sent()
+    big = [len(d) for d in out if len(d) >= 1000]
+    assert not big, called(
+        f"send({S}, {len(data)} bytes)", f"datagrams of {big[:5]} bytes", "all < 1000"
+    )
+    rebuilt, pos = b"", 0
+    for datagram in out:
+        message = decode_data(datagram)
+        assert message is not None and message[0] == S and message[1] == pos, (
+            f"Called send({S}, {len(data)} bytes); datagram {short(datagram, 80)} is not "
+            f"/data/{S}/{pos}/.../ (chunks must follow each other)"
+        )
+        rebuilt += message[2]
+        pos += len(message[2])
+    assert rebuilt == data, called(
+        f"send({S}, {len(data)} bytes): the chunks joined", short(rebuilt), short(data)
+    )
+    bound = len(escape(data)) // 400 + 2
+    assert len(out) <= bound, called(
+        f"send({S}, {len(data)} bytes)", f"{len(out)} datagrams", f"at most {bound} (fill them)"
+    )
+
+
+@pytest.mark.points(2)
+def test_acks_move_only_forwards_and_never_past_what_was_sent():
+    """An ack below the highest so far is ignored; an ack beyond the bytes sent closes the session."""
+    peer = Peer()
+    peer.open(S)
+    peer.endpoint.send(S, b"0123456789")
+    peer.sent()
+    # a partial ack: nothing, or (as LRCP suggests) an immediate resend of the bytes after 6
+    got = peer.replies(b"/ack/%d/6/" % S)
+    resent = [decode_data(d) for d in got]
+    ok = all(m and m[0] == S and m[1] >= 6 for m in resent) and peer.events() == []
+    assert ok, called_on(b"/ack/%d/6/" % S, got, "nothing, or /data/ from position 6 on")
+    expect(peer, b"/ack/%d/2/" % S, [], [])  # late and reordered: ignored, not a misbehaviour
+    expect(peer, b"/ack/%d/10/" % S, [], [])
+    expect(peer, b"/ack/%d/11/" % S, [b"/close/%d/" % S], [Closed(S)])
+    expect(peer, b"/ack/%d/10/" % S, [b"/close/%d/" % S], [])  # closed: the session is gone
