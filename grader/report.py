@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .scoring import KataResult, Report
+from .scoring import Report
 
 __all__ = ["FORMATS", "render", "to_annotations", "write_atomic"]
 
@@ -144,26 +144,32 @@ def to_gradescope(report: Report) -> str:
                 }
             )
     total = sum(k.duration for k in report.katas)
+    lines = [f"Backend katas: {report.score}/{report.max_score} ({report.percent:.1f}%)"]
+    for k in report.katas:  # a kata's reason (a forbidden import, a crash) is on no test
+        reason = f": {k.reason}" if k.reason else ""
+        lines.append(
+            f"{k.title} ({k.slug}): {k.status.replace('_', ' ')}, {k.score}/{k.max_score}{reason}"
+        )
     data = {
         "score": report.score,
         "execution_time": round(total, 3),
-        "output": f"Backend katas: {report.score}/{report.max_score}",
+        "output": "\n".join(lines),
         "tests": tests,
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _exercism_status(k: KataResult) -> str:
-    ran = any(s.outcome != "not_run" for s in k.specs)
-    if not ran:
-        return "error"
-    return "pass" if k.status == "passed" else "fail"
-
-
 def to_exercism(report: Report) -> str:
-    """Exercism test-runner ``results.json``, version 3 (one exercise: the first kata graded)."""
+    """Exercism test-runner ``results.json``, version 3. Each kata is a task (``task_id`` is its
+    position in the report, from 1), each spec a test, in the order the specs were listed.
+
+    The status is ``error`` only when no spec ran at all (then ``message`` says why), ``pass``
+    when every kata passed, ``fail`` otherwise. A test's ``output`` is for what the learner's
+    code printed (at most 500 characters); the grader does not keep that per spec, so the key is
+    left out, as the interface allows. ``test_code`` is left out too: specs stay hidden.
+    """
     tests = []
-    for k in report.katas:
+    for task_id, k in enumerate(report.katas, 1):
         for s in k.specs:
             status = {"passed": "pass", "failed": "fail"}.get(s.outcome, "error")
             tests.append(
@@ -171,17 +177,20 @@ def to_exercism(report: Report) -> str:
                     "name": s.title,
                     "status": status,
                     "message": s.message or None,
-                    "output": None,
-                    "task_id": None,
+                    "task_id": task_id,
                 }
             )
-    statuses = {_exercism_status(k) for k in report.katas}
-    status = "error" if statuses == {"error"} else ("pass" if statuses == {"pass"} else "fail")
-    data = {"version": 3, "status": status, "tests": tests}
+    ran = any(s.outcome != "not_run" for k in report.katas for s in k.specs)
+    if not ran:
+        status = "error"
+    elif all(k.status == "passed" for k in report.katas):
+        status = "pass"
+    else:
+        status = "fail"
+    data = {"version": 3, "status": status, "message": None, "tests": tests}
     if status == "error":
-        data["message"] = (
-            "; ".join(k.reason for k in report.katas if k.reason)[:5000] or "no test ran"
-        )
+        reasons = [f"{k.slug}: {k.reason}" for k in report.katas if k.reason]
+        data["message"] = "; ".join(reasons) or "no spec ran"
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
