@@ -1,0 +1,366 @@
+"""Hidden specs for HttpServer over real sockets on 127.0.0.1: real clients (http.client, httpx),
+pipelining, limits and smuggling defences, keep-alive and closing, the request deadline.
+
+Responses are read with h11 as the client; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+
+import httpx
+import pytest
+from _helpers import Client, Recorder, exchange, replies, request_bytes, running, what
+from http1_server import HttpServer
+
+from grader.spectools import LOCALHOST, bounded, called, short
+
+
+def blocking_session(port: int) -> tuple[list[int], list[tuple[int, bytes, str | None]]]:
+    """Four requests on one http.client.HTTPConnection; the local port used for each."""
+    conn = http.client.HTTPConnection(LOCALHOST, port, timeout=3)
+    ports, results = [], []
+    try:
+        for method, path, body in [
+            ("GET", "/hello", None),
+            ("POST", "/echo", b"payload one"),
+            ("PUT", "/echo?x=1", b""),
+            ("GET", "/pieces", None),
+        ]:
+            conn.request(method, path, body=body, headers={"X-Tag": f"{method} {path}"})
+            assert conn.sock is not None, f"http.client has no socket after sending {method} {path}"
+            ports.append(conn.sock.getsockname()[1])
+            response = conn.getresponse()
+            results.append((response.status, response.read(), response.getheader("Connection")))
+    finally:
+        conn.close()
+    return ports, results
+
+
+@pytest.mark.points(3)
+async def test_http_client_keeps_one_connection():
+    """http.client sends four requests over ONE keep-alive connection and gets each right answer."""
+    recorder = Recorder()
+    async with running(recorder) as port:
+        try:
+            ports, results = await bounded(
+                asyncio.to_thread(blocking_session, port), 10.0, "four http.client requests"
+            )
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(
+                f"http.client raised {short(error)} talking to the server"
+            ) from None
+    statuses = [status for status, _, _ in results]
+    assert statuses == [200, 200, 200, 200], called(
+        "http.client: four requests -> statuses", statuses
+    )
+    bodies = [body for _, body, _ in results]
+    assert bodies[0] == b"hello" and bodies[3] == b"chunked reply", called(
+        "http.client: bodies of GET /hello and GET /pieces",
+        (bodies[0], bodies[3]),
+        (b"hello", b"chunked reply"),
+    )
+    echoed = [r.body for r in recorder.seen[1:3]]
+    assert echoed == [b"payload one", b""], called(
+        "bodies the /echo handler got", echoed, [b"payload one", b""]
+    )
+    assert len(set(ports)) == 1, (
+        f"http.client used local ports {ports} for four requests; expected one connection kept "
+        "alive (the server closed it after a response)"
+    )
+
+
+@pytest.mark.points(2)
+async def test_httpx_async_client():
+    """httpx.AsyncClient gets correct answers: JSON, a chunked upload, a chunked reply, 404, 405."""
+    recorder = Recorder()
+
+    async def upload():
+        yield b"chunk-one "
+        yield b"chunk-two"
+
+    async with running(recorder) as port:
+
+        async def session():
+            base = f"http://{LOCALHOST}:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=3.0) as client:
+                return [
+                    await client.get("/hello"),
+                    await client.post("/echo", json={"a": [1, 2]}, headers={"X-Tag": "json"}),
+                    await client.post("/echo", content=upload()),
+                    await client.get("/pieces"),
+                    await client.get("/nowhere"),
+                    await client.delete("/echo"),
+                ]
+
+        try:
+            got = await bounded(session(), 10.0, "six httpx requests")
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(f"httpx raised {short(error)} talking to the server") from None
+    hello, as_json, chunked, pieces, missing, wrong = got
+    assert (hello.status_code, hello.content) == (200, b"hello"), called(
+        "GET /hello", (hello.status_code, hello.content), (200, b"hello")
+    )
+    info = as_json.json()
+    assert json.loads(info["body"]) == {"a": [1, 2]} and info["x-tag"] == "json", called(
+        "POST /echo with JSON -> what the handler saw", info
+    )
+    sent = recorder.seen[2]
+    assert sent.body == b"chunk-one chunk-two", called(
+        "POST /echo with a chunked upload -> request.body", sent.body, b"chunk-one chunk-two"
+    )
+    assert pieces.content == b"chunked reply", called(
+        "GET /pieces body", pieces.content, b"chunked reply"
+    )
+    assert missing.status_code == 404, called("GET /nowhere status", missing.status_code, 404)
+    allow = sorted(m.strip() for m in wrong.headers.get("allow", "").split(","))
+    assert wrong.status_code == 405 and allow == ["GET", "POST", "PUT"], called(
+        "DELETE /echo -> (status, Allow)",
+        (wrong.status_code, wrong.headers.get("allow")),
+        (405, "GET, POST, PUT"),
+    )
+
+
+@pytest.mark.points(3)
+async def test_pipelined_requests_answered_in_order():
+    """Three requests written at once are all answered, in order, then the connection closes."""
+    recorder = Recorder()
+    data = (
+        request_bytes("GET", "/echo?n=1", [("X-Tag", "first")])
+        + request_bytes(
+            "POST", "/echo?n=2", [("X-Tag", "second"), ("Content-Length", "4")], b"body"
+        )
+        + request_bytes("GET", "/echo?n=3", [("X-Tag", "third"), ("Connection", "close")])
+    )
+    async with running(recorder) as port:
+        raw = await exchange(port, data)
+    got = replies(raw)
+    tags = [(r.status, r.json()["x-tag"]) for r in got if r.status == 200]
+    want = [(200, "first"), (200, "second"), (200, "third")]
+    assert tags == want and len(got) == 3, called(
+        "three pipelined requests in one write -> (status, X-Tag echoed)",
+        [(r.status, r.body[:40]) for r in got],
+        want,
+    )
+    assert got[1].json()["body"] == "body", called(
+        "second reply's echoed body", got[1].json()["body"], "body"
+    )
+    assert got[2].header("connection") == "close", called(
+        "Connection field of the reply to 'Connection: close'", got[2].header("connection"), "close"
+    )
+
+
+@pytest.mark.points(1)
+async def test_requests_before_a_bad_one_are_answered():
+    """In a pipeline, the requests before a bad one are answered, then the 400, then the close."""
+    recorder = Recorder()
+    data = (
+        request_bytes("GET", "/hello") + b"GET /hello HTTP/1.1\r\nHost: spec\r\nBad Name: x\r\n\r\n"
+    )
+    async with running(recorder) as port:
+        raw = await exchange(port, data)
+    got = [r.status for r in replies(raw)]
+    assert got == [200, 400], called(f"{what(data)} in one write -> statuses", got, [200, 400])
+
+
+async def refused(port: int, data: bytes, statuses: set[int], why: str, recorder: Recorder) -> None:
+    """``data`` gets exactly one error reply with Connection: close, then EOF; no handler runs."""
+    raw = await exchange(port, data)
+    got = replies(raw)
+    want = " or ".join(str(s) for s in sorted(statuses))
+    assert len(got) == 1 and got[0].status in statuses, called(
+        f"{why}: the replies to {what(data, 100)}",
+        got,
+        f"one {want} reply, then the connection closed",
+    )
+    assert got[0].header("connection") == "close", called(
+        f"{why}: Connection field of the {got[0].status}", got[0].header("connection"), "close"
+    )
+    assert not recorder.seen, called(f"{why}: handlers that ran", recorder.targets, [])
+
+
+@pytest.mark.points(2)
+async def test_header_limit_over_socket():
+    """A header section over max_header_bytes gets 431 with Connection: close, and the close."""
+    recorder = Recorder()
+    data = request_bytes("GET", "/hello", [("X-Big", "b" * 3000)])
+    async with running(recorder, max_header_bytes=1024) as port:
+        await refused(port, data, {431}, "a 3 KB header section, max_header_bytes=1024", recorder)
+
+
+@pytest.mark.points(2)
+async def test_body_limit_over_socket():
+    """A Content-Length over max_body_bytes gets 413 at once, without waiting for the body."""
+    recorder = Recorder()
+    data = request_bytes("POST", "/echo", [("Content-Length", "1000000")])
+    async with running(recorder, max_body_bytes=1000) as port:
+        await refused(
+            port, data, {413}, "Content-Length: 1000000 (body not sent), max 1000", recorder
+        )
+
+
+@pytest.mark.points(3)
+async def test_smuggling_attempts_over_socket():
+    """CL.TE, TE.CL, CL.CL and an obfuscated Transfer-Encoding each get 400 and a close, nothing else."""
+    smuggled = b"0\r\n\r\nGET /hello HTTP/1.1\r\nHost: spec\r\n\r\n"
+    attempts = {
+        "CL.TE": request_bytes(
+            "POST",
+            "/echo",
+            [("Content-Length", str(len(smuggled))), ("Transfer-Encoding", "chunked")],
+            smuggled,
+        ),
+        "TE.CL": request_bytes(
+            "POST",
+            "/echo",
+            [("Transfer-Encoding", "chunked"), ("Content-Length", "3")],
+            b"5c\r\n" + smuggled,
+        ),
+        "CL.CL": request_bytes(
+            "POST",
+            "/echo",
+            [("Content-Length", "0"), ("Content-Length", str(len(smuggled)))],
+            smuggled,
+        ),
+        "TE: xchunked": request_bytes(
+            "POST", "/echo", [("Transfer-Encoding", "xchunked")], smuggled
+        ),
+    }
+    async with running(recorder := Recorder()) as port:
+        for name, data in attempts.items():
+            await refused(port, data, {400}, name, recorder)
+
+
+@pytest.mark.points(2)
+async def test_connection_close_is_honoured():
+    """After answering a request with Connection: close the server closes; a request behind it is ignored."""
+    recorder = Recorder()
+    data = request_bytes("GET", "/hello", [("Connection", "close")]) + request_bytes("GET", "/echo")
+    async with running(recorder) as port:
+        raw = await exchange(port, data)
+    got = replies(raw)
+    assert [r.status for r in got] == [200], called(
+        f"{what(data, 100)} -> replies", got, "one 200, then the close"
+    )
+    assert got[0].header("connection") == "close", called(
+        "Connection field of the reply", got[0].header("connection"), "close"
+    )
+    assert recorder.targets == ["/hello"], called("handlers that ran", recorder.targets, ["/hello"])
+
+
+@pytest.mark.points(1)
+async def test_http10_closes_unless_keep_alive():
+    """HTTP/1.0 closes after the response, unless it asked for keep-alive (then the reply says so)."""
+    async with running() as port:
+        raw = await exchange(port, request_bytes("GET", "/hello", version="HTTP/1.0"))
+        got = [r.status for r in replies(raw)]
+        assert got == [200], called("GET /hello HTTP/1.0 -> replies before the close", got, [200])
+        client = await Client.connect(port)
+        try:
+            keep = [("Connection", "keep-alive")]
+            await client.send(request_bytes("GET", "/hello", keep, version="HTTP/1.0"))
+            first = await client.reply("the reply to an HTTP/1.0 keep-alive request")
+            assert "keep-alive" in (first.header("connection") or "").lower(), called(
+                "HTTP/1.0 + Connection: keep-alive -> Connection field of the reply",
+                first.header("connection"),
+                "keep-alive",
+            )
+            await client.send(request_bytes("GET", "/hello", version="HTTP/1.0"))
+            second = await client.reply("the reply to a second request on the kept connection")
+            assert second.status == 200, called(
+                "second HTTP/1.0 request status", second.status, 200
+            )
+            rest = await client.eof("the close after an HTTP/1.0 request without keep-alive")
+            assert rest == b"", called("bytes after the second reply", rest, b"")
+        finally:
+            await client.close()
+
+
+@pytest.mark.points(1)
+async def test_handler_error_is_500_and_connection_survives():
+    """A handler that raises gets a 500; the connection keeps serving the next request."""
+    async with running() as port:
+        client = await Client.connect(port)
+        try:
+            await client.send(request_bytes("GET", "/boom"))
+            first = await client.reply("the reply to GET /boom (its handler raises)")
+            assert first.status == 500, called("GET /boom status", first.status, 500)
+            await client.send(request_bytes("GET", "/hello"))
+            second = await client.reply("the reply to GET /hello after the 500")
+            assert (second.status, second.body) == (200, b"hello"), called(
+                "GET /hello after the 500", (second.status, second.body), (200, b"hello")
+            )
+        finally:
+            await client.close()
+
+
+@pytest.mark.points(2)
+async def test_request_deadline_stops_slowloris():
+    """A request not complete within request_timeout is dropped, even if a byte trickles in often."""
+    async with running(request_timeout=0.5) as port:
+        client = await Client.connect(port)
+        try:
+            await client.send(b"GET /hello HTTP/1.1\r\nHost: spec\r\n")
+
+            async def trickle():
+                try:
+                    for _ in range(400):  # outlasts the 4 s bound below
+                        await client.send(b"X-Slow: 1\r\n")
+                        await asyncio.sleep(0.02)  # pacing the client, not waiting for anything
+                except ConnectionError:
+                    pass
+
+            sender = asyncio.create_task(trickle())
+            try:
+                rest = await client.eof(
+                    "the server to drop a request that trickles in for 4 s", 4.0
+                )
+            finally:
+                sender.cancel()
+            statuses = [r.status for r in replies(rest)] if rest else []
+            assert statuses in ([], [408]), called(
+                "what came before the close", statuses, "nothing or one 408"
+            )
+        finally:
+            await client.close()
+        idle = await Client.connect(port)
+        try:
+            rest = await idle.eof("the server to drop a connection that sends nothing", 4.0)
+            statuses = [r.status for r in replies(rest)] if rest else []
+            assert statuses in ([], [408]), called(
+                "idle connection: what came before the close", statuses
+            )
+        finally:
+            await idle.close()
+
+
+@pytest.mark.points(1)
+async def test_close_stops_the_server():
+    """server.close() returns promptly, closes kept-alive connections and stops accepting."""
+    recorder = Recorder()
+    server = HttpServer(recorder.router())
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+    client = await Client.connect(port)
+    try:
+        await client.send(request_bytes("GET", "/hello"))
+        reply = await client.reply("the reply to GET /hello")
+        assert reply.status == 200, called("GET /hello status", reply.status, 200)
+        await bounded(server.close(), 3.0, "server.close() with one idle keep-alive connection")
+        rest = await client.eof("the kept-alive connection to be closed by server.close()")
+        assert rest == b"", called("bytes after server.close()", rest, b"")
+    finally:
+        await client.close()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(LOCALHOST, port), 2.0)
+    except OSError:
+        return
+    writer.close()
+    raise AssertionError(
+        f"Connected to port {port} after server.close(); expected the connection refused"
+    )
