@@ -1,0 +1,165 @@
+"""Malformed and unsupported requests get the right status code, and the server keeps going.
+
+Requests here are raw bytes on a socket; the responses are parsed with h11, an independent
+HTTP/1.1 implementation. Requests the server refuses carry no body bytes, so it never closes
+a socket with unread data (which would reset the connection and lose the response).
+"""
+
+from __future__ import annotations
+
+import pytest
+from _helpers import (
+    called,
+    collect_garbage,  # noqa: F401  (autouse fixture)
+    exchange,
+    running,
+)
+
+
+async def _expect(data: bytes, status: int, what: str, **options: object) -> None:
+    async with running(**options) as srv:
+        reply = await exchange(srv.port, data, what)
+        assert reply.status == status, called(what, reply.status, status)
+        if status != 204:
+            kind = reply.headers.get("content-type", "")
+            assert kind.startswith("application/json"), called(
+                f"{what} (Content-Type of the error)", kind, "application/json"
+            )
+        # The server is still serving.
+        probe = b"GET /messages?after=99&timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+        after = await exchange(srv.port, probe, "GET /messages?after=99&timeout=0")
+        assert after.status in (200, 204), called(
+            f"GET /messages?after=99&timeout=0 after {what}", after.status, "200 or 204"
+        )
+
+
+def _get(target: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: spec\r\n\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GARBAGE",
+        b"GET /messages",
+        b"GET  /messages HTTP/1.1",
+        b"GET /messages HTTP/1.1 extra",
+        b"GET /messages HTTP/9.9",
+        b"GET messages HTTP/1.1",
+        b"G(T /messages HTTP/1.1",
+    ],
+    ids=lambda line: line.decode(),
+)
+async def test_malformed_request_line_gets_400(request_line: bytes) -> None:
+    """A request line that is not "METHOD SP /target SP HTTP/1.x" gets 400 Bad Request."""
+    await _expect(request_line + b"\r\nHost: spec\r\n\r\n", 400, f"request line {request_line!r}")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"Host: spec\r\nNo colon here",
+        b"Host : spec",
+        b"Host: spec\r\nX-Folded: one\r\n two",
+        b"Host: spec\r\n: no name",
+        b"Accept: */*",
+    ],
+    ids=["no-colon", "space-before-colon", "obs-fold", "empty-name", "no-host"],
+)
+async def test_malformed_header_fields_get_400(fields: bytes) -> None:
+    """A malformed header field, or an HTTP/1.1 request without Host, gets 400."""
+    data = b"GET /messages?timeout=0 HTTP/1.1\r\n" + fields + b"\r\n\r\n"
+    await _expect(data, 400, f"GET /messages with header fields {fields!r}")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=-1",
+        "after=abc",
+        "after=+1",
+        "after=%D9%A3",  # ARABIC-INDIC DIGIT THREE: a digit to str.isdigit, not to HTTP
+        "after=" + "9" * 5000,
+        "limit=0",
+        "timeout=-1",
+        "timeout=nan",
+        "timeout=soon",
+    ],
+    ids=lambda q: q[:24],
+)
+async def test_bad_query_values_get_400(query: str) -> None:
+    """An after, limit or timeout that is not a valid value gets 400."""
+    # timeout=0 added: a server that accepts the bad value answers at once instead of parking
+    target = f"/messages?{query}" if "timeout=" in query else f"/messages?{query}&timeout=0"
+    await _expect(_get(target), 400, f"GET {target[:60]}")
+
+
+@pytest.mark.parametrize("target", ["/", "/messages/1", "/messagesx?after=0"])
+async def test_unknown_path_gets_404(target: str) -> None:
+    """Any path other than /messages gets 404 Not Found."""
+    await _expect(_get(target), 404, f"GET {target}")
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_wrong_method_gets_405_with_allow(method: str) -> None:
+    """Another method on /messages gets 405 with an Allow header naming GET and POST."""
+    async with running() as srv:
+        data = f"{method} /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 0\r\n\r\n".encode()
+        reply = await exchange(srv.port, data, f"{method} /messages")
+        assert reply.status == 405, called(f"{method} /messages", reply.status, 405)
+        allow = {m.strip() for m in reply.headers.get("allow", "").split(",")}
+        assert {"GET", "POST"} <= allow, called(
+            f"{method} /messages (Allow header)", sorted(allow), ["GET", "POST"]
+        )
+
+
+async def test_post_without_content_length_gets_411() -> None:
+    """A POST without Content-Length gets 411 Length Required."""
+    await _expect(
+        b"POST /messages HTTP/1.1\r\nHost: spec\r\n\r\n", 411, "POST without Content-Length"
+    )
+
+
+@pytest.mark.parametrize(
+    "length",
+    [b"abc", b"+5", b"", b"5, 6", b"5\r\nContent-Length: 6"],
+    ids=["abc", "plus", "empty", "list-differs", "fields-differ"],
+)
+async def test_invalid_content_length_gets_400(length: bytes) -> None:
+    """An invalid or self-contradicting Content-Length gets 400."""
+    data = b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: " + length + b"\r\n\r\n"
+    await _expect(data, 400, f"POST with Content-Length: {length!r}")
+
+
+async def test_repeated_identical_content_length_is_accepted() -> None:
+    """Content-Length: 5, 5 (the same value repeated) is accepted, as RFC 9112 §6.3 allows."""
+    data = b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 5, 5\r\n\r\nhello"
+    await _expect(data, 201, "POST with Content-Length: 5, 5")
+
+
+async def test_body_over_max_body_gets_413_before_it_is_read() -> None:
+    """A Content-Length over max_body gets 413 at once, without waiting for the body."""
+    data = b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 11\r\n\r\n"
+    await _expect(data, 413, "POST with Content-Length: 11 (max_body=10)", max_body=10)
+
+
+async def test_transfer_encoding_gets_501() -> None:
+    """A request with Transfer-Encoding (chunked bodies) gets 501 Not Implemented."""
+    data = b"POST /messages HTTP/1.1\r\nHost: spec\r\nTransfer-Encoding: chunked\r\n\r\n"
+    await _expect(data, 501, "POST with Transfer-Encoding: chunked")
+
+
+async def test_oversized_request_head_gets_431() -> None:
+    """A request head over 16 KiB gets 431 Request Header Fields Too Large."""
+    data = b"GET /messages HTTP/1.1\r\nHost: spec\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n"
+    await _expect(data, 431, "GET with a 17 kB header field")
+
+
+async def test_body_that_is_not_utf8_gets_400() -> None:
+    """A POST body that is not valid UTF-8 gets 400 and publishes nothing."""
+    async with running() as srv:
+        data = b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 2\r\n\r\n\xff\xfe"
+        reply = await exchange(srv.port, data, "POST with body b'\\xff\\xfe'")
+        assert reply.status == 400, called("POST with body b'\\xff\\xfe'", reply.status, 400)
+        first = srv.server.publish("ok")
+        assert first == 1, called('server.publish("ok") after the refused POST', first, 1)

@@ -1,0 +1,313 @@
+"""MUTANT: a parked poll blocks a worker thread on a threading.Condition (asyncio.to_thread) instead of awaiting a future."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import math
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["MAX_HEAD", "LongPollServer"]
+
+MAX_HEAD = 16 * 1024  # bytes of request line + header fields; more is refused with 431
+
+REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+}
+
+# RFC 9110 §5.6.2: a token is one or more of these characters (method and field names).
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+VERSIONS = ("HTTP/1.0", "HTTP/1.1")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One published message: its id (1, 2, 3, ...) and its body."""
+
+    id: int
+    body: str
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    payload: object = None  # serialised as JSON; a 204 has no body at all
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def encode(self) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {REASONS[self.status]}"]
+        body = b""
+        if self.status != 204:  # RFC 9110 §15.3.5: a 204 has no content and no Content-Length
+            body = json.dumps(self.payload, ensure_ascii=False).encode()
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class HTTPError(Exception):
+    """Raised anywhere while handling a request; becomes an error response."""
+
+    def __init__(self, status: int, detail: str, headers: tuple[tuple[str, str], ...] = ()):
+        super().__init__(detail)
+        self.response = Response(status, {"error": detail}, headers)
+
+
+class Wake(enum.Enum):
+    NEWS = "news"
+    TIMEOUT = "timeout"
+    GONE = "gone"
+
+
+class LongPollServer:
+    """A message log served over HTTP/1.1 with long polling."""
+
+    def __init__(
+        self,
+        *,
+        poll_timeout: float = 30.0,
+        max_batch: int = 100,
+        max_body: int = 64 * 1024,
+        on_waiting: Callable[[int], None] | None = None,
+    ) -> None:
+        self.poll_timeout = poll_timeout
+        self.max_batch = max_batch
+        self.max_body = max_body
+        self._on_waiting = on_waiting
+        self._log: list[Message] = []
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
+        self._server: asyncio.Server | None = None
+        self._changed = threading.Condition()
+
+    # -- the message log ------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        """How many polls are parked right now."""
+        return len(self._waiters)
+
+    def publish(self, body: str) -> int:
+        """Append ``body`` to the log, wake every parked poll, return the new id."""
+        with self._changed:
+            message = Message(len(self._log) + 1, body)
+            self._log.append(message)
+            self._changed.notify_all()
+        # Wake them all: each re-reads the log for itself, so a poll whose cursor is still
+        # ahead of the log simply parks again.
+        for news in self._waiters:
+            if not news.done():
+                news.set_result(None)
+        return message.id
+
+    def _park(self, news: asyncio.Future[None]) -> None:
+        self._waiters.add(news)
+        if self._on_waiting is not None:
+            self._on_waiting(len(self._waiters))
+
+    def _unpark(self, news: asyncio.Future[None]) -> None:
+        self._waiters.discard(news)
+        if self._on_waiting is not None:
+            self._on_waiting(len(self._waiters))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on ``host:port`` (port 0: any free port); return the bound port."""
+        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and end every open connection, parked polls included."""
+        if self._server is None:
+            return
+        self._server.close()
+        # Closing a connection's transport ends its stream: a parked poll sees the client
+        # "leave" and unparks, a half-read request fails to read. No task is cancelled.
+        handlers = list(self._connections.values())
+        for writer in self._connections:
+            writer.close()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    # -- one connection, one request ------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[writer] = task
+        try:
+            try:
+                request = await self._read_request(reader)
+                response = await self._route(request, reader)
+            except HTTPError as error:
+                response = error.response
+            if response is not None:  # None: the client left while its poll was parked
+                writer.write(response.encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client closed the connection in the middle of a request
+        finally:
+            del self._connections[writer]
+            writer.close()
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> Request:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise HTTPError(431, f"request head over {MAX_HEAD} bytes") from None
+        request_line, *field_lines = head[:-4].split(b"\r\n")
+
+        parts = request_line.split(b" ")
+        if len(parts) != 3:
+            raise HTTPError(400, "request line is not: method SP target SP version")
+        method, target, version = (part.decode("latin-1") for part in parts)
+        if not TOKEN.fullmatch(method) or not target.startswith("/") or version not in VERSIONS:
+            raise HTTPError(400, "malformed request line")
+
+        headers: dict[str, list[str]] = {}
+        for line in field_lines:
+            name, colon, value = line.partition(b":")
+            # No colon, whitespace before the colon (RFC 9112 §5.1) or a folded line
+            # (obs-fold, §5.2): the name is then not a token.
+            if not colon or not TOKEN.fullmatch(name.decode("latin-1")):
+                raise HTTPError(400, "malformed header field")
+            headers.setdefault(name.decode("latin-1").lower(), []).append(
+                value.strip(b" \t").decode("latin-1")
+            )
+        if version == "HTTP/1.1" and "host" not in headers:
+            raise HTTPError(400, "HTTP/1.1 request without Host")  # RFC 9112 §3.2
+        if "transfer-encoding" in headers:
+            raise HTTPError(501, "transfer codings are not supported; send Content-Length")
+
+        length = self._content_length(headers.get("content-length"))
+        if method == "POST" and length is None:
+            raise HTTPError(411, "POST needs a Content-Length")
+        if length is not None and length > self.max_body:
+            raise HTTPError(413, f"body over {self.max_body} bytes")
+        body = await reader.readexactly(length) if length else b""
+
+        url = urlsplit(target)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        return Request(method, url.path, query, body)
+
+    @staticmethod
+    def _content_length(values: list[str] | None) -> int | None:
+        if values is None:
+            return None
+        # "5", or repeats of the same value ("5, 5" / two fields): RFC 9112 §6.3 item 5.
+        found = {item.strip() for value in values for item in value.split(",")}
+        if len(found) != 1:
+            raise HTTPError(400, "conflicting Content-Length values")
+        return _natural(found.pop(), "Content-Length")
+
+    async def _route(self, request: Request, reader: asyncio.StreamReader) -> Response | None:
+        if request.path != "/messages":
+            raise HTTPError(404, f"no resource at {request.path}")
+        if request.method == "POST":
+            try:
+                body = request.body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise HTTPError(400, "body is not UTF-8") from None
+            return Response(201, {"id": self.publish(body)})
+        if request.method == "GET":
+            return await self._poll(request, reader)
+        raise HTTPError(405, f"{request.method} not allowed", (("Allow", "GET, POST"),))
+
+    # -- the poll -------------------------------------------------------------------------
+
+    async def _poll(self, request: Request, reader: asyncio.StreamReader) -> Response | None:
+        after = _natural(request.query.get("after", "0"), "after")
+        limit = self.max_batch
+        if "limit" in request.query:
+            limit = min(_natural(request.query["limit"], "limit"), self.max_batch)
+            if limit == 0:
+                raise HTTPError(400, "limit must be at least 1")
+        timeout = self.poll_timeout
+        if "timeout" in request.query:
+            timeout = min(_seconds(request.query["timeout"]), self.poll_timeout)
+
+        if len(self._log) <= after:
+            wake = await self._wait_for_news(after, timeout, reader)
+            if wake is Wake.GONE:
+                return None
+            if wake is Wake.TIMEOUT:
+                return Response(204)
+        # The cursor is the id of the last message *sent*, not the head of the log: with a
+        # limit the client must come back for the rest.
+        batch = self._log[after : after + limit]
+        return Response(
+            200,
+            {"messages": [{"id": m.id, "body": m.body} for m in batch], "cursor": batch[-1].id},
+        )
+
+    async def _wait_for_news(
+        self, after: int, timeout: float, reader: asyncio.StreamReader
+    ) -> Wake:
+        loop = asyncio.get_running_loop()
+        gone = asyncio.create_task(_until_eof(reader))
+        news: asyncio.Future[None] = loop.create_future()
+        self._park(news)
+        try:
+            blocked = asyncio.ensure_future(asyncio.to_thread(self._block, after, timeout))
+            await asyncio.wait((blocked, gone), return_when=asyncio.FIRST_COMPLETED)
+            if gone.done():
+                return Wake.GONE
+            return Wake.NEWS if blocked.result() else Wake.TIMEOUT
+        finally:
+            self._unpark(news)
+            gone.cancel()
+
+    def _block(self, after: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._log) > after, timeout)
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    """Return when the client closes its end (anything it sends meanwhile is ignored)."""
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(4096):
+            pass
+
+
+def _natural(text: str, name: str) -> int:
+    """A non-negative decimal integer written with ASCII digits only, or 400."""
+    if not (text.isascii() and text.isdigit()):
+        raise HTTPError(400, f"{name} must be a non-negative integer")
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise HTTPError(400, f"{name} is too long") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise HTTPError(400, "timeout must be a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise HTTPError(400, "timeout must be finite and not negative")
+    return seconds
