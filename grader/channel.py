@@ -5,6 +5,11 @@ what passed. It hands the child two pipes: one carrying a fresh random key (read
 grader plugin before any learner code is imported, then closed) and one for records. Every
 record is a JSON line signed with HMAC-SHA256 under that key and numbered, so a line that
 learner code prints, forges or replays without the key is dropped and noticed.
+
+Learner code can find the channel's file descriptor and write to it. The reader stays cheap
+whatever arrives: a line longer than MAX_LINE is dropped as it streams in (never buffered
+whole), and after MAX_REJECTED bad lines the channel counts as flooded and the rest is
+discarded unread. Either way the run loses records, never gains them.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KEY_BYTES", "Reader", "Writer", "new_key"]
+__all__ = ["KEY_BYTES", "MAX_LINE", "MAX_REJECTED", "Reader", "Writer", "new_key"]
 
 KEY_BYTES = 32
+MAX_LINE = 1 << 20  # bytes; a genuine record is a few hundred
+MAX_REJECTED = 10_000  # bad lines before the channel counts as flooded
 
 
 def new_key() -> bytes:
@@ -54,13 +61,32 @@ class Reader:
     key: bytes
     records: list[dict] = field(default_factory=list)
     rejected: int = 0
-    _buffer: bytes = b""
+    flooded: bool = False
+    _buffer: bytearray = field(default_factory=bytearray)
+    _overlong: bool = False  # inside a line already too long to keep
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self._accept(line)
+        start = 0
+        while not self.flooded:
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start:end]
+            if not self._overlong:
+                self._buffer += piece
+                if len(self._buffer) > MAX_LINE:
+                    self._overlong = True
+                    self._buffer.clear()
+                    self._reject()
+            if end < 0:
+                return
+            if not self._overlong:
+                self._accept(bytes(self._buffer))
+            self._buffer.clear()
+            self._overlong = False
+            start = end + 1
+
+    def _reject(self) -> None:
+        self.rejected += 1
+        self.flooded = self.rejected >= MAX_REJECTED
 
     def _accept(self, line: bytes) -> None:
         try:
@@ -72,6 +98,6 @@ class Reader:
             if record["seq"] != len(self.records) + 1:
                 raise ValueError("out of sequence")
         except (ValueError, KeyError, TypeError, AttributeError):
-            self.rejected += 1
+            self._reject()
             return
         self.records.append(record)

@@ -2,17 +2,28 @@
 
 The grader starts one such process per kata run (``grader.runner``), already in its own
 process group, with resource limits and a scrubbed environment. This module then, in order:
-reads the channel key from its pipe and closes it (before any learner code exists), installs
-the run-time import guard, optionally starts coverage, and runs pytest with the grader's own
-settings and plugin. Nothing from the workspace configures pytest: the ini file is the
-grader's, passed with ``-c``.
+
+1. forks: the parent becomes the run's *supervisor* and never runs learner code; the child
+   goes on to run the specs (see :class:`Supervisor`);
+2. reads the channel key from its pipe and closes it (before any learner code exists);
+3. seals the workspace (see :class:`SealedWorkspace`): spec modules are served from copies
+   read now, and nothing else in the folder but the declared learner files can be imported
+   or, from Python, overwritten;
+4. installs the run-time import guard, optionally starts coverage, and runs pytest with the
+   grader's own settings and plugin. Nothing from the workspace configures pytest: the ini
+   file is the grader's, passed with ``-c``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 PYTEST_PLUGINS = ("pytest_timeout", "pytest_asyncio.plugin", "_hypothesis_pytestplugin")
@@ -26,6 +37,259 @@ asyncio_mode = auto
 asyncio_default_fixture_loop_scope = function
 timeout_method = signal
 """
+
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+CENSUS_EVERY = 0.2  # seconds between the supervisor's counts of the run's processes
+KILL_DEADLINE = 5.0  # seconds the supervisor spends killing before it gives up
+
+
+# -- the supervisor ------------------------------------------------------------------------
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process (Linux /proc; empty elsewhere)."""
+    table = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            table[int(entry.name)] = (int(fields[1]), fields[0].decode())
+    return table
+
+
+class Supervisor:
+    """The parent half of the spec process: a child subreaper that runs no learner code.
+
+    Every process the specs start stays its descendant (orphans are re-parented to a
+    subreaper, not to init), whatever it does: ``setsid``, double forks, an empty
+    environment. The supervisor waits for the spec process, counts the run's processes every
+    CENSUS_EVERY seconds and stops the run when there are more than ``max_processes``;
+    when the spec process ends, or the grader sends SIGTERM, it stops every descendant
+    (SIGSTOP, so nothing forks while it sweeps) and kills it, then reports on its status pipe.
+    """
+
+    def __init__(self, child: int, status_fd: int, max_processes: int) -> None:
+        self.child = child
+        self.status_fd = status_fd
+        self.max_processes = max_processes
+        self.stopped = ""
+        self.peak = 0
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        status = self._wait()
+        self._kill_descendants()
+        report = {
+            "supervisor": 1,
+            "returncode": os.waitstatus_to_exitcode(status) if status is not None else None,
+            "stopped": self.stopped,
+            "peak": self.peak,
+        }
+        os.write(self.status_fd, (json.dumps(report) + "\n").encode())
+        os._exit(0)
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        _kill(self.child, signal.SIGKILL)  # the grader stops the run (time is up)
+
+    def _wait(self) -> int | None:
+        census = 0.0
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)  # the spec process, or an adopted orphan
+            except ChildProcessError:
+                return None
+            if pid == self.child:
+                return status
+            if pid:
+                continue
+            if time.monotonic() >= census:
+                census = time.monotonic() + CENSUS_EVERY
+                alive = len(self._descendants())
+                self.peak = max(self.peak, alive)
+                if alive > self.max_processes and not self.stopped:
+                    self.stopped = (
+                        f"the run had more than {self.max_processes} processes at once "
+                        "(a fork bomb?) and was stopped"
+                    )
+                    _kill(self.child, signal.SIGKILL)
+            time.sleep(0.02)
+
+    def _descendants(self) -> list[int]:
+        table = _process_table()
+        children: dict[int, list[int]] = {}
+        for pid, (parent, state) in table.items():
+            if state not in ("Z", "X"):
+                children.setdefault(parent, []).append(pid)
+        found, queue = [], [os.getpid()]
+        while queue:
+            for pid in children.get(queue.pop(), ()):
+                found.append(pid)
+                queue.append(pid)
+        return found
+
+    def _kill_descendants(self) -> None:
+        deadline = time.monotonic() + KILL_DEADLINE
+        while time.monotonic() < deadline:
+            pids = self._descendants()
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                for pid in pids:
+                    _kill(pid, sig)
+            _reap()
+            if not pids:
+                return
+            time.sleep(0.01)
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def supervise(config: dict) -> None:
+    """Fork; the parent supervises the run and never returns, the child runs the specs."""
+    status_fd = config["status_fd"]
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    child = os.fork()
+    if child == 0:
+        os.close(status_fd)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the supervisor is gone: so is the run
+        return
+    for fd in (config["key_fd"], config["out_fd"]):
+        os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    Supervisor(child, status_fd, config["max_processes"]).run()
+
+
+# -- the sealed workspace ------------------------------------------------------------------
+
+
+class _SpecLoader(importlib.machinery.SourceFileLoader):
+    """Loads a spec module from the copy read before learner code ran, never from disk or
+    from a bytecode cache (which learner code could forge)."""
+
+    def __init__(self, fullname: str, path: str, source: bytes) -> None:
+        super().__init__(fullname, path)
+        self._source = source
+
+    def get_data(self, path: str) -> bytes:
+        return self._source if path == self.path else super().get_data(path)
+
+    def get_code(self, fullname: str):
+        return compile(self._source, self.path, "exec", dont_inherit=True)
+
+
+class SealedWorkspace(importlib.abc.MetaPathFinder):
+    """What the spec process may import from, and write in, the kata's workspace.
+
+    Spec modules (every ``.py`` file there that is not a learner file: specs, helpers,
+    conftest) are read once, now, and served from memory; learner files are imported from
+    disk; anything else in the workspace (a module or package learner code wrote while the
+    specs ran, shadowing a spec oracle or the standard library) cannot be imported. An audit
+    hook refuses, from Python, to write, truncate, rename or delete a trusted file.
+    """
+
+    def __init__(self, workspace: Path, learner_files: list[str]) -> None:
+        self.root = workspace.resolve()
+        self.learner = {Path(f).resolve() for f in learner_files}
+        self.sources = {
+            p.resolve(): p.read_bytes() for p in self.root.rglob("*.py")
+            if p.resolve() not in self.learner
+        }
+        self.folders = {self.root, *(p.resolve() for p in self.root.rglob("*") if p.is_dir())}
+        self.trusted = {
+            str(p.resolve()) for p in self.root.rglob("*")
+            if p.is_file() and p.resolve() not in self.learner
+        }
+
+    def install(self) -> None:
+        sys.meta_path.insert(0, self)
+        sys.addaudithook(self._audit)
+
+    def find_spec(self, name, path=None, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or self._admits(spec):
+            if spec is not None and spec.has_location and Path(spec.origin).resolve() in self.sources:
+                origin = Path(spec.origin).resolve()
+                spec.loader = _SpecLoader(spec.name, spec.origin, self.sources[origin])
+            return spec
+        # Something the submission put in the workspace: look past the workspace instead, so
+        # the genuine module (a spec oracle, the standard library) is the one imported.
+        outside = [p for p in (path if path is not None else sys.path)
+                   if not Path(p or ".").resolve().is_relative_to(self.root)]
+        spec = importlib.machinery.PathFinder.find_spec(name, outside, target)
+        if spec is None:
+            raise ModuleNotFoundError(
+                f"No module named {name!r} (only the kata's own files can be imported "
+                "from its folder)", name=name)
+        return spec
+
+    def _admits(self, spec) -> bool:
+        """True for a spec module, a learner file, or anything outside the workspace."""
+        if spec.has_location and spec.origin:
+            origin = Path(spec.origin).resolve()
+            return (origin in self.sources or origin in self.learner
+                    or not origin.is_relative_to(self.root))
+        folders = [Path(p).resolve() for p in spec.submodule_search_locations or ()]
+        return not any(f.is_relative_to(self.root) and f not in self.folders for f in folders)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = args
+            writing = any(c in mode for c in "wax+") if isinstance(mode, str) else (
+                isinstance(flags, int) and flags & self._WRITE_FLAGS)
+            targets = [path] if writing else []
+        elif event in ("os.remove", "os.truncate"):
+            targets = [args[0]] if event == "os.truncate" else [(args[0], args[1])]
+        elif event in ("os.rename", "os.link", "os.symlink"):
+            targets = [(args[0], args[2]), (args[1], args[3])] if event == "os.rename" else [args[1]]
+        else:
+            return
+        for target in targets:
+            if self._is_trusted(target):
+                raise PermissionError(f"the kata's spec files are read-only: {target!r}")
+
+    def _is_trusted(self, target) -> bool:
+        path, dir_fd = target if isinstance(target, tuple) else (target, None)
+        if isinstance(path, int) or path is None:
+            return False
+        try:
+            path = os.fsdecode(path)
+            if dir_fd is not None and not os.path.isabs(path):
+                path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+            return os.path.realpath(path) in self.trusted
+        except (OSError, TypeError, ValueError):
+            return False
+
+
+# -- collect mode --------------------------------------------------------------------------
 
 
 class _Phantom:
@@ -67,6 +331,9 @@ def install_phantoms(names: list[str]) -> None:
         sys.modules[name] = PhantomModule(name)
 
 
+# -- the spec run --------------------------------------------------------------------------
+
+
 def _read_key(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 4096):
@@ -103,16 +370,21 @@ def pytest_args(config: dict) -> list[str]:
 
 def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
+    if config.get("status_fd") is not None:
+        supervise(config)
     # The key is read and its pipe closed before pytest imports a single spec or learner module.
     from grader.channel import Writer
 
     writer = Writer(config["out_fd"], _read_key(config["key_fd"]))
     os.chdir(config["workspace"])
     sys.dont_write_bytecode = True
+    SealedWorkspace(Path(config["workspace"]), config["learner_files"]).install()
 
-    from grader.plugin import GraderPlugin, guard_imports
+    from grader.imports import guard_imports
+    from grader.plugin import GraderPlugin
 
-    guard_imports(tuple(config["forbid_imports"]), config["learner_files"])
+    plugin = GraderPlugin(writer, mode=config["mode"], learner_files=config["learner_files"])
+    guard_imports(tuple(config["forbid_imports"]), config["learner_files"], plugin.forbidden_import)
     install_phantoms(config["phantoms"])
     coverage = None
     if config.get("coverage"):
@@ -125,22 +397,21 @@ def main(argv: list[str]) -> None:
 
     import pytest
 
-    plugin = GraderPlugin(writer, mode=config["mode"], learner_files=config["learner_files"])
     try:
         status = int(pytest.main(pytest_args(config), plugins=[plugin]))
     except BaseException as exc:  # a learner's SystemExit or KeyboardInterrupt escaped pytest
-        writer.send("crash", message=f"{type(exc).__name__} escaped the spec run")
+        plugin.send("crash", message=f"{type(exc).__name__} escaped the spec run")
         status = 3
     if coverage is not None:
         coverage.stop()
         try:
             coverage.json_report(outfile=config["coverage"], include=config["learner_files"])
         except Exception as exc:  # e.g. no data: the learner file never ran
-            writer.send("coverage_error", message=str(exc))
-    writer.send("done", exitstatus=status)
+            plugin.send("coverage_error", message=str(exc))
+    plugin.finish(status)
     sys.stdout.flush()
     sys.stderr.flush()
-    # Exit without waiting for threads the learner left running; the grader kills the group.
+    # Exit without waiting for threads the learner left running; the supervisor kills the rest.
     os._exit(0)
 
 

@@ -3,17 +3,24 @@
 The expected specs of a kata are listed from the trusted spec files with every learner module
 replaced by a phantom (``grader.child.install_phantoms``), so the list is known before, and
 apart from, any learner code. The learner's run is then checked against that list.
+
+A grading can be stopped (``stop`` event; SIGINT or SIGTERM in :func:`grade`): the katas still
+running are stopped, every process of theirs killed, and reported as errors with the reason
+INTERRUPTED, next to the finished katas' results, so the report is partial but valid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +28,20 @@ from . import __version__
 from .imports import find_violations
 from .kata import Kata, KataError
 from .runner import Limits, RunResult, run_specs
-from .scoring import KataResult, Observed, Report, Spec, score_kata
+from .scoring import KataResult, Observed, Report, Spec, SpecResult, score_kata
 from .workspace import Source, build
 
-__all__ = ["Graded", "expected_specs", "grade", "grade_kata", "run_grading"]
+__all__ = [
+    "INTERRUPTED",
+    "Graded",
+    "expected_specs",
+    "grade",
+    "grade_kata",
+    "interrupted_katas",
+    "run_grading",
+]
+
+INTERRUPTED = "grading was interrupted before this kata finished"
 
 Progress = Callable[[int, int, KataResult], None]
 _LISTINGS: dict[str, list[Spec]] = {}
@@ -104,6 +121,9 @@ async def grade_kata(
             expected = await expected_task
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+    except asyncio.CancelledError:
+        expected_task.cancel()  # the grading was stopped: so is the listing of the specs
+        raise
     except KataError as err:
         expected_task.cancel()
         result = KataResult(kata.slug, kata.title, kata.pillar, "error", 0, 0, 0.0,
@@ -112,10 +132,19 @@ async def grade_kata(
     observed = None
     if run is not None:
         observed = Observed(tuple(run.records), run.timed_out, run.returncode, run.rejected,
-                            run.duration, run.output_bytes)
+                            run.duration, run.output_bytes, run.stopped)
     result = score_kata(kata, expected, observed, missing=workspace.missing,
                         refused=workspace.refused, violations=violations)
     return Graded(result, run)
+
+
+def _interrupted(kata: Kata) -> Graded:
+    """The result of a kata whose grading was stopped: an error, its specs not run."""
+    expected = _LISTINGS.get(_spec_digest(kata), [])
+    specs = tuple(SpecResult(s.id, s.title, s.points, "not_run", INTERRUPTED) for s in expected)
+    result = KataResult(kata.slug, kata.title, kata.pillar, "error", 0,
+                        sum(s.points for s in expected), 0.0, INTERRUPTED, specs)
+    return Graded(result, None)
 
 
 async def run_grading(
@@ -126,9 +155,17 @@ async def run_grading(
     progress: Progress | None = None,
     coverage: bool = False,
     limits: Limits = Limits(),
+    stop: asyncio.Event | None = None,
 ) -> list[Graded]:
-    """Grade ``katas`` of one submission, ``jobs`` at a time, in curriculum order."""
+    """Grade ``katas`` of one submission, ``jobs`` at a time, in curriculum order.
+
+    When ``stop`` is set, the katas still running are stopped (their processes killed) and
+    come back as errors with the reason INTERRUPTED; the finished ones keep their results.
+    If this coroutine is cancelled, it stops the katas the same way, then lets the
+    cancellation through.
+    """
     slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
+    stop = stop if stop is not None else asyncio.Event()
     done = 0
 
     async def one(kata: Kata) -> Graded:
@@ -140,7 +177,44 @@ async def run_grading(
             progress(done, len(katas), graded.result)
         return graded
 
-    return list(await asyncio.gather(*(one(k) for k in katas)))
+    tasks = [asyncio.ensure_future(one(k)) for k in katas]
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        pending = set(tasks)
+        while pending and not stop.is_set():
+            _, pending = await asyncio.wait({*pending, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(stopped)
+    finally:
+        stopped.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    graded = []
+    for kata, task in zip(katas, tasks, strict=True):
+        if task.cancelled():
+            graded.append(_interrupted(kata))
+        elif task.exception() is not None:
+            raise task.exception()
+        else:
+            graded.append(task.result())
+    return graded
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` while inside (main thread of the process only)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def grade(
@@ -151,11 +225,29 @@ def grade(
     progress: Progress | None = None,
     limits: Limits = Limits(),
 ) -> Report:
-    """Grade a submission and return the finished report."""
-    graded = asyncio.run(run_grading(katas, source, jobs=jobs, progress=progress, limits=limits))
+    """Grade a submission and return its report: finished, or partial if interrupted.
+
+    Ctrl-C (SIGINT) or SIGTERM while grading stops it cleanly: every process of the katas
+    still running is killed, and the report holds the finished katas' results and the others
+    as errors with the reason INTERRUPTED (see :func:`interrupted_katas`). Signals are only
+    caught when this runs in the main thread.
+    """
+
+    async def main() -> list[Graded]:
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            return await run_grading(katas, source, jobs=jobs, progress=progress,
+                                     limits=limits, stop=stop)
+
+    graded = asyncio.run(main())
     return Report(
         katas=tuple(g.result for g in graded),
         submission=source.label,
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         grader_version=__version__,
     )
+
+
+def interrupted_katas(report: Report) -> list[str]:
+    """The slugs of the katas whose grading was interrupted (empty for a finished report)."""
+    return [k.slug for k in report.katas if k.reason == INTERRUPTED]

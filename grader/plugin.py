@@ -9,26 +9,48 @@ nothing else: not pytest's exit code, not its terminal output, not any file.
 Feedback for learners is the spec's title and the assertion message, never the spec's code:
 the grader runs pytest with ``--assert=plain``, so an assertion's message is exactly what the
 spec author wrote.
+
+Learner code runs in this process and could rewrite pytest or this plugin. :class:`Integrity`
+notices the obvious ways (a replaced pytest function, report property, hook implementation,
+recording method or channel writer; a plugin registered or specs deselected while the specs
+run) and reports it, which scores the kata nothing. The plugin sends through a writer method
+it captured before any learner code existed. What a determined in-process attacker could
+still do is written down in docs/THREAT_MODEL.md.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
+import hmac
 import importlib
+import inspect
+import json
+import os
+import re
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .channel import Writer
-from .imports import is_forbidden
+from .imports import GRADER_MODULES, is_forbidden
 
-__all__ = ["MESSAGE_LIMIT", "GraderPlugin", "guard_imports", "spec_points", "spec_title"]
+__all__ = [
+    "MESSAGE_LIMIT",
+    "SECTION_LIMIT",
+    "GraderPlugin",
+    "Integrity",
+    "spec_points",
+    "spec_title",
+]
 
 MESSAGE_LIMIT = 500
-TIMEOUT_PREFIX = "Timeout (>"  # pytest-timeout's failure message
+SECTION_LIMIT = 4096  # characters of a spec's captured output kept in its report
+TIMEOUT = re.compile(r"^Timeout \(>?([0-9.]+)s\)")  # pytest-timeout's failure message
 
 
 def spec_title(item: pytest.Item) -> str:
@@ -51,7 +73,7 @@ def spec_points(item: pytest.Item) -> int:
 
 
 def _truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    text = text.strip()
+    text = text[: 4 * limit].strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -59,16 +81,44 @@ class GraderPlugin:
     """Records spec outcomes and sends them, signed, to the grader."""
 
     def __init__(self, writer: Writer, *, mode: str, learner_files: list[str]) -> None:
-        self._writer = writer
+        # Bound now, from the class as it is before any learner code exists.
+        self._send = functools.partial(Writer.send, writer)
         self._mode = mode
         self._learner = {Path(f).name for f in learner_files}
         self._phases: dict[str, dict[str, Any]] = {}
         self._started: dict[str, float] = {}
+        self._forbidden: set[str] = set()
+        self._integrity = Integrity(self, writer, learner_files) if mode == "run" else None
+        self._config: pytest.Config | None = None
+
+    def send(self, kind: str, **data: Any) -> None:
+        self._send(kind, **data)
+
+    def forbidden_import(self, module: str, file: str) -> None:
+        """Called by the run-time import guard: the violation is reported once, by name."""
+        if module not in self._forbidden:
+            self._forbidden.add(module)
+            why = ("the grader's own machinery, which learner files may not use"
+                   if is_forbidden(module, GRADER_MODULES) else "which this kata forbids")
+            self.send("forbidden_import", module=module,
+                      message=f"{file} imports '{module}' at run time, {why}")
+
+    def finish(self, exitstatus: int) -> None:
+        """The last record of a run: said by ``grader.child`` after pytest has returned."""
+        self._check()
+        self.send("done", exitstatus=exitstatus)
+
+    def _check(self) -> None:
+        if self._integrity is not None and self._config is not None:
+            problem = self._integrity.check(self._config.pluginmanager)
+            if problem:
+                self.send("tamper", message=problem)
 
     # -- configuration -------------------------------------------------------------------
 
     def pytest_configure(self, config: pytest.Config) -> None:
         """Register the points marker and a deterministic hypothesis profile."""
+        self._config = config
         config.addinivalue_line("markers", "points(n): how many points a spec is worth")
         try:
             from hypothesis import HealthCheck, settings
@@ -86,26 +136,40 @@ class GraderPlugin:
 
     # -- collection ----------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """The last moment before learner code can run: what the grader relies on is noted."""
+        if self._integrity is not None:
+            self._integrity.snapshot(session.config.pluginmanager)
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        """A spec module that cannot be imported is reported with the learner-facing reason."""
+        """A spec module that cannot be imported, or was skipped while importing learner
+        code, is reported with the learner-facing reason."""
         if report.failed:
-            self._writer.send("collect_error", where=report.nodeid, message=self._collect_reason(report))
+            self.send("collect_error", where=report.nodeid, message=self._collect_reason(report))
+        elif report.skipped and self._mode == "run":
+            self.send("collect_error", where=report.nodeid, message=_truncate(
+                f"the spec module was skipped while importing your code ({_skip_reason(report)})"))
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """The grader deselects nothing: a deselection comes from code that should not."""
+        if self._mode == "run" and items:
+            self.send("tamper", message=f"{len(items)} spec(s) were deselected during the run")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """In collect mode, report the expected specs: id, title, points."""
         if self._mode != "collect":
+            self._check()
             return
         for item in session.items:
-            self._writer.send(
-                "collected", id=item.nodeid, title=spec_title(item), points=spec_points(item)
-            )
+            self.send("collected", id=item.nodeid, title=spec_title(item), points=spec_points(item))
 
     # -- running -------------------------------------------------------------------------
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         """Say which spec is about to run, so a hang is pinned on the right one."""
         self._started[nodeid] = time.monotonic()
-        self._writer.send("start", id=nodeid)
+        self.send("start", id=nodeid)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -114,6 +178,8 @@ class GraderPlugin:
         report: pytest.TestReport = outcome.get_result()
         phases = self._phases.setdefault(item.nodeid, {})
         phases[report.when] = self._phase(report, call)
+        # captured output is kept per spec, capped: a flood must not pile up in memory
+        report.sections = [(name, text[:SECTION_LIMIT]) for name, text in report.sections]
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         """Send the spec's result: passed only if setup, call and teardown all passed."""
@@ -130,7 +196,8 @@ class GraderPlugin:
                 if when != "call" and outcome == "failed":
                     outcome = "error"
         duration = time.monotonic() - self._started.pop(nodeid, time.monotonic())
-        self._writer.send(
+        self._check()
+        self.send(
             "result",
             id=nodeid,
             outcome=outcome,
@@ -138,6 +205,28 @@ class GraderPlugin:
             exc_type=exc_type,
             duration=round(duration, 4),
         )
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        """KeyboardInterrupt or pytest.exit() from learner code stops the run: say so."""
+        exc = excinfo.value
+        if isinstance(exc, pytest.exit.Exception):
+            what = f"your code called pytest.exit({_truncate(str(exc.msg), 100)!r})"
+        else:
+            what = f"your code raised {type(exc).__name__}"
+        self.send("interrupted", message=f"{what}, which stopped the run")
+
+    def pytest_internalerror(self, excinfo: pytest.ExceptionInfo) -> None:
+        """A SystemExit (or the like) from learner code that pytest could not contain."""
+        if self._mode == "run":
+            exc = excinfo.value
+            text = _truncate(str(exc), 100)
+            what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            where = self._learner_frame(excinfo)
+            if where:
+                message = f"your code raised {what} (at {where}), which stopped the run"
+            else:
+                message = f"the spec run stopped on an internal error: {what}"
+            self.send("crash", message=message)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -155,10 +244,11 @@ class GraderPlugin:
         if excinfo is None:  # pragma: no cover - a failed report always has an exception
             return {"outcome": "failed", "message": "failed", "exc_type": ""}
         exc = excinfo.value
-        if isinstance(exc, pytest.fail.Exception) and str(exc).startswith(TIMEOUT_PREFIX):
+        limit = TIMEOUT.match(str(exc)) if isinstance(exc, pytest.fail.Exception) else None
+        if limit:
             return {
                 "outcome": "timeout",
-                "message": f"the spec did not finish within its time limit ({str(exc).split(')')[0][9:]}s)",
+                "message": f"the spec did not finish within its time limit ({limit[1]}s)",
                 "exc_type": "Timeout",
             }
         return {
@@ -171,9 +261,11 @@ class GraderPlugin:
         """The assertion message as written; for any other exception, its type and text, and
         where in the learner's own files it was raised."""
         exc = excinfo.value
-        text = str(exc).strip()
+        text = str(exc)[: 4 * MESSAGE_LIMIT].strip()
         if isinstance(exc, AssertionError):
             message = text or "a requirement was not met"
+        elif isinstance(exc, MemoryError):
+            message = "MemoryError: the spec process reached its memory limit"
         else:
             message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         where = self._learner_frame(excinfo)
@@ -211,34 +303,145 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return "skipped"
 
 
-def guard_imports(forbidden: tuple[str, ...], learner_files: list[str]) -> None:
-    """Refuse, at run time, a forbidden import made by learner code.
+# -- integrity ---------------------------------------------------------------------------
 
-    The static check (``grader.imports``) sees import statements; this catches computed
-    names (``__import__(name)``, ``importlib.import_module(name)``) and modules the specs
-    already imported. Only imports whose caller is a learner file are refused: the specs
-    themselves may use the forbidden library as an oracle.
+# The hooks an outcome passes through, from collection to the record.
+WATCHED_HOOKS = (
+    "pytest_collection_modifyitems", "pytest_deselected", "pytest_itemcollected",
+    "pytest_collectreport", "pytest_make_collect_report", "pytest_pycollect_makeitem",
+    "pytest_runtestloop", "pytest_runtest_protocol", "pytest_runtest_logstart",
+    "pytest_runtest_setup", "pytest_runtest_call", "pytest_pyfunc_call",
+    "pytest_runtest_teardown", "pytest_runtest_makereport", "pytest_runtest_logreport",
+    "pytest_runtest_logfinish", "pytest_report_teststatus", "pytest_exception_interact",
+    "pytest_keyboard_interrupt", "pytest_sessionfinish",
+)
+
+
+def _surface(plugin: GraderPlugin, writer: Writer) -> dict[str, object]:
+    """Label -> object, for everything between a spec's outcome and the record sent."""
+    import _pytest.outcomes
+    import _pytest.python
+    import _pytest.reports
+    import _pytest.runner
+    import _pytest.skipping
+    import pluggy
+    import pluggy._callers
+
+    from . import channel
+
+    owners = [
+        (_pytest.python.Function, ("runtest", "setup", "_getobj", "obj")),
+        (_pytest.python, ("pytest_pyfunc_call",)),
+        (_pytest.runner, ("call_and_report", "runtestprotocol", "call_runtest_hook",
+                          "check_interactive_exception", "pytest_runtest_makereport",
+                          "pytest_runtest_protocol", "pytest_runtest_setup",
+                          "pytest_runtest_call", "pytest_runtest_teardown")),
+        (_pytest.runner.CallInfo, ("from_call", "__init__")),
+        (_pytest.reports.BaseReport, ("passed", "failed", "skipped")),
+        (_pytest.reports.TestReport, ("from_item_and_call", "__init__", "passed", "failed",
+                                      "skipped")),
+        (_pytest.skipping, ("pytest_runtest_makereport", "pytest_runtest_setup",
+                            "pytest_runtest_call", "evaluate_skip_marks",
+                            "evaluate_xfail_marks")),
+        (_pytest.outcomes, ("skip", "fail", "xfail", "exit")),
+        (pluggy.PluginManager, ("_hookexec", "register", "get_hookcallers")),
+        (pluggy.HookCaller, ("__call__", "get_hookimpls")),
+        (pluggy._callers, ("_multicall",)),
+        (GraderPlugin, tuple(vars(GraderPlugin))),
+        (Writer, ("send", "__init__")),
+        (channel, ("_mac",)),
+        (hmac, ("new",)),
+        (json, ("dumps",)),
+        (os, ("write",)),
+        (importlib, ("import_module", "__import__")),
+        (time, ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time",
+                "time_ns", "process_time", "sleep")),
+        (sys, ("meta_path",)),
+    ]
+    found: dict[str, object] = {}
+    for owner, names in owners:
+        label = getattr(owner, "__qualname__", getattr(owner, "__name__", "?"))
+        for name in names:
+            found[f"{label}.{name}"] = inspect.getattr_static(owner, name, None)
+    for name, value in vars(builtins).items():  # isinstance, len, __import__, ...
+        if name != "_":
+            found[f"builtins.{name}"] = value
+    found["sys.meta_path[0]"] = sys.meta_path[0] if sys.meta_path else None
+    found["the plugin's attributes"] = tuple(vars(plugin))
+    for name, value in vars(plugin).items():
+        found[f"GraderPlugin().{name}"] = value
+    for name in ("_fd", "_key"):
+        found[f"Writer().{name}"] = getattr(writer, name)
+    hypothesis = sys.modules.get("hypothesis")
+    if hypothesis is not None:
+        found["hypothesis.settings.default"] = hypothesis.settings.default
+    for label, value in list(found.items()):  # replacing __code__ changes a function in place
+        function = getattr(value, "__func__", None) or getattr(value, "fget", None) or value
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            found[f"{label}.__code__"] = code
+    return found
+
+
+class Integrity:
+    """Notices the obvious ways in which code in the spec process interferes with grading.
+
+    ``snapshot`` runs just before collection, the last moment before any learner code; each
+    ``check`` then compares: the objects of :func:`_surface` (by identity, names compared by
+    value) and the implementations of WATCHED_HOOKS. A hook implementation may appear later
+    only from a module outside the workspace or a trusted spec file (a conftest.py deeper in
+    the specs); one from a learner file, or any object that is not a module, is interference.
     """
-    if not forbidden:
-        return
-    learner = {str(Path(f).resolve()) for f in learner_files}
-    original_import = builtins.__import__
-    original_import_module = importlib.import_module
 
-    def check(name: str, caller_file: str | None) -> None:
-        if caller_file and str(Path(caller_file).resolve()) in learner and is_forbidden(name, forbidden):
-            raise ImportError(f"import of '{name}' is forbidden in this kata")
+    def __init__(self, plugin: GraderPlugin, writer: Writer, learner_files: list[str]) -> None:
+        self._plugin = plugin
+        self._writer = writer
+        self._learner = {os.path.realpath(f) for f in learner_files}
+        self._before: dict[str, object] = {}
+        self._plugins: list[object] = []
+        self._hooks: dict[tuple[str, int], object] = {}
+        self._reported = False
 
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0:
-            check(name, (globals or {}).get("__file__"))
-            for sub in fromlist or ():
-                check(f"{name}.{sub}", (globals or {}).get("__file__"))
-        return original_import(name, globals, locals, fromlist, level)
+    def snapshot(self, pluginmanager: Any) -> None:
+        self._before = _surface(self._plugin, self._writer)
+        self._before["pluginmanager._inner_hookexec"] = pluginmanager._inner_hookexec
+        self._plugins = list(pluginmanager.get_plugins())
+        self._hooks = {}
+        self._hook_problem(pluginmanager)
 
-    def guarded_import_module(name, package=None):
-        check(name, sys._getframe(1).f_code.co_filename)
-        return original_import_module(name, package)
+    def check(self, pluginmanager: Any) -> str:
+        """A description of the first interference found since the snapshot, else ""."""
+        if self._reported or not self._before:
+            return ""
+        now = _surface(self._plugin, self._writer)
+        now["pluginmanager._inner_hookexec"] = pluginmanager._inner_hookexec
+        problem = ""
+        for label, before in self._before.items():
+            after = now.get(label)
+            if after is not before and not (isinstance(before, str | tuple) and before == after):
+                problem = f"{label} was replaced while the specs ran"
+                break
+        problem = problem or self._hook_problem(pluginmanager)
+        self._reported = bool(problem)
+        return problem
 
-    builtins.__import__ = guarded_import
-    importlib.import_module = guarded_import_module
+    def _hook_problem(self, pluginmanager: Any) -> str:
+        for name in WATCHED_HOOKS:
+            caller = getattr(pluginmanager.hook, name, None)
+            if caller is None:
+                continue
+            for impl in caller.get_hookimpls():
+                key = (name, id(impl.plugin))
+                if key not in self._hooks:
+                    if not self._trusted_plugin(impl.plugin):
+                        return f"a plugin ({impl.plugin_name}) was registered while the specs ran"
+                    self._hooks[key] = impl.function
+                elif self._hooks[key] is not impl.function:
+                    return f"the {name} hook of {impl.plugin_name} was replaced while the specs ran"
+        return ""
+
+    def _trusted_plugin(self, plugin: object) -> bool:
+        if any(plugin is known for known in self._plugins):
+            return True
+        file = getattr(plugin, "__file__", None) if isinstance(plugin, types.ModuleType) else None
+        return bool(file) and os.path.realpath(file) not in self._learner

@@ -1,22 +1,34 @@
 """Run a kata's specs in a contained child process and collect its signed records.
 
 Containment, in order of defence:
-* a fresh process in its own session and process group (``start_new_session``);
+* a fresh process in its own session and process group (``start_new_session``), which first
+  forks a *supervisor* (``grader.child``): a child subreaper that runs no learner code, so every
+  process the specs start stays its descendant, whatever it does (``setsid``, double fork, an
+  empty environment), and is killed by it when the run ends or is stopped; the supervisor also
+  stops a run that holds more than ``Limits.processes`` processes at once (a fork bomb);
 * resource limits set before ``exec``: address space, CPU seconds, file size, open files,
-  no core dumps;
+  no core dumps; the kernel's out-of-memory killer picks the spec process before the grader;
 * a scrubbed environment built from an allow-list (no tokens, no ``PYTEST_ADDOPTS``), with a
-  run marker so that processes which leave the group (``setsid``) are still found and killed;
-* a wall-clock limit for the whole kata; on expiry, or when the child ends, every process of
-  the run is stopped and killed, so nothing of a graded kata outlives its grading;
-* output read through a pipe and capped (head and tail kept), never parsed for results.
+  run marker so that processes which escape the supervisor are still found and killed;
+* a wall-clock limit for the whole kata; on expiry the supervisor is told to stop, then every
+  process of the run (its group, anything with the marker) is killed, so nothing of a graded
+  kata outlives its grading;
+* output read through a pipe of our own and capped (head and tail kept), never parsed for
+  results; a process left holding it open cannot hold the kata open.
+
+What comes back is cleaned before anyone reads it: a message that quotes the spec's source,
+or the value of a secret in the grader's environment, is withheld.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import fcntl
 import json
 import os
+import re
 import resource
 import secrets
 import signal
@@ -28,15 +40,27 @@ from pathlib import Path
 from .channel import Reader, new_key
 from .kata import Kata
 
-__all__ = ["OUTPUT_KEEP", "Limits", "RunResult", "kill_run", "run_specs"]
+__all__ = ["OUTPUT_KEEP", "Limits", "RunResult", "kill_run", "run_specs", "withhold"]
 
 OUTPUT_KEEP = 32 * 1024  # bytes of child output kept from the head and from the tail
+SUPERVISOR_GRACE = 3.0  # seconds the supervisor gets to stop a run before it is killed too
 GRADER_PARENT = str(Path(__file__).resolve().parent.parent)
 BOOTSTRAP = (
     "import sys; sys.path.append({parent!r}); from grader.child import main; main(sys.argv)"
 )
 ENV_ALLOW = ("PATH", "SYSTEMROOT")
 MARKER = "KATA_RUN_ID"
+# Variables whose values are withheld from feedback, should learner code dig them out of
+# /proc; KATA_SECRET_VARS names more (comma-separated). None of them reaches the child anyway.
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_KEY|^ACTIONS_")
+SECRET_VARS = "KATA_SECRET_VARS"
+SPEC_LINE_MIN = 24  # a quoted spec line this long or longer withholds the message
+WITHHELD_SOURCE = "[withheld: this message quoted the spec's source]"
+WITHHELD_SECRET = "[secret withheld]"
+
+_LINUX = sys.platform.startswith("linux")
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
+_libc = ctypes.CDLL(None, use_errno=True) if _LINUX else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,7 @@ class Limits:
     file_size: int = 256 << 20  # bytes, per file written
     open_files: int = 8192
     cpu_slack: float = 10.0  # CPU seconds beyond the kata's wall-clock limit
+    processes: int = 128  # processes of one run alive at once (threads not counted)
 
 
 @dataclass
@@ -52,7 +77,8 @@ class RunResult:
     records: list[dict] = field(default_factory=list)
     rejected: int = 0  # lines on the channel that failed the signature or the sequence
     timed_out: bool = False
-    returncode: int | None = None  # negative: killed by that signal
+    stopped: str = ""  # why the supervisor stopped the run early, for the learner
+    returncode: int | None = None  # of the spec process; negative: killed by that signal
     output: str = ""
     output_bytes: int = 0
     duration: float = 0.0
@@ -92,8 +118,20 @@ def _preexec(limits: Limits, cpu_seconds: int):
         _limit(resource.RLIMIT_NOFILE, limits.open_files)
         _limit(resource.RLIMIT_CPU, cpu_seconds)
         _limit(resource.RLIMIT_CORE, 0)
+        if _libc is not None:
+            # the supervisor cleans up and exits if the grader dies
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write("1000")  # out of memory: kill this run, not the grader
 
     return apply
+
+
+def _protect_grader() -> None:
+    """Make the grader non-dumpable: its /proc files (environ, mem) become unreadable, and
+    the grader untraceable, to processes of the same user that are not root."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def _run_pids(run_id: str) -> list[int]:
@@ -141,7 +179,7 @@ class _Output:
             self.head += data[:room]
             data = data[room:]
         if data:
-            self.tail += data
+            self.tail += data[-OUTPUT_KEEP:]
             del self.tail[: max(0, len(self.tail) - OUTPUT_KEEP)]
 
     def text(self) -> str:
@@ -151,9 +189,109 @@ class _Output:
                 + bytes(self.tail).decode(errors="replace"))
 
 
+def _pipe() -> tuple[int, int]:
+    """A pipe with a 1 MiB buffer where the system allows it: a flood of output then costs
+    a few context switches per MiB, not sixteen."""
+    read, write = os.pipe()
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
+    return read, write
+
+
 async def _drain(reader: asyncio.StreamReader, sink) -> None:
-    while chunk := await reader.read(65536):
+    while chunk := await reader.read(1 << 20):
         sink(chunk)
+
+
+async def _read_pipe(fd: int, sink) -> tuple[asyncio.Task, asyncio.BaseTransport]:
+    """Read the pipe ``fd`` into ``sink`` until every writer has closed it."""
+    stream = asyncio.StreamReader(limit=1 << 20)  # at most 2 MiB buffered: reads stay cheap
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(fd, "rb", 0)
+    )
+    return asyncio.ensure_future(_drain(stream, sink)), transport
+
+
+def _read_status(fd: int) -> dict:
+    """The supervisor's last word: the spec process's exit status, and why it stopped the run.
+
+    The pipe is read without blocking (a process of the run may still hold it) and only its
+    last complete line counts: the supervisor writes it after every other process is gone.
+    """
+    os.set_blocking(fd, False)
+    data = b""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while chunk := os.read(fd, 65536):
+            data += chunk
+            if len(data) > 1 << 20:
+                break
+    os.close(fd)
+    for line in reversed(data.split(b"\n")[:-1]):
+        with contextlib.suppress(ValueError):
+            status = json.loads(line)
+            if isinstance(status, dict) and status.get("supervisor") == 1:
+                return status
+    return {}
+
+
+def _signal(pid: int, *signals: signal.Signals) -> None:
+    for sig in signals:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+async def _stop(proc: asyncio.subprocess.Process, run_id: str) -> None:
+    """Ask the supervisor to stop the run (it kills its descendants), then make sure."""
+    if proc.returncode is None:
+        _signal(proc.pid, signal.SIGCONT, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), SUPERVISOR_GRACE)
+    kill_run(proc.pid, run_id)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
+
+
+# -- what comes back -------------------------------------------------------------------------
+
+
+def _spec_lines(workspace: Path, learner_files: list[Path]) -> frozenset[str]:
+    """The long lines of the trusted spec files, read before learner code runs."""
+    learner = {p.resolve() for p in learner_files}
+    lines = set()
+    for path in workspace.rglob("*.py"):
+        if path.resolve() not in learner:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            lines.update(s for s in map(str.strip, text.splitlines()) if len(s) >= SPEC_LINE_MIN)
+    return frozenset(lines)
+
+
+def _secret_values() -> list[str]:
+    named = {n.strip() for n in os.environ.get(SECRET_VARS, "").split(",") if n.strip()}
+    values = {
+        value for name, value in os.environ.items()
+        if (name in named or SECRET_NAME.search(name.upper())) and len(value) >= 6
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def withhold(text: str, spec_lines: frozenset[str], secret_values: list[str]) -> str:
+    """``text`` with secret values masked; all of it withheld if it quotes the spec's source."""
+    for value in secret_values:
+        text = text.replace(value, WITHHELD_SECRET)
+    if any(line in text for line in spec_lines):
+        return WITHHELD_SOURCE
+    return text
+
+
+def _clean(records: list[dict], spec_lines: frozenset[str], secret_values: list[str]) -> None:
+    for record in records:
+        for name, value in record.items():
+            if name in ("message", "where") and isinstance(value, str):
+                record[name] = withhold(value, spec_lines, secret_values)
+
+
+# -- the run -------------------------------------------------------------------------------
 
 
 async def run_specs(
@@ -166,13 +304,17 @@ async def run_specs(
     limits: Limits = Limits(),
 ) -> RunResult:
     """Run the specs in ``workspace`` (mode ``run``) or list them (mode ``collect``)."""
+    _protect_grader()
     run_dir = workspace.parent
     for sub in ("home", "tmp"):
         (run_dir / sub).mkdir(exist_ok=True)
+    spec_lines = _spec_lines(workspace, learner_files) if mode == "run" else frozenset()
     run_id = secrets.token_hex(16)
     key = new_key()
     key_read, key_write = os.pipe()
-    out_read, out_write = os.pipe()
+    out_read, out_write = _pipe()
+    log_read, log_write = _pipe()
+    status_read, status_write = os.pipe()
     os.write(key_write, key)
     os.close(key_write)
     coverage_file = run_dir / "coverage.json"
@@ -182,6 +324,8 @@ async def run_specs(
         "mode": mode,
         "key_fd": key_read,
         "out_fd": out_write,
+        "status_fd": status_write,
+        "max_processes": limits.processes,
         "spec_timeout": kata.spec_timeout,
         "forbid_imports": list(kata.forbid_imports),
         "learner_files": [str(p) for p in learner_files],
@@ -192,47 +336,50 @@ async def run_specs(
     reader = Reader(key)
     output = _Output()
     started = time.monotonic()
-    loop = asyncio.get_running_loop()
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-I", "-c", BOOTSTRAP.format(parent=GRADER_PARENT), json.dumps(config),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdout=log_write,
+            stderr=log_write,
             cwd=str(workspace),
             env=_environment(run_dir, run_id),
-            pass_fds=(key_read, out_write),
+            pass_fds=(key_read, out_write, status_write),
             start_new_session=True,
             preexec_fn=_preexec(limits, int(kata.timeout + limits.cpu_slack)),
         )
+    except BaseException:
+        for fd in (out_read, log_read, status_read):
+            os.close(fd)
+        raise
     finally:
-        os.close(key_read)
-        os.close(out_write)
-    channel = asyncio.StreamReader(limit=1 << 24)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(channel), os.fdopen(out_read, "rb", 0)
-    )
-    pumps = [
-        asyncio.ensure_future(_drain(channel, reader.feed)),
-        asyncio.ensure_future(_drain(proc.stdout, output.feed)),
-    ]
+        for fd in (key_read, out_write, log_write, status_write):
+            os.close(fd)
+    pumps, transports = [], []
+    for fd, sink in ((out_read, reader.feed), (log_read, output.feed)):
+        pump, transport = await _read_pipe(fd, sink)
+        pumps.append(pump)
+        transports.append(transport)
     try:
         await asyncio.wait_for(proc.wait(), kata.timeout)
     except TimeoutError:
         result.timed_out = True
     finally:
-        kill_run(proc.pid, run_id)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        _, pending = await asyncio.wait(pumps, timeout=5)
+        await _stop(proc, run_id)
+        _, pending = await asyncio.wait(pumps, timeout=2)
         for pump in pending:
             pump.cancel()
-        transport.close()
+        for transport in transports:
+            transport.close()
+        status = _read_status(status_read)
     result.duration = time.monotonic() - started
-    result.returncode = proc.returncode
+    result.returncode = status.get("returncode", proc.returncode)
+    result.stopped = str(status.get("stopped", ""))
     result.records, result.rejected = reader.records, reader.rejected
-    result.output, result.output_bytes = output.text(), output.total
+    secret_values = _secret_values()
+    _clean(result.records, spec_lines, secret_values)
+    result.output = withhold(output.text(), frozenset(), secret_values)
+    result.output_bytes = output.total
     if coverage and coverage_file.is_file():
         with contextlib.suppress(ValueError):
             result.coverage = json.loads(coverage_file.read_text())

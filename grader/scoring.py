@@ -129,6 +129,7 @@ class Observed:
     rejected: int = 0
     duration: float = 0.0
     output_bytes: int = 0
+    stopped: str = ""  # why the grader stopped the run early (too many processes)
 
 
 def _records(observed: Observed, kind: str) -> list[dict]:
@@ -140,6 +141,10 @@ def _unfinished(spec: Spec, observed: Observed, started: set[str]) -> tuple[str,
         return "not_run", "the spec did not run: the run ended before it"
     if observed.timed_out:
         return "timeout", "the kata ran out of time while this spec was running"
+    if observed.stopped:
+        return "error", "the run was stopped while this spec was running"
+    if _records(observed, "done"):
+        return "error", "the spec did not finish: the run stopped while it was running"
     return "error", "the spec process died while this spec was running"
 
 
@@ -174,9 +179,13 @@ def score_kata(
         else:
             outcome, message = _unfinished(spec, observed, started)
         specs.append(SpecResult(spec.id, spec.title, spec.points, outcome, message))
-    score = sum(s.score for s in specs)
     max_score = sum(s.points for s in expected)
     status, reason = _status(specs, results, observed, missing, refused, violations)
+    if _records(observed, "tamper") or _records(observed, "forbidden_import"):
+        specs = [s if s.outcome != "passed" else
+                 SpecResult(s.id, s.title, s.points, "failed", f"not counted: {reason}")
+                 for s in specs]
+    score = sum(s.score for s in specs)
     if observed.rejected:
         reason = (reason + "; " if reason else "") + (
             f"{observed.rejected} forged or corrupt result line(s) were ignored"
@@ -211,6 +220,15 @@ def _status(specs, results, observed, missing, refused, violations) -> tuple[str
         return "error", "; ".join(refused)
     if violations:
         return "failed", "; ".join(violations)
+    tamper = _records(observed, "tamper")
+    if tamper:
+        return "error", "the submission interfered with the grader: " + tamper[0]["message"]
+    forbidden = _records(observed, "forbidden_import")
+    if forbidden:
+        return "failed", "; ".join(r["message"] for r in forbidden)
+    ran = sum(1 for s in specs if s.outcome != "not_run")
+    if observed.stopped:
+        return "error", f"{observed.stopped} after {ran} of {len(specs)} specs"
     collect_errors = _records(observed, "collect_error")
     if collect_errors and not results:
         return "error", "the specs could not import your code: " + collect_errors[0]["message"]
@@ -223,9 +241,15 @@ def _status(specs, results, observed, missing, refused, violations) -> tuple[str
     if score == 0 and len(failures) == len(specs) and all(map(_hit_stub, failures)):
         return "not_started", "every spec hit NotImplementedError: the stub is untouched"
     if not _records(observed, "done"):
-        ran = sum(1 for s in specs if s.outcome != "not_run")
         return "error", f"{_death(observed)} after {ran} of {len(specs)} specs"
     crashes = _records(observed, "crash")
     if crashes:
         return "error", crashes[0]["message"]
+    if collect_errors:
+        return "failed", "some specs could not import your code: " + collect_errors[0]["message"]
+    interrupted = _records(observed, "interrupted")
+    if interrupted:
+        return "error", f"{interrupted[0]['message']}: {ran} of {len(specs)} specs ran"
+    if ran < len(specs):
+        return "failed", f"the run ended after {ran} of {len(specs)} specs; the rest did not run"
     return "failed", ""
