@@ -216,12 +216,14 @@ class SealedWorkspace(importlib.abc.MetaPathFinder):
         self.root = workspace.resolve()
         self.learner = {Path(f).resolve() for f in learner_files}
         self.sources = {
-            p.resolve(): p.read_bytes() for p in self.root.rglob("*.py")
+            p.resolve(): p.read_bytes()
+            for p in self.root.rglob("*.py")
             if p.resolve() not in self.learner
         }
         self.folders = {self.root, *(p.resolve() for p in self.root.rglob("*") if p.is_dir())}
         self.trusted = {
-            str(p.resolve()) for p in self.root.rglob("*")
+            str(p.resolve())
+            for p in self.root.rglob("*")
             if p.is_file() and p.resolve() not in self.learner
         }
 
@@ -232,27 +234,39 @@ class SealedWorkspace(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         spec = importlib.machinery.PathFinder.find_spec(name, path, target)
         if spec is None or self._admits(spec):
-            if spec is not None and spec.has_location and Path(spec.origin).resolve() in self.sources:
+            if (
+                spec is not None
+                and spec.has_location
+                and Path(spec.origin).resolve() in self.sources
+            ):
                 origin = Path(spec.origin).resolve()
                 spec.loader = _SpecLoader(spec.name, spec.origin, self.sources[origin])
             return spec
         # Something the submission put in the workspace: look past the workspace instead, so
         # the genuine module (a spec oracle, the standard library) is the one imported.
-        outside = [p for p in (path if path is not None else sys.path)
-                   if not Path(p or ".").resolve().is_relative_to(self.root)]
+        outside = [
+            p
+            for p in (path if path is not None else sys.path)
+            if not Path(p or ".").resolve().is_relative_to(self.root)
+        ]
         spec = importlib.machinery.PathFinder.find_spec(name, outside, target)
         if spec is None:
             raise ModuleNotFoundError(
                 f"No module named {name!r} (only the kata's own files can be imported "
-                "from its folder)", name=name)
+                "from its folder)",
+                name=name,
+            )
         return spec
 
     def _admits(self, spec) -> bool:
         """True for a spec module, a learner file, or anything outside the workspace."""
         if spec.has_location and spec.origin:
             origin = Path(spec.origin).resolve()
-            return (origin in self.sources or origin in self.learner
-                    or not origin.is_relative_to(self.root))
+            return (
+                origin in self.sources
+                or origin in self.learner
+                or not origin.is_relative_to(self.root)
+            )
         folders = [Path(p).resolve() for p in spec.submodule_search_locations or ()]
         return not any(f.is_relative_to(self.root) and f not in self.folders for f in folders)
 
@@ -263,13 +277,18 @@ class SealedWorkspace(importlib.abc.MetaPathFinder):
     def _audit(self, event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = args
-            writing = any(c in mode for c in "wax+") if isinstance(mode, str) else (
-                isinstance(flags, int) and flags & self._WRITE_FLAGS)
+            writing = (
+                any(c in mode for c in "wax+")
+                if isinstance(mode, str)
+                else (isinstance(flags, int) and flags & self._WRITE_FLAGS)
+            )
             targets = [path] if writing else []
         elif event in ("os.remove", "os.truncate"):
             targets = [args[0]] if event == "os.truncate" else [(args[0], args[1])]
         elif event in ("os.rename", "os.link", "os.symlink"):
-            targets = [(args[0], args[2]), (args[1], args[3])] if event == "os.rename" else [args[1]]
+            targets = (
+                [(args[0], args[2]), (args[1], args[3])] if event == "os.rename" else [args[1]]
+            )
         else:
             return
         for target in targets:
@@ -347,17 +366,24 @@ def pytest_args(config: dict) -> list[str]:
     ini = Path(config["ini"])
     ini.write_text(INI)
     args = [
-        "-c", str(ini),
-        "--rootdir", workspace,
-        "-p", "no:cacheprovider",
-        "-p", "no:stepwise",
-        "-p", "no:pastebin",
-        "-p", "no:nose",
+        "-c",
+        str(ini),
+        "--rootdir",
+        workspace,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:stepwise",
+        "-p",
+        "no:pastebin",
+        "-p",
+        "no:nose",
         "--assert=plain",
         "--import-mode=prepend",
         "-q",
         "--tb=no",
-        "-o", "console_output_style=classic",
+        "-o",
+        "console_output_style=classic",
         f"--timeout={config['spec_timeout']}",
     ]
     for plugin in PYTEST_PLUGINS:

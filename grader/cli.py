@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, classroom
-from .grading import grade
+from .grading import grade, interrupted_katas
 from .kata import Kata, KataError, discover, find_root, select
 from .report import FORMATS, render, to_annotations, write_atomic
 from .scoring import KataResult, Report
@@ -112,10 +112,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
         write_atomic(Path(args.json), render(report, "json"))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         sys.stdout.write(to_annotations(report))  # shown on the run's summary page
-    if not args.solutions and not args.submission and not args.slugs:
+    unfinished = interrupted_katas(report)
+    if not unfinished and not args.solutions and not args.submission and not args.slugs:
         # Remembered for `kata list`; a read-only checkout still gets its report on stdout.
         with contextlib.suppress(OSError):
             write_atomic(root / LAST_REPORT, render(report, "json"))
+    if unfinished:
+        _say(
+            f"grading was interrupted; the report is partial (unfinished: {', '.join(unfinished)})"
+        )
+        return 130
     if args.fail_under is not None and report.percent < args.fail_under:
         _say(f"score {report.percent:.1f}% is under --fail-under {args.fail_under:g}%")
         return 1

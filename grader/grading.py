@@ -84,8 +84,12 @@ async def _list_specs(kata: Kata, limits: Limits) -> list[Spec]:
     try:
         workspace = run_dir / "ws"
         workspace.mkdir()
-        shutil.copytree(kata.spec_dir, workspace, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            kata.spec_dir,
+            workspace,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         run = await run_specs(kata, workspace, [], mode="collect", limits=limits)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -126,15 +130,36 @@ async def grade_kata(
         raise
     except KataError as err:
         expected_task.cancel()
-        result = KataResult(kata.slug, kata.title, kata.pillar, "error", 0, 0, 0.0,
-                            f"the kata itself is broken: {err}")
+        result = KataResult(
+            kata.slug,
+            kata.title,
+            kata.pillar,
+            "error",
+            0,
+            0,
+            0.0,
+            f"the kata itself is broken: {err}",
+        )
         return Graded(result, None)
     observed = None
     if run is not None:
-        observed = Observed(tuple(run.records), run.timed_out, run.returncode, run.rejected,
-                            run.duration, run.output_bytes, run.stopped)
-    result = score_kata(kata, expected, observed, missing=workspace.missing,
-                        refused=workspace.refused, violations=violations)
+        observed = Observed(
+            tuple(run.records),
+            run.timed_out,
+            run.returncode,
+            run.rejected,
+            run.duration,
+            run.output_bytes,
+            run.stopped,
+        )
+    result = score_kata(
+        kata,
+        expected,
+        observed,
+        missing=workspace.missing,
+        refused=workspace.refused,
+        violations=violations,
+    )
     return Graded(result, run)
 
 
@@ -142,8 +167,17 @@ def _interrupted(kata: Kata) -> Graded:
     """The result of a kata whose grading was stopped: an error, its specs not run."""
     expected = _LISTINGS.get(_spec_digest(kata), [])
     specs = tuple(SpecResult(s.id, s.title, s.points, "not_run", INTERRUPTED) for s in expected)
-    result = KataResult(kata.slug, kata.title, kata.pillar, "error", 0,
-                        sum(s.points for s in expected), 0.0, INTERRUPTED, specs)
+    result = KataResult(
+        kata.slug,
+        kata.title,
+        kata.pillar,
+        "error",
+        0,
+        sum(s.points for s in expected),
+        0.0,
+        INTERRUPTED,
+        specs,
+    )
     return Graded(result, None)
 
 
@@ -182,7 +216,9 @@ async def run_grading(
     try:
         pending = set(tasks)
         while pending and not stop.is_set():
-            _, pending = await asyncio.wait({*pending, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            _, pending = await asyncio.wait(
+                {*pending, stopped}, return_when=asyncio.FIRST_COMPLETED
+            )
             pending.discard(stopped)
     finally:
         stopped.cancel()
@@ -236,8 +272,9 @@ def grade(
     async def main() -> list[Graded]:
         stop = asyncio.Event()
         with _stop_on_signals(stop):
-            return await run_grading(katas, source, jobs=jobs, progress=progress,
-                                     limits=limits, stop=stop)
+            return await run_grading(
+                katas, source, jobs=jobs, progress=progress, limits=limits, stop=stop
+            )
 
     graded = asyncio.run(main())
     return Report(

@@ -25,8 +25,15 @@ from pathlib import Path
 __all__ = ["GRADER_MODULES", "Violation", "find_violations", "guard_imports", "is_forbidden"]
 
 GRADER_MODULES = (
-    "grader", "pytest", "_pytest", "pluggy", "pytest_timeout", "pytest_asyncio", "hypothesis",
-    "_hypothesis_pytestplugin", "coverage",
+    "grader",
+    "pytest",
+    "_pytest",
+    "pluggy",
+    "pytest_timeout",
+    "pytest_asyncio",
+    "hypothesis",
+    "_hypothesis_pytestplugin",
+    "coverage",
 )
 
 
@@ -65,8 +72,10 @@ def _imported(tree: ast.AST) -> list[tuple[int, str]]:
             and isinstance(node.args[0].value, str)
             and (
                 (isinstance(node.func, ast.Name) and node.func.id == "__import__")
-                or (isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("import_module", "__import__"))
+                or (
+                    isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("import_module", "__import__")
+                )
             )
         ):
             found.append((node.lineno, node.args[0].value))
@@ -148,8 +157,9 @@ def guard_imports(
         if event != "import" or not isinstance(args[0], str):
             return
         frame = sys._getframe(1)
-        while frame is not None and (frame.f_code.co_filename.startswith("<frozen")
-                                     or frame.f_code.co_filename == __file__):
+        while frame is not None and (
+            frame.f_code.co_filename.startswith("<frozen") or frame.f_code.co_filename == __file__
+        ):
             frame = frame.f_back
         if frame is not None:
             check(args[0], frame.f_code.co_filename)

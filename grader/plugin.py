@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import gc
 import hmac
 import importlib
 import inspect
@@ -98,10 +99,16 @@ class GraderPlugin:
         """Called by the run-time import guard: the violation is reported once, by name."""
         if module not in self._forbidden:
             self._forbidden.add(module)
-            why = ("the grader's own machinery, which learner files may not use"
-                   if is_forbidden(module, GRADER_MODULES) else "which this kata forbids")
-            self.send("forbidden_import", module=module,
-                      message=f"{file} imports '{module}' at run time, {why}")
+            why = (
+                "the grader's own machinery, which learner files may not use"
+                if is_forbidden(module, GRADER_MODULES)
+                else "which this kata forbids"
+            )
+            self.send(
+                "forbidden_import",
+                module=module,
+                message=f"{file} imports '{module}' at run time, {why}",
+            )
 
     def finish(self, exitstatus: int) -> None:
         """The last record of a run: said by ``grader.child`` after pytest has returned."""
@@ -121,12 +128,14 @@ class GraderPlugin:
         self._config = config
         config.addinivalue_line("markers", "points(n): how many points a spec is worth")
         try:
-            from hypothesis import HealthCheck, settings
+            from hypothesis import HealthCheck, Phase, settings
         except ImportError:  # pragma: no cover - hypothesis is a grader dependency
             return
         settings.register_profile(
             "grader",
             deadline=None,
+            # "explain" names spec lines (not the learner's) and is slow on a failing stub
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
             derandomize=True,
             database=None,
             print_blob=False,
@@ -148,8 +157,13 @@ class GraderPlugin:
         if report.failed:
             self.send("collect_error", where=report.nodeid, message=self._collect_reason(report))
         elif report.skipped and self._mode == "run":
-            self.send("collect_error", where=report.nodeid, message=_truncate(
-                f"the spec module was skipped while importing your code ({_skip_reason(report)})"))
+            self.send(
+                "collect_error",
+                where=report.nodeid,
+                message=_truncate(
+                    f"the spec module was skipped while importing your code ({_skip_reason(report)})"
+                ),
+            )
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """The grader deselects nothing: a deselection comes from code that should not."""
@@ -205,6 +219,10 @@ class GraderPlugin:
             exc_type=exc_type,
             duration=round(duration, 4),
         )
+        if outcome != "passed":
+            # A failed async spec can leave tasks behind; collecting them here, between specs,
+            # sidesteps CPython gh-106905 (an INTERNALERROR on 3.11 before 3.11.8).
+            gc.collect()
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         """KeyboardInterrupt or pytest.exit() from learner code stops the run: say so."""
@@ -287,7 +305,8 @@ class GraderPlugin:
         text = str(report.longrepr)
         lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
         learner = [
-            line.strip() for line in text.splitlines()
+            line.strip()
+            for line in text.splitlines()
             if any(line.strip().startswith(f"{name}:") for name in self._learner)
         ]
         reason = " / ".join(lines) or "the spec module could not be imported"
@@ -307,13 +326,26 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 # The hooks an outcome passes through, from collection to the record.
 WATCHED_HOOKS = (
-    "pytest_collection_modifyitems", "pytest_deselected", "pytest_itemcollected",
-    "pytest_collectreport", "pytest_make_collect_report", "pytest_pycollect_makeitem",
-    "pytest_runtestloop", "pytest_runtest_protocol", "pytest_runtest_logstart",
-    "pytest_runtest_setup", "pytest_runtest_call", "pytest_pyfunc_call",
-    "pytest_runtest_teardown", "pytest_runtest_makereport", "pytest_runtest_logreport",
-    "pytest_runtest_logfinish", "pytest_report_teststatus", "pytest_exception_interact",
-    "pytest_keyboard_interrupt", "pytest_sessionfinish",
+    "pytest_collection_modifyitems",
+    "pytest_deselected",
+    "pytest_itemcollected",
+    "pytest_collectreport",
+    "pytest_make_collect_report",
+    "pytest_pycollect_makeitem",
+    "pytest_runtestloop",
+    "pytest_runtest_protocol",
+    "pytest_runtest_logstart",
+    "pytest_runtest_setup",
+    "pytest_runtest_call",
+    "pytest_pyfunc_call",
+    "pytest_runtest_teardown",
+    "pytest_runtest_makereport",
+    "pytest_runtest_logreport",
+    "pytest_runtest_logfinish",
+    "pytest_report_teststatus",
+    "pytest_exception_interact",
+    "pytest_keyboard_interrupt",
+    "pytest_sessionfinish",
 )
 
 
@@ -332,17 +364,36 @@ def _surface(plugin: GraderPlugin, writer: Writer) -> dict[str, object]:
     owners = [
         (_pytest.python.Function, ("runtest", "setup", "_getobj", "obj")),
         (_pytest.python, ("pytest_pyfunc_call",)),
-        (_pytest.runner, ("call_and_report", "runtestprotocol", "call_runtest_hook",
-                          "check_interactive_exception", "pytest_runtest_makereport",
-                          "pytest_runtest_protocol", "pytest_runtest_setup",
-                          "pytest_runtest_call", "pytest_runtest_teardown")),
+        (
+            _pytest.runner,
+            (
+                "call_and_report",
+                "runtestprotocol",
+                "call_runtest_hook",
+                "check_interactive_exception",
+                "pytest_runtest_makereport",
+                "pytest_runtest_protocol",
+                "pytest_runtest_setup",
+                "pytest_runtest_call",
+                "pytest_runtest_teardown",
+            ),
+        ),
         (_pytest.runner.CallInfo, ("from_call", "__init__")),
         (_pytest.reports.BaseReport, ("passed", "failed", "skipped")),
-        (_pytest.reports.TestReport, ("from_item_and_call", "__init__", "passed", "failed",
-                                      "skipped")),
-        (_pytest.skipping, ("pytest_runtest_makereport", "pytest_runtest_setup",
-                            "pytest_runtest_call", "evaluate_skip_marks",
-                            "evaluate_xfail_marks")),
+        (
+            _pytest.reports.TestReport,
+            ("from_item_and_call", "__init__", "passed", "failed", "skipped"),
+        ),
+        (
+            _pytest.skipping,
+            (
+                "pytest_runtest_makereport",
+                "pytest_runtest_setup",
+                "pytest_runtest_call",
+                "evaluate_skip_marks",
+                "evaluate_xfail_marks",
+            ),
+        ),
         (_pytest.outcomes, ("skip", "fail", "xfail", "exit")),
         (pluggy.PluginManager, ("_hookexec", "register", "get_hookcallers")),
         (pluggy.HookCaller, ("__call__", "get_hookimpls")),
@@ -354,8 +405,19 @@ def _surface(plugin: GraderPlugin, writer: Writer) -> dict[str, object]:
         (json, ("dumps",)),
         (os, ("write",)),
         (importlib, ("import_module", "__import__")),
-        (time, ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time",
-                "time_ns", "process_time", "sleep")),
+        (
+            time,
+            (
+                "monotonic",
+                "monotonic_ns",
+                "perf_counter",
+                "perf_counter_ns",
+                "time",
+                "time_ns",
+                "process_time",
+                "sleep",
+            ),
+        ),
         (sys, ("meta_path",)),
     ]
     found: dict[str, object] = {}

@@ -45,9 +45,7 @@ __all__ = ["OUTPUT_KEEP", "Limits", "RunResult", "kill_run", "run_specs", "withh
 OUTPUT_KEEP = 32 * 1024  # bytes of child output kept from the head and from the tail
 SUPERVISOR_GRACE = 3.0  # seconds the supervisor gets to stop a run before it is killed too
 GRADER_PARENT = str(Path(__file__).resolve().parent.parent)
-BOOTSTRAP = (
-    "import sys; sys.path.append({parent!r}); from grader.child import main; main(sys.argv)"
-)
+BOOTSTRAP = "import sys; sys.path.append({parent!r}); from grader.child import main; main(sys.argv)"
 ENV_ALLOW = ("PATH", "SYSTEMROOT")
 MARKER = "KATA_RUN_ID"
 # Variables whose values are withheld from feedback, should learner code dig them out of
@@ -185,8 +183,11 @@ class _Output:
     def text(self) -> str:
         skipped = self.total - len(self.head) - len(self.tail)
         middle = f"\n[... {skipped} bytes of output left out ...]\n" if skipped > 0 else ""
-        return (bytes(self.head).decode(errors="replace") + middle
-                + bytes(self.tail).decode(errors="replace"))
+        return (
+            bytes(self.head).decode(errors="replace")
+            + middle
+            + bytes(self.tail).decode(errors="replace")
+        )
 
 
 def _pipe() -> tuple[int, int]:
@@ -269,7 +270,8 @@ def _spec_lines(workspace: Path, learner_files: list[Path]) -> frozenset[str]:
 def _secret_values() -> list[str]:
     named = {n.strip() for n in os.environ.get(SECRET_VARS, "").split(",") if n.strip()}
     values = {
-        value for name, value in os.environ.items()
+        value
+        for name, value in os.environ.items()
         if (name in named or SECRET_NAME.search(name.upper())) and len(value) >= 6
     }
     return sorted(values, key=len, reverse=True)
@@ -338,7 +340,11 @@ async def run_specs(
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-c", BOOTSTRAP.format(parent=GRADER_PARENT), json.dumps(config),
+            sys.executable,
+            "-I",
+            "-c",
+            BOOTSTRAP.format(parent=GRADER_PARENT),
+            json.dumps(config),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_write,
             stderr=log_write,

@@ -151,8 +151,13 @@ def _unfinished(spec: Spec, observed: Observed, started: set[str]) -> tuple[str,
 def _death(observed: Observed) -> str:
     code = observed.returncode
     if code is not None and code < 0:
-        names = {-9: "SIGKILL", -11: "SIGSEGV (a crash)", -25: "SIGXFSZ (file size limit)",
-                 -24: "SIGXCPU (CPU time limit)", -6: "SIGABRT"}
+        names = {
+            -9: "SIGKILL",
+            -11: "SIGSEGV (a crash)",
+            -25: "SIGXFSZ (file size limit)",
+            -24: "SIGXCPU (CPU time limit)",
+            -6: "SIGABRT",
+        }
         return f"the spec process was killed by {names.get(code, f'signal {-code}')}"
     return f"the spec process exited early (exit status {code})"
 
@@ -182,9 +187,12 @@ def score_kata(
     max_score = sum(s.points for s in expected)
     status, reason = _status(specs, results, observed, missing, refused, violations)
     if _records(observed, "tamper") or _records(observed, "forbidden_import"):
-        specs = [s if s.outcome != "passed" else
-                 SpecResult(s.id, s.title, s.points, "failed", f"not counted: {reason}")
-                 for s in specs]
+        specs = [
+            s
+            if s.outcome != "passed"
+            else SpecResult(s.id, s.title, s.points, "failed", f"not counted: {reason}")
+            for s in specs
+        ]
     score = sum(s.score for s in specs)
     if observed.rejected:
         reason = (reason + "; " if reason else "") + (

@@ -53,8 +53,10 @@ class KataVerdict:
                     + (f" — {failing}" if failing else f" — {run.reason}")
                 )
         if self.stub is not None and self.stub.score == 0 and self.stub.status != "not_started":
-            out.append(f"the stub grades as '{self.stub.status}', not 'not_started' "
-                       f"({self.stub.reason or 'some spec failed without NotImplementedError'})")
+            out.append(
+                f"the stub grades as '{self.stub.status}', not 'not_started' "
+                f"({self.stub.reason or 'some spec failed without NotImplementedError'})"
+            )
         if self.stub is not None and (self.stub.score != 0 or self.stub.max_score == 0):
             passing = [s.title for s in self.stub.specs if s.outcome == "passed"]
             out.append(

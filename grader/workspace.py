@@ -70,7 +70,9 @@ def build(kata: Kata, source: Source, dest: Path) -> Workspace:
     workspace = Workspace(dest)
     folders = source.folders(kata)
     for name in kata.files:
-        found = next((f / name for f in folders if (f / name).is_symlink() or (f / name).exists()), None)
+        found = next(
+            (f / name for f in folders if (f / name).is_symlink() or (f / name).exists()), None
+        )
         if found is None:
             workspace.missing.append(name)
         elif found.is_symlink():

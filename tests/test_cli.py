@@ -183,3 +183,31 @@ def test_github_annotations_name_the_failing_requirements(adder_course, capsys, 
         "::warning title=adder%3A mul(4%2C 5) returns 20.::"
         "Called mul(4, 5); returned 1024; expected 20\n"
     )
+
+
+def test_an_interrupted_grading_writes_the_partial_report_and_exits_130(
+    adder_course, capsys, tmp_path, monkeypatch
+):
+    from grader import cli
+    from grader.grading import INTERRUPTED
+    from grader.scoring import KataResult, Report
+
+    partial = Report(
+        katas=(KataResult("adder", "Adder", "kernel", "error", 0, 6, 0.0, INTERRUPTED),)
+    )
+    monkeypatch.setattr(cli, "grade", lambda *a, **k: partial)
+    out_file = tmp_path / "r.json"
+    code, _, err = run(
+        capsys,
+        "--root",
+        str(adder_course.root),
+        "grade",
+        "--format",
+        "json",
+        "--output",
+        str(out_file),
+        "--quiet",
+    )
+    assert code == 130 and "interrupted" in err
+    assert json.loads(out_file.read_text())["katas"][0]["reason"] == INTERRUPTED
+    assert not (adder_course.root / ".kata" / "last-report.json").exists()

@@ -33,9 +33,19 @@ HOSTILE_ENV = {
     "PYTHONPATH": "{marks}",
     "PYTHONINSPECT": "1",
 }
-CHILD_ENV = {"PATH", "SYSTEMROOT", "HOME", "TMPDIR", "LANG", "LC_ALL", "NO_COLOR",
-             "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "HYPOTHESIS_STORAGE_DIRECTORY", "KATA_RUN_ID",
-             "PYTEST_VERSION"}  # the last one pytest sets for itself, in the spec process
+CHILD_ENV = {
+    "PATH",
+    "SYSTEMROOT",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "NO_COLOR",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+    "HYPOTHESIS_STORAGE_DIRECTORY",
+    "KATA_RUN_ID",
+    "PYTEST_VERSION",
+}  # the last one pytest sets for itself, in the spec process
 
 
 def _marker(marks: Path, name: str) -> str:
@@ -161,16 +171,18 @@ TAMPERING = {
         """),
     # every report says it passed
     "patch_report": "import sys\nBaseReport = sys.modules['_pytest.reports'].BaseReport\n"
-                    "BaseReport.passed = property(lambda self: True)\n"
-                    "BaseReport.failed = property(lambda self: False)\n",
+    "BaseReport.passed = property(lambda self: True)\n"
+    "BaseReport.failed = property(lambda self: False)\n",
     # the grader plugin's own recording function, through the objects it left in memory
-    "patch_plugin": FIND + dedent("""
+    "patch_plugin": FIND
+    + dedent("""
         for plugin in find("GraderPlugin"):
             passed = lambda *args: {"outcome": "passed", "message": "", "exc_type": ""}
             type(plugin)._phase = lambda self, report, call: passed()
             plugin._phase = passed
         """),
-    "patch_writer": FIND + dedent("""
+    "patch_writer": FIND
+    + dedent("""
         for writer in find("Writer"):
             _send = type(writer).send
             def send(self, kind, **data):
@@ -180,7 +192,8 @@ TAMPERING = {
             type(writer).send = send
         """),
     # a plugin of its own, registered in the live session: spec bodies never run
-    "rogue_plugin": FIND + dedent("""
+    "rogue_plugin": FIND
+    + dedent("""
         class Rogue:
             @sys.modules["pytest"].hookimpl(tryfirst=True)
             def pytest_pyfunc_call(self, pyfuncitem):
@@ -196,7 +209,8 @@ TAMPERING = {
         time.monotonic = lambda: _monotonic() / 1000
         """),
     # -k from inside the run: the specs that would fail are deselected
-    "deselect_inside": FIND + dedent("""
+    "deselect_inside": FIND
+    + dedent("""
         for config in find("Config"):
             config.option.keyword = "not mul and not async"
         """),
@@ -233,8 +247,11 @@ def graded(tmp_path_factory, marks):
     add = course.kata
     add("honest", CORRECT)
     add("stray_files", WRONG_MUL, extra=_stray_files("stray_files", marks))
-    add("edit_at_run_time", at_import(EDIT_AT_RUN_TIME, WRONG_MUL),
-        specs={k: v.format(slug="edit_at_run_time") for k, v in EDIT_SPECS.items()})
+    add(
+        "edit_at_run_time",
+        at_import(EDIT_AT_RUN_TIME, WRONG_MUL),
+        specs={k: v.format(slug="edit_at_run_time") for k, v in EDIT_SPECS.items()},
+    )
     add("exit_at_import", at_import("import os\nprint('6 passed')\nos._exit(0)"))
     add("sys_exit_at_import", at_import("import sys\nsys.exit(0)"))
     add("exit_in_spec", with_mul("import os\nos._exit(0)"))
@@ -244,16 +261,26 @@ def graded(tmp_path_factory, marks):
     add("pytest_exit", with_mul("import sys\nsys.modules['pytest'].exit('all done', returncode=0)"))
     add("skip_in_spec", with_mul("import sys\nsys.modules['pytest'].skip('not today')"))
     add("xfail_in_spec", with_mul("import sys\nsys.modules['pytest'].xfail('expected to fail')"))
-    add("skip_at_import", at_import(
-        "import sys\nsys.modules['pytest'].skip('nothing to see', allow_module_level=True)"))
+    add(
+        "skip_at_import",
+        at_import(
+            "import sys\nsys.modules['pytest'].skip('nothing to see', allow_module_level=True)"
+        ),
+    )
     add("import_pytest", at_import("import pytest", WRONG_MUL))
     add("fake_results", at_import(FORGE_RESULTS, ALL_WRONG))
     for slug, attack in TAMPERING.items():
         add(slug, at_import(attack, ALL_WRONG))
-    add("import_module", with_mul("import importlib\nreturn importlib.import_module('h1' + '1')"),
-        forbid=("h11",))
-    add("dunder_import", with_mul("import importlib\nreturn importlib.__import__('h1' + '1') and a * b"),
-        forbid=("h11",))
+    add(
+        "import_module",
+        with_mul("import importlib\nreturn importlib.import_module('h1' + '1')"),
+        forbid=("h11",),
+    )
+    add(
+        "dunder_import",
+        with_mul("import importlib\nreturn importlib.__import__('h1' + '1') and a * b"),
+        forbid=("h11",),
+    )
     add("spec_leak", with_mul("return Leak()", prelude=SPEC_LEAK))
     add("env_probe", at_import(ENV_PROBE.format(path=str(marks / "env.json"))))
 
@@ -381,8 +408,12 @@ def test_a_deselect_smuggled_through_the_environment_has_no_effect(graded, marks
 
 def test_secrets_of_the_grader_never_reach_learner_code(graded, marks):
     env = json.loads((marks / "env.json").read_text())
-    for name in ("GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                 "MY_COURSE_SECRET"):
+    for name in (
+        "GITHUB_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "MY_COURSE_SECRET",
+    ):
         assert name not in env and HOSTILE_ENV[name] not in json.dumps(env)
 
 
@@ -420,7 +451,7 @@ def test_feedback_never_carries_the_spec_source(graded):
     assert result.score == FULL - 1
     message = spec(result, "test_mul").message
     assert "withheld" in message
-    for line in (spec_for("spec_leak").splitlines()):
+    for line in spec_for("spec_leak").splitlines():
         if len(line.strip()) >= 24:
             assert line.strip() not in message
 

@@ -42,7 +42,8 @@ while True:
 """
 
 # A bounded fork bomb: every process forks until 150 of them are recorded, then sleeps.
-FORK_BOMB = """
+FORK_BOMB = (
+    """
 import os, time
 root = os.getpid()
 with open({pids!r}, "ab") as record:
@@ -56,7 +57,9 @@ with open({pids!r}, "ab") as record:
 if os.getpid() != root:
     time.sleep(120)
     os._exit(0)
-""" + SWALLOW_TIMEOUTS
+"""
+    + SWALLOW_TIMEOUTS
+)
 
 # Processes left behind: a plain child, a double-forked daemon in its own session with an
 # empty environment (no marker), one that ignores SIGTERM, and a listening socket server.
@@ -77,7 +80,9 @@ def daemon(code):
         record.write(f"{{pid}}\\n")
 """
 
-LEFTOVERS = DAEMON + """
+LEFTOVERS = (
+    DAEMON
+    + """
 import subprocess
 daemon("import time; time.sleep(300)")
 daemon("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -90,6 +95,7 @@ with open({pids!r}, "a") as record:
     record.write(f"{{subprocess.Popen(['sleep', '300']).pid}}\\n")
 return a * b
 """
+)
 
 OUTPUT_FLOOD = """
 import json, os, stat, sys
@@ -123,20 +129,28 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("containment")
     hostile = HostileCourse(root, timeout=TIMEOUT, spec_timeout=3)
     hostile.files = {
-        "bomb": root / "bomb.pids", "left": root / "left.pids", "port": root / "server.port",
+        "bomb": root / "bomb.pids",
+        "left": root / "left.pids",
+        "port": root / "server.port",
     }
     add = hostile.kata
     add("honest", CORRECT)
     add("loop_at_import", at_import("while True:\n    pass"), timeout=HANG)
     add("loop_in_spec", with_mul("while True:\n    pass"))
     add("swallowed_timeout", with_mul(SWALLOW_TIMEOUTS), timeout=HANG)
-    add("gil_hog", with_mul("""
+    add(
+        "gil_hog",
+        with_mul("""
         import threading, time
         threading.Thread(target=lambda: sum(range(10**15)), daemon=True).start()
         time.sleep(0.1)
         return a * b
-        """), timeout=HANG)
-    add("busy_thread", at_import("""
+        """),
+        timeout=HANG,
+    )
+    add(
+        "busy_thread",
+        at_import("""
         import threading
         def spin():
             while True:
@@ -145,23 +159,35 @@ def course(tmp_path_factory):
                 except BaseException:
                     pass
         threading.Thread(target=spin).start()
-        """))
-    add("memory_bomb", with_mul("""
+        """),
+    )
+    add(
+        "memory_bomb",
+        with_mul("""
         hoard = []
         while True:
             hoard.append(bytes(256 << 20))
-        """))
+        """),
+    )
     add("fork_bomb", with_mul(FORK_BOMB.format(pids=str(hostile.files["bomb"]))))
-    add("leftovers", with_mul(LEFTOVERS.format(
-        pids=str(hostile.files["left"]), port=str(hostile.files["port"]))))
+    add(
+        "leftovers",
+        with_mul(
+            LEFTOVERS.format(pids=str(hostile.files["left"]), port=str(hostile.files["port"]))
+        ),
+    )
     add("output_flood", with_mul(OUTPUT_FLOOD), spec_timeout=10)  # 100 MiB takes a while
     add("channel_flood", at_import(CHANNEL_FLOOD))
-    add("deep_recursion", with_mul("""
+    add(
+        "deep_recursion",
+        with_mul("""
         nested = ()
         for _ in range(200_000):
             nested = (nested,)
         return hash(nested)  # recurses in C, 200,000 deep: the stack overflows
-        """), spec_timeout=5)
+        """),
+        spec_timeout=5,
+    )
     add("ctypes_segfault", with_mul("import ctypes\nreturn ctypes.string_at(0)"))
     return hostile
 

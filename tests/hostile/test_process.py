@@ -76,9 +76,18 @@ SECRETS = {
 def _start(root: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-c", GRADER, str(root / "course"), str(root / "submission"),
-         str(root / "report.json")],
-        cwd=root, env=environment, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            GRADER,
+            str(root / "course"),
+            str(root / "submission"),
+            str(root / "report.json"),
+        ],
+        cwd=root,
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
