@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import datetime as dt
 import hashlib
 import io
 import json
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .grading import run_grading
+from .grading import make_report, run_grading
 from .kata import Kata, KataError, discover, select
 from .release import GRADER, files_under
 from .report import render, write_atomic
@@ -241,13 +240,9 @@ def _load_report(path: Path) -> Report | None:
 # -- grading ------------------------------------------------------------------------------
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def _unfinished(katas: Sequence[Kata], label: str, reason: str) -> Report:
     results = [KataResult(k.slug, k.title, k.pillar, "error", 0, 0, 0.0, reason) for k in katas]
-    return Report(tuple(results), label, _now(), __version__)
+    return make_report(results, label)
 
 
 async def _grade(
@@ -266,7 +261,7 @@ async def _grade(
     results = tuple(g.result for g in graded)
     if not sub.path.is_dir():
         results = tuple(replace(r, reason=f"{NO_FOLDER}: {sub.path}") for r in results)
-    return Report(results, source.label, _now(), __version__), True
+    return make_report(results, source.label), True
 
 
 async def _grade_all(

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__, classroom
 from .grading import grade, interrupted_katas
 from .kata import Kata, KataError, discover, find_root, select
-from .report import FORMATS, render, to_annotations, write_atomic
+from .report import FORMATS, columns, render, to_annotations, write_atomic
 from .scoring import KataResult, Report
 from .verify import render_verdicts, verify
 from .workspace import checkout, solutions
@@ -55,11 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("#", "pillar", "slug", "title", "difficulty", "state")]
     for i, k in enumerate(katas, 1):
         rows.append((str(i), k.pillar, k.slug, k.title, k.difficulty, states.get(k.slug, "?")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for j, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
+    print("\n".join(columns(rows)))
     if not states:
         print("\nstate: '?' until you run `nox -s grade` (or `kata grade`)")
     return 0

@@ -20,7 +20,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from .imports import find_violations
 from .kata import Kata, KataError
 from .runner import Limits, RunResult, run_specs
 from .scoring import KataResult, Observed, Report, Spec, SpecResult, score_kata
-from .workspace import Source, build
+from .workspace import Source, build, copy_specs
 
 __all__ = [
     "INTERRUPTED",
@@ -38,6 +38,7 @@ __all__ = [
     "grade",
     "grade_kata",
     "interrupted_katas",
+    "make_report",
     "run_grading",
 ]
 
@@ -84,12 +85,7 @@ async def _list_specs(kata: Kata, limits: Limits) -> list[Spec]:
     try:
         workspace = run_dir / "ws"
         workspace.mkdir()
-        shutil.copytree(
-            kata.spec_dir,
-            workspace,
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        )
+        copy_specs(kata, workspace)
         run = await run_specs(kata, workspace, [], mode="collect", limits=limits)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -277,9 +273,14 @@ def grade(
             )
 
     graded = asyncio.run(main())
+    return make_report([g.result for g in graded], source.label)
+
+
+def make_report(results: Iterable[KataResult], submission: str) -> Report:
+    """A finished report of ``results``, stamped with the time and this grader's version."""
     return Report(
-        katas=tuple(g.result for g in graded),
-        submission=source.label,
+        katas=tuple(results),
+        submission=submission,
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         grader_version=__version__,
     )

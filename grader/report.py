@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 
 from .scoring import Report
 
-__all__ = ["FORMATS", "render", "to_annotations", "write_atomic"]
+__all__ = ["FORMATS", "columns", "render", "to_annotations", "write_atomic"]
 
 STATUS_MARK = {
     "passed": "✅ passed",
@@ -28,6 +28,16 @@ STATUS_MARK = {
 
 def _pct(score: int, max_score: int) -> str:
     return f"{100 * score / max_score:.0f}%" if max_score else "-"
+
+
+def columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of cells as aligned text lines: the first row is the header, ruled off below."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    return [line(rows[0]), "  ".join("-" * w for w in widths), *map(line, rows[1:])]
 
 
 def to_json(report: Report) -> str:
@@ -46,10 +56,7 @@ def to_table(report: Report) -> str:
                 f"{k.duration:.1f}s",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-    out = [line(rows[0]), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[1:]]
+    out = columns(rows)
     out.append(f"\nTotal: {report.score}/{report.max_score} ({report.percent:.1f}%)")
     details = []
     for k in report.katas:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .grading import grade_kata
 from .kata import Kata
+from .report import columns
 from .scoring import KataResult
 from .workspace import checkout, mutant, solutions
 
@@ -229,9 +230,7 @@ def render_verdicts(verdicts: list[KataVerdict]) -> str:
                 "ok" if v.ok else "FAIL",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out = columns(rows)
     for v in verdicts:
         for miss in v.misses:
             out.append(f"{v.kata.slug}: {miss}")

@@ -15,7 +15,16 @@ from pathlib import Path
 
 from .kata import Kata
 
-__all__ = ["MAX_FILE_BYTES", "Source", "Workspace", "build", "checkout", "mutant", "solutions"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "Source",
+    "Workspace",
+    "build",
+    "copy_specs",
+    "checkout",
+    "mutant",
+    "solutions",
+]
 
 MAX_FILE_BYTES = 1 << 20  # a learner file bigger than 1 MiB is refused, not copied
 
@@ -53,7 +62,8 @@ class Workspace:
     refused: list[str] = field(default_factory=list)  # why a present file was not taken
 
 
-def _copy_specs(kata: Kata, dest: Path) -> None:
+def copy_specs(kata: Kata, dest: Path) -> None:
+    """Copy the kata's trusted specs (``.spec/``) into ``dest``; KataError when there are none."""
     kata.spec_files()  # raises KataError when there are no specs
     shutil.copytree(
         kata.spec_dir,
@@ -66,7 +76,7 @@ def _copy_specs(kata: Kata, dest: Path) -> None:
 def build(kata: Kata, source: Source, dest: Path) -> Workspace:
     """Fill the empty folder ``dest`` with the kata's specs and the submission's declared files."""
     dest.mkdir(parents=True, exist_ok=True)
-    _copy_specs(kata, dest)
+    copy_specs(kata, dest)
     workspace = Workspace(dest)
     folders = source.folders(kata)
     for name in kata.files:
