@@ -6,7 +6,8 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
 * deterministic time: inject a :class:`FakeClock`, never read the wall clock;
 * no sleeping to wait for a condition: :func:`bounded` awaits an event with a time limit and
   fails with a readable message instead of hanging;
-* messages for learners: :func:`called` writes "Called f(x); returned y; expected z";
+* messages for learners: :func:`called` writes "Called f(x); returned y; expected z", and
+  :func:`step` turns an unexpected exception into "Called f(x); raised ValueError: ...";
 * network specs bind port 0 on 127.0.0.1 only: :func:`tcp_server`.
 """
 
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["LOCALHOST", "FakeClock", "bounded", "called", "short", "tcp_server"]
+__all__ = ["LOCALHOST", "FakeClock", "bounded", "called", "short", "step", "tcp_server"]
 
 LOCALHOST = "127.0.0.1"
 T = TypeVar("T")
@@ -55,6 +56,23 @@ def called(call: str, got: Any, expected: Any | None = None, *, show_expected: b
     if show_expected:
         message += f"; expected {short(expected)}"
     return message
+
+
+@contextlib.contextmanager
+def step(call: str) -> Iterator[None]:
+    """Say what the spec called when the learner's code raises something unexpected.
+
+    ``with step("tree.delete(7) on a tree of 40 keys"): tree.delete(7); len(tree)`` fails with
+    "Called tree.delete(7) on a tree of 40 keys; raised ValueError: ..." instead of a bare
+    exception. AssertionError (the spec's own checks, already worded) and NotImplementedError
+    (how the grader tells an untouched stub) pass through unchanged.
+    """
+    try:
+        yield
+    except (AssertionError, NotImplementedError):
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {call}; raised {type(exc).__name__}: {exc}") from exc
 
 
 async def bounded(awaitable: Awaitable[T], timeout: float = 5.0, what: str = "the result") -> T:
