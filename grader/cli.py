@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from . import __version__, classroom
-from .grading import grade, interrupted_katas
+from .grading import grade, interrupted_katas, make_report
 from .kata import Kata, KataError, discover, find_root, select
-from .report import FORMATS, columns, render, to_annotations, write_atomic
+from .report import FORMATS, closing_line, columns, render, state, to_annotations, write_atomic
 from .scoring import KataResult, Report
-from .verify import render_verdicts, verify
+from .verify import cpu_load, render_verdicts, show_mutants, verdicts_json, verify
 from .workspace import checkout, solutions
 
 __all__ = ["main"]
@@ -40,31 +40,63 @@ def _say(text: str) -> None:
 # -- kata list ---------------------------------------------------------------------------
 
 
-def _last_states(root: Path) -> dict[str, str]:
+def _last_report(root: Path) -> Report | None:
     try:
-        report = Report.from_dict(json.loads((root / LAST_REPORT).read_text()))
+        return Report.from_dict(json.loads((root / LAST_REPORT).read_text()))
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    names = {"passed": "passing", "not_started": "not started"}
-    return {k.slug: names.get(k.status, "failing") for k in report.katas}
+        return None
+
+
+def _remember(root: Path, katas: list[Kata], report: Report) -> Report:
+    """Fold the katas of ``report`` that finished into the learner's last report (one entry
+    per kata, curriculum order), so `kata list` knows the state of every kata graded so far,
+    whether graded all at once or one by one. Returns what is remembered."""
+    known = {k.slug: k for k in (_last_report(root) or Report(katas=())).katas}
+    unfinished = set(interrupted_katas(report))
+    finished = {k.slug: k for k in report.katas if k.slug not in unfinished}
+    known.update(finished)
+    order = [k.slug for k in discover(root)]
+    merged = make_report(tuple(known[slug] for slug in order if slug in known), report.submission)
+    if finished:
+        with contextlib.suppress(OSError):  # a read-only checkout still gets its report
+            write_atomic(root / LAST_REPORT, render(merged, "json"))
+    return merged
+
+
+def _next_step(root: Path, graded: Report, known: Report) -> str:
+    """What a learner does next: fix the first kata of this grading that failed, else start
+    the first kata of the curriculum not passed yet."""
+    for k in graded.katas:
+        if k.status in ("failed", "error", "timeout"):
+            return f"`nox -s grade -- {k.slug}` (or `nox -s watch -- {k.slug}`) until it passes"
+    states = {k.slug: k.status for k in known.katas}
+    for kata in discover(root):
+        if states.get(kata.slug) != "passed":
+            lesson = kata.exercise_dir.relative_to(root) / "README.md"
+            return f"read {lesson.as_posix()}, then `nox -s try -- {kata.slug}`"
+    return "every kata passed: well done"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     root, katas = _katas(args)
-    states = _last_states(root)
+    last = _last_report(root)
+    states = {k.slug: state(k.status) for k in last.katas} if last else {}
     rows = [("#", "pillar", "slug", "title", "difficulty", "state")]
     for i, k in enumerate(katas, 1):
         rows.append((str(i), k.pillar, k.slug, k.title, k.difficulty, states.get(k.slug, "?")))
     print("\n".join(columns(rows)))
-    if not states:
-        print("\nstate: '?' until you run `nox -s grade` (or `kata grade`)")
+    print(
+        "\nstate: the last grade of each kata ('?' until you grade it)."
+        "\nThe loop: read exercises/<slug>/README.md -> `nox -s try -- <slug>` (the examples)"
+        " -> `nox -s grade -- <slug>` (the hidden specs)."
+    )
     return 0
 
 
-# -- kata test ---------------------------------------------------------------------------
+# -- kata try ----------------------------------------------------------------------------
 
 
-def cmd_test(args: argparse.Namespace) -> int:
+def cmd_try(args: argparse.Namespace) -> int:
     root = _root(args)
     (kata,) = select(discover(root), [args.slug])
     if not kata.visible_tests.is_file():
@@ -78,7 +110,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def _progress(done: int, total: int, result: KataResult) -> None:
     _say(
-        f"[{done}/{total}] {result.slug}: {result.status.replace('_', ' ')} "
+        f"[{done}/{total}] {result.slug}: {state(result.status)} "
         f"{result.score}/{result.max_score} ({result.duration:.1f}s)"
     )
 
@@ -109,10 +141,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         sys.stdout.write(to_annotations(report))  # shown on the run's summary page
     unfinished = interrupted_katas(report)
-    if not unfinished and not args.solutions and not args.submission and not args.slugs:
-        # Remembered for `kata list`; a read-only checkout still gets its report on stdout.
-        with contextlib.suppress(OSError):
-            write_atomic(root / LAST_REPORT, render(report, "json"))
+    if not args.solutions and not args.submission:  # the learner's own checkout
+        known = _remember(root, katas, report)
+        closing = closing_line(report, "" if unfinished else _next_step(root, report, known))
+    else:
+        closing = closing_line(report)
+    if not args.quiet:
+        sys.stdout.flush()
+        _say(closing)
     if unfinished:
         _say(
             f"grading was interrupted; the report is partial (unfinished: {', '.join(unfinished)})"
@@ -129,13 +165,33 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     _, katas = _katas(args)
-    _say(f"verifying {len(katas)} kata(s): solution x{args.runs}, stub, mutants, coverage")
+    if args.show_mutants:
+        for kata in katas:
+            sys.stdout.write(show_mutants(kata))
+        return 0
+    scope = "every spec" if args.all_specs else "covering specs"
+    _say(
+        f"verifying {len(katas)} kata(s): solution x{args.repeat}, stub, mutants ({scope}), "
+        "coverage" + (", every core loaded" if args.load else "")
+    )
+    done = 0
 
     def progress(verdict) -> None:
-        _say(f"  {verdict.kata.slug}: {'ok' if verdict.ok else 'FAIL'} ({verdict.duration:.1f}s)")
+        nonlocal done
+        done += 1
+        _say(
+            f"[{done}/{len(katas)}] {verdict.kata.slug}: {'ok' if verdict.ok else 'FAIL'} "
+            f"({verdict.duration:.1f}s)"
+        )
 
-    verdicts = asyncio.run(verify(katas, runs=args.runs, jobs=args.jobs, progress=progress))
+    run = verify(
+        katas, runs=args.repeat, jobs=args.jobs, all_specs=args.all_specs, progress=progress
+    )
+    with cpu_load() if args.load else contextlib.nullcontext():
+        verdicts = asyncio.run(run)
     sys.stdout.write(render_verdicts(verdicts))
+    if args.json:
+        write_atomic(Path(args.json), json.dumps(verdicts_json(verdicts), indent=2) + "\n")
     failed = [v.kata.slug for v in verdicts if not v.ok]
     if failed:
         _say(f"verify FAILED for: {', '.join(failed)}")
@@ -163,7 +219,7 @@ def _percent(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kata", description="Backend katas: list, test, grade and verify exercises."
+        prog="kata", description="Backend katas: list, try, watch, grade and verify exercises."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -174,10 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the curriculum in order, with your state per kata")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("test", help="run the visible tests of one kata")
+    p = sub.add_parser(
+        "try", aliases=["test"], help="run the visible examples of one kata (pytest)"
+    )
     p.add_argument("slug")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
-    p.set_defaults(func=cmd_test)
+    p.set_defaults(func=cmd_try)
 
     p = sub.add_parser("grade", help="grade learner files against the hidden specs")
     p.add_argument("slugs", nargs="*", metavar="SLUG", help="katas to grade (default: all)")
@@ -203,8 +261,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="prove the specs: solution full, stub zero, mutants killed")
     p.add_argument("slugs", nargs="*", metavar="SLUG")
-    p.add_argument("--runs", type=_positive_int, default=3, help="solution runs (flake check)")
+    p.add_argument(
+        "--repeat",
+        "--runs",
+        dest="repeat",
+        type=_positive_int,
+        default=3,
+        help="runs of the solution; every one must score full marks (default 3)",
+    )
     p.add_argument("--jobs", type=_positive_int, default=None)
+    p.add_argument(
+        "--load", action="store_true", help="burn every core meanwhile, as on a busy CI runner"
+    )
+    p.add_argument(
+        "--all-specs",
+        action="store_true",
+        help="run every spec on every mutant (the old, slower way) instead of the covering ones",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the verify report as JSON")
+    p.add_argument(
+        "--show-mutants", action="store_true", help="print each mutant as a diff, run nothing"
+    )
     p.set_defaults(func=cmd_verify)
 
     classroom.register(sub)

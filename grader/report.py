@@ -13,9 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .scoring import Report
+from .scoring import STATUSES, KataResult, Report
 
-__all__ = ["FORMATS", "columns", "render", "to_annotations", "write_atomic"]
+__all__ = [
+    "FORMATS",
+    "closing_line",
+    "columns",
+    "counts",
+    "render",
+    "state",
+    "to_annotations",
+    "write_atomic",
+]
 
 STATUS_MARK = {
     "passed": "✅ passed",
@@ -24,6 +33,7 @@ STATUS_MARK = {
     "error": "💥 error",
     "timeout": "⏱️ timeout",
 }
+FOLD_AFTER = 5  # failing requirements of a kata shown open; more are folded in <details>
 
 
 def _pct(score: int, max_score: int) -> str:
@@ -44,34 +54,57 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
+def state(status: str) -> str:
+    """A kata status as the learner reads it, the same word everywhere: ``passed``,
+    ``failed``, ``not started``, ``error``, ``timeout``."""
+    return status.replace("_", " ")
+
+
+def counts(report: Report) -> str:
+    """How many katas are in each state, curriculum words, e.g. ``3 passed, 2 failed,
+    4 not started`` (states no kata is in are left out)."""
+    seen = [k.status for k in report.katas]
+    return ", ".join(f"{seen.count(s)} {state(s)}" for s in STATUSES if s in seen) or "no katas"
+
+
+def closing_line(report: Report, next_step: str = "") -> str:
+    """The last line of a grading: the total, the katas per state and, for a learner, what
+    to do next; e.g. ``42/120 (35%): 3 passed, 2 failed, 4 not started — next: …``."""
+    line = f"{report.score}/{report.max_score} ({report.percent:.0f}%): {counts(report)}"
+    return f"{line} — next: {next_step}" if next_step else line
+
+
+def _not_started(report: Report) -> list[str]:
+    return [k.slug for k in report.katas if k.status == "not_started" and not _missing(k)]
+
+
+def _missing(k: KataResult) -> bool:
+    """Not started because the files are missing (said per kata), not an untouched stub."""
+    return k.status == "not_started" and bool(k.reason) and "NotImplementedError" not in k.reason
+
+
 def to_table(report: Report) -> str:
     rows = [("kata", "pillar", "status", "score", "time")]
     for k in report.katas:
         rows.append(
-            (
-                k.slug,
-                k.pillar,
-                k.status.replace("_", " "),
-                f"{k.score}/{k.max_score}",
-                f"{k.duration:.1f}s",
-            )
+            (k.slug, k.pillar, state(k.status), f"{k.score}/{k.max_score}", f"{k.duration:.1f}s")
         )
     out = columns(rows)
     out.append(f"\nTotal: {report.score}/{report.max_score} ({report.percent:.1f}%)")
     details = []
     for k in report.katas:
-        if k.status in ("passed",):
+        if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
             continue
-        if k.reason:
-            details.append(f"\n{k.slug}: {k.reason}")
-        elif k.failing:
-            details.append(f"\n{k.slug}:")
+        details.append(f"\n{k.slug}: {k.reason}" if k.reason else f"\n{k.slug}:")
         if k.status == "not_started":
             continue
         for spec in k.failing:
             details.append(f"  ✗ {spec.title} [{spec.outcome}]")
             if spec.message:
                 details.append(f"      {spec.message}")
+    untouched = _not_started(report)
+    if untouched:
+        details.append(f"\nNot started (the stub is untouched): {', '.join(untouched)}")
     return "\n".join(out + details) + "\n"
 
 
@@ -80,6 +113,8 @@ def _md(text: str) -> str:
 
 
 def to_markdown(report: Report) -> str:
+    """The job summary: the table on top, then one section per kata that needs work (its
+    failing requirements, folded when long), and the untouched katas in one line."""
     out = [
         f"## Backend katas: {report.score}/{report.max_score} ({report.percent:.1f}%)",
         "",
@@ -91,18 +126,27 @@ def to_markdown(report: Report) -> str:
             f"| {_md(k.title)} (`{k.slug}`) | {k.pillar} | {STATUS_MARK[k.status]} "
             f"| {k.score}/{k.max_score} ({_pct(k.score, k.max_score)}) |"
         )
+    out += ["", closing_line(report)]
     for k in report.katas:
-        if k.status == "passed":
+        if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
             continue
         out += ["", f"### {_md(k.title)}: {k.score}/{k.max_score}"]
         if k.reason:
             out += ["", f"> {_md(k.reason)}"]
-        if k.status == "not_started":
+        failing = k.failing if k.status != "not_started" else []
+        if not failing:
             continue
-        failing = k.failing
-        if failing:
-            out += ["", "| requirement | outcome | message |", "|---|---|---|"]
-            out += [f"| {_md(s.title)} | {s.outcome} | {_md(s.message)} |" for s in failing]
+        rows = ["| requirement | outcome | message |", "|---|---|---|"]
+        rows += [f"| {_md(s.title)} | {s.outcome} | {_md(s.message)} |" for s in failing]
+        if len(failing) > FOLD_AFTER:
+            summary = f"{len(failing)} failing requirements"
+            out += ["", f"<details><summary>{summary}</summary>", "", *rows, "", "</details>"]
+        else:
+            out += ["", *rows]
+    untouched = _not_started(report)
+    if untouched:
+        names = ", ".join(f"`{slug}`" for slug in untouched)
+        out += ["", f"**Not started** (the stub is untouched): {names}"]
     return "\n".join(out) + "\n"
 
 

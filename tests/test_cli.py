@@ -9,7 +9,11 @@ import pytest
 
 from grader.cli import main
 
-from .conftest import ADDER_SOLUTION
+from .conftest import ADDER_SOLUTION, ADDER_SPEC, ADDER_STUB
+
+PARTIAL = ADDER_STUB.replace(
+    "raise NotImplementedError\n\n\ndef mul", "return a + b\n\n\ndef mul", 1
+)
 
 
 @pytest.fixture
@@ -114,12 +118,65 @@ def test_fail_under_sets_the_exit_status(adder_course, capsys):
     assert code == 0
 
 
+def _states(out: str) -> dict[str, str]:
+    """slug -> state from the `kata list` table."""
+    rows = [line.split() for line in out.splitlines()[2:] if line[:1].isdigit()]
+    return {row[2]: " ".join(row[-2:]) if row[-1] == "started" else row[-1] for row in rows}
+
+
 def test_list_shows_the_state_after_grading(adder_course, capsys):
     code, out, _ = run(capsys, "--root", str(adder_course.root), "list")
-    assert code == 0 and "adder" in out and "?" in out
+    assert code == 0 and _states(out) == {"adder": "?"}
+    assert "nox -s try -- <slug>" in out  # the learner's loop, said where they start
     run(capsys, "--root", str(adder_course.root), "grade", "--quiet")
     _, out, _ = run(capsys, "--root", str(adder_course.root), "list")
-    assert "not started" in out
+    assert _states(out) == {"adder": "not started"}
+
+
+def test_a_grade_of_one_kata_updates_that_kata_in_the_list(adder_course, capsys):
+    """Item 9: `kata list` remembers per-kata grades, in the report's own words."""
+    root = adder_course.root
+    adder_course.add_kata(
+        "echo2", stub=ADDER_STUB.replace("adder", "echo2"), solution=ADDER_SOLUTION,
+        specs={"test_echo2.py": ADDER_SPEC.replace("from adder", "from echo2")}, order=2,
+    )  # fmt: skip
+    run(capsys, "--root", str(root), "grade", "--quiet")
+    (root / "exercises" / "adder" / "adder.py").write_text(ADDER_SOLUTION)
+    run(capsys, "--root", str(root), "grade", "adder", "--quiet")  # one kata: adder passes
+    _, out, _ = run(capsys, "--root", str(root), "list")
+    assert _states(out) == {"adder": "passed", "echo2": "not started"}
+    (root / "exercises" / "echo2" / "echo2.py").write_text(ADDER_SOLUTION.replace("a * b", "0"))
+    run(capsys, "--root", str(root), "grade", "echo2", "--quiet")
+    _, out, _ = run(capsys, "--root", str(root), "list")
+    assert _states(out) == {"adder": "passed", "echo2": "failed"}
+    # the same words as the table of `kata grade`
+    _, out, _ = run(capsys, "--root", str(root), "grade", "--quiet")
+    assert {line.split()[0]: line.split()[2] for line in out.splitlines()[2:4]} == {
+        "adder": "passed",
+        "echo2": "failed",
+    }
+
+
+def test_a_grade_closes_with_the_learners_line(adder_course, capsys):
+    """Item 8: the last line says the total, the katas per state and what to do next."""
+    root = adder_course.root
+    code, _, err = run(capsys, "--root", str(root), "grade")
+    assert code == 0
+    assert err.splitlines()[-1] == (
+        "0/6 (0%): 1 not started — next: read exercises/adder/README.md, then `nox -s try -- adder`"
+    )
+    (root / "exercises" / "adder" / "adder.py").write_text(PARTIAL)
+    _, _, err = run(capsys, "--root", str(root), "grade")
+    assert err.splitlines()[-1] == (
+        "5/6 (83%): 1 failed — next: `nox -s grade -- adder` "
+        "(or `nox -s watch -- adder`) until it passes"
+    )
+    (root / "exercises" / "adder" / "adder.py").write_text(ADDER_SOLUTION)
+    _, _, err = run(capsys, "--root", str(root), "grade")
+    assert err.splitlines()[-1] == "6/6 (100%): 1 passed — next: every kata passed: well done"
+    # an instructor grading someone else's checkout gets the total, not advice
+    _, _, err = run(capsys, "--root", str(root), "grade", "--solutions")
+    assert err.splitlines()[-1] == "6/6 (100%): 1 passed"
 
 
 def test_user_errors_are_one_line_and_exit_two(adder_course, capsys, tmp_path):
@@ -145,18 +202,50 @@ def test_verify_is_green_on_a_good_kata_and_names_a_surviving_mutant(adder_cours
     code, out, _ = run(capsys, "--root", str(adder_course.root), "verify", "--runs", "2")
     assert code == 0, out
     assert "3/3" in out and "100% / 100%" in out
-    survivor = adder_course.root / "solutions" / "adder" / "mutants" / "harmless" / "adder.py"
-    survivor.parent.mkdir()
-    survivor.write_text('"""MUTANT: none at all."""\n' + ADDER_SOLUTION)
+    mutants = adder_course.root / "solutions" / "adder" / "mutants.toml"
+    mutants.write_text(
+        mutants.read_text()
+        + '[[mutant]]\nname = "harmless"\nbug = "None at all."\n'
+        + '[[mutant.edit]]\nold = "return a * b"\nnew = "return b * a"\n'
+    )
     code, out, _ = run(capsys, "--root", str(adder_course.root), "verify", "--runs", "1")
     assert code == 1
     assert "mutant harmless survived" in out
 
 
-def test_test_command_runs_the_visible_tests(adder_course, capsys, monkeypatch):
+def test_verify_names_a_mutant_that_no_longer_applies(adder_course, capsys):
+    solution = adder_course.root / "solutions" / "adder" / "adder.py"
+    solution.write_text(solution.read_text().replace("a * b", "b * a"))
+    code, out, _ = run(capsys, "--root", str(adder_course.root), "verify", "--runs", "1")
+    assert code == 1
+    assert "'mul_is_add'" in out and "occurs 0 times" in out
+
+
+def test_verify_shows_each_mutant_as_a_diff(adder_course, capsys):
+    code, out, _ = run(capsys, "--root", str(adder_course.root), "verify", "--show-mutants")
+    assert code == 0
+    assert "### off_by_one: add is off by one." in out
+    assert "-    return a + b\n+    return a + b + 1" in out
+
+
+def test_verify_runs_a_mutant_only_on_the_specs_that_execute_its_lines(adder_course, capsys):
+    report = adder_course.root / "verify.json"
+    code, _, _ = run(
+        capsys, "--root", str(adder_course.root), "verify", "--runs", "1", "--json", str(report)
+    )
+    assert code == 0
+    (kata,) = json.loads(report.read_text())
+    scopes = {m["name"]: (m["scope"], m["killed_by"]) for m in kata["mutants"]}
+    assert scopes["mul_is_add"][0] == "1 covering spec(s)", scopes
+    assert "mul" in scopes["mul_is_add"][1], scopes
+    assert all(m["killed"] for m in kata["mutants"])
+
+
+@pytest.mark.parametrize("command", ["try", "test"])  # `test`: the released template's name
+def test_try_runs_the_visible_examples(adder_course, capsys, monkeypatch, command):
     seen = {}
     monkeypatch.setattr("subprocess.call", lambda cmd, cwd: seen.update(cmd=cmd, cwd=cwd) or 0)
-    code, _, _ = run(capsys, "--root", str(adder_course.root), "test", "adder", "-x")
+    code, _, _ = run(capsys, "--root", str(adder_course.root), command, "adder", "-x")
     assert code == 0
     assert seen["cmd"][-2:] == [str(adder_course.root / "exercises/adder/test_adder.py"), "-x"]
 
