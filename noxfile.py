@@ -127,6 +127,12 @@ def verify(session: nox.Session) -> None:
     kata(session, "verify", *session.posargs)
 
 
+@nox.session(default=False)
+def stress(session: nox.Session) -> None:
+    """Maintainers: every kata's solution 20 times with every core busy (flake hunt; slow)."""
+    kata(session, "verify", "--repeat", "20", "--load", *session.posargs)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Maintainers: the grader's own tests, then verify of every kata (minutes)."""

@@ -390,8 +390,31 @@ def pytest_args(config: dict) -> list[str]:
         args += ["-p", plugin]
     if config["mode"] == "collect":
         args.append("--collect-only")
-    args.append(workspace)
+    if config.get("exitfirst"):
+        args.append("--exitfirst")
+    selected = config.get("select") or []
+    if selected:
+        args += [str(Path(workspace) / spec_id) for spec_id in selected]
+    else:
+        args.append(workspace)
     return args
+
+
+class SpecContexts:
+    """Record each spec's lines under its own coverage context, so verify knows which specs
+    execute a given line. Switching from a hook covers every thread and task of the spec."""
+
+    def __init__(self, coverage) -> None:
+        self.coverage = coverage
+
+    def pytest_runtest_setup(self, item) -> None:
+        self.coverage.switch_context(item.nodeid)
+
+    def pytest_runtest_teardown(self, item, nextitem) -> None:
+        self.coverage.switch_context(item.nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:
+        self.coverage.switch_context("")
 
 
 def main(argv: list[str]) -> None:
@@ -417,14 +440,16 @@ def main(argv: list[str]) -> None:
         import coverage as coverage_module
 
         coverage = coverage_module.Coverage(
-            data_file=None, branch=True, include=config["learner_files"]
+            data_file=None, branch=True, include=config["learner_files"], config_file=False
         )
+        coverage.set_option("json:show_contexts", True)
         coverage.start()
 
     import pytest
 
     try:
-        status = int(pytest.main(pytest_args(config), plugins=[plugin]))
+        plugins: list = [plugin] if coverage is None else [plugin, SpecContexts(coverage)]
+        status = int(pytest.main(pytest_args(config), plugins=plugins))
     except BaseException as exc:  # a learner's SystemExit or KeyboardInterrupt escaped pytest
         plugin.send("crash", message=f"{type(exc).__name__} escaped the spec run")
         status = 3

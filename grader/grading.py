@@ -105,8 +105,15 @@ async def grade_kata(
     *,
     coverage: bool = False,
     limits: Limits = Limits(),
+    select: list[str] | None = None,
+    exitfirst: bool = False,
 ) -> Graded:
-    """Grade one kata of one submission."""
+    """Grade one kata of one submission.
+
+    ``select`` (spec ids) grades only those specs: the expected list shrinks to them.
+    ``exitfirst`` stops at the first failure; the specs after it count as not run. Both are
+    for ``kata verify``'s mutant runs, never for a grade of record.
+    """
     try:
         expected_task = asyncio.ensure_future(expected_specs(kata, limits))
         run_dir = _temp_run_dir()
@@ -116,9 +123,18 @@ async def grade_kata(
             run = None
             if not (workspace.missing or workspace.refused or violations):
                 run = await run_specs(
-                    kata, workspace.path, workspace.copied, coverage=coverage, limits=limits
+                    kata,
+                    workspace.path,
+                    workspace.copied,
+                    coverage=coverage,
+                    limits=limits,
+                    select=select,
+                    exitfirst=exitfirst,
                 )
             expected = await expected_task
+            if select:
+                chosen = set(select)
+                expected = [s for s in expected if s.id in chosen]
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
     except asyncio.CancelledError:

@@ -56,8 +56,9 @@ class Kata:
         return self.root / "solutions" / self.slug
 
     @property
-    def mutants_dir(self) -> Path:
-        return self.solution_dir / "mutants"
+    def mutants_file(self) -> Path:
+        """The kata's known-wrong variants, as edits of the solution (grader/mutants.py)."""
+        return self.solution_dir / "mutants.toml"
 
     @property
     def visible_tests(self) -> Path:

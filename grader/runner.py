@@ -304,8 +304,15 @@ async def run_specs(
     mode: str = "run",
     coverage: bool = False,
     limits: Limits = Limits(),
+    select: list[str] | None = None,
+    exitfirst: bool = False,
 ) -> RunResult:
-    """Run the specs in ``workspace`` (mode ``run``) or list them (mode ``collect``)."""
+    """Run the specs in ``workspace`` (mode ``run``) or list them (mode ``collect``).
+
+    ``select`` runs only those spec ids (``file.py::test[id]``); ``exitfirst`` stops at the
+    first failing spec (verify's mutant runs, where one failure is all that is asked).
+    With ``coverage``, each spec's lines are recorded under its own context (its id).
+    """
     _protect_grader()
     run_dir = workspace.parent
     for sub in ("home", "tmp"):
@@ -333,6 +340,8 @@ async def run_specs(
         "learner_files": [str(p) for p in learner_files],
         "phantoms": [Path(f).stem for f in kata.files] if mode == "collect" else [],
         "coverage": str(coverage_file) if coverage else "",
+        "select": list(select or []),
+        "exitfirst": exitfirst,
     }
     result = RunResult()
     reader = Reader(key)

@@ -1,33 +1,79 @@
 """``kata verify``: prove that each kata's specs are worth trusting.
 
 For every kata: the reference solution scores full marks on every one of several runs (a
-flaky spec fails verify), the untouched stub scores nothing, every mutant in
-``solutions/<slug>/mutants/`` loses at least one spec, the specs cover the solution's lines
-and branches to the bar, and the visible tests pass on the solution and fail on the stub.
+flaky spec fails verify), the untouched stub scores nothing, every mutant of
+``solutions/<slug>/mutants.toml`` loses at least one spec, the specs cover the solution's
+lines and branches to the bar, and the visible tests pass on the solution and fail on the stub.
+
+Strategy for mutants: a mutant needs one failing spec, and only a spec that executes the
+edited lines can fail. The first solution run is measured with coverage, one context per
+spec, so each mutant runs only the specs that execute its edited lines, stopping at the
+first failure. When no spec executes them (or they run at import time), it runs every spec,
+and the verdict says so. ``all_specs=True`` is the old behaviour: every mutant runs every
+spec, all at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .grading import grade_kata
 from .kata import Kata
+from .mutants import Mutant, MutantError, apply, diff, load
 from .report import columns
 from .scoring import KataResult
-from .workspace import checkout, mutant, solutions
+from .workspace import Source, checkout, solutions
 
-__all__ = ["COVERAGE_BAR", "KataVerdict", "verify"]
+__all__ = [
+    "COVERAGE_BAR",
+    "KataVerdict",
+    "MutantVerdict",
+    "covering_specs",
+    "cpu_load",
+    "show_mutants",
+    "render_verdicts",
+    "verdicts_json",
+    "verify",
+]
 
 COVERAGE_BAR = 90.0
+IMPORT_TIME = ""  # the coverage context of code that runs outside any spec (module import)
+
+
+@dataclass
+class MutantVerdict:
+    name: str
+    bug: str
+    result: KataResult | None = None
+    scope: str = ""  # which specs ran: "3 covering specs", "all specs: ..."
+    error: str = ""  # the mutant could not be applied
+    duration: float = 0.0
+
+    @property
+    def killed(self) -> bool:
+        r = self.result
+        return r is not None and r.max_score > 0 and r.score < r.max_score
+
+    @property
+    def killed_by(self) -> str:
+        """The first spec that failed on the mutant (or why the kata failed as a whole)."""
+        if self.result is None:
+            return ""
+        for spec in self.result.specs:
+            if spec.outcome in ("failed", "error", "timeout"):
+                return spec.id
+        return self.result.reason if self.killed else ""
 
 
 @dataclass
@@ -35,11 +81,17 @@ class KataVerdict:
     kata: Kata
     solution_runs: list[KataResult] = field(default_factory=list)
     stub: KataResult | None = None
-    mutants: dict[str, KataResult] = field(default_factory=dict)
+    mutants: list[MutantVerdict] = field(default_factory=list)
+    mutants_error: str = ""  # mutants.toml can't be read
     line_coverage: float | None = None
     branch_coverage: float | None = None
     visible: str = ""  # "" when fine, else what went wrong
     duration: float = 0.0
+
+    @property
+    def flakes(self) -> int:
+        """Solution runs that lost points."""
+        return sum(1 for r in self.solution_runs if r.score != r.max_score or r.status != "passed")
 
     @property
     def misses(self) -> list[str]:
@@ -64,12 +116,16 @@ class KataVerdict:
                 f"stub scores {self.stub.score}/{self.stub.max_score} "
                 f"(passes: {'; '.join(passing[:3]) or self.stub.reason})"
             )
-        for name, result in self.mutants.items():
-            if result.max_score == 0 or result.score == result.max_score:
-                out.append(f"mutant {name} survived: every spec passed")
-        if not self.mutants:
-            out.append("no mutants in solutions/<slug>/mutants/")
-        elif len(self.mutants) < 3:
+        if self.mutants_error:
+            out.append(self.mutants_error)
+        for m in self.mutants:
+            if m.error:
+                out.append(m.error)
+            elif not m.killed:
+                out.append(f"mutant {m.name} survived: every spec passed ({m.scope}) — {m.bug}")
+        if not self.mutants and not self.mutants_error:
+            out.append(f"no mutants in {self.kata.mutants_file.relative_to(self.kata.root)}")
+        elif 0 < len(self.mutants) < 3:
             out.append(f"only {len(self.mutants)} mutant(s); the bar is at least 3")
         if self.line_coverage is None:
             out.append("no coverage data for the solution")
@@ -85,8 +141,9 @@ class KataVerdict:
     @property
     def spec_seconds(self) -> float:
         """Median wall time of one run of the specs on the solution (startup included)."""
-        durations = sorted(r.duration for r in self.solution_runs)
-        return durations[len(durations) // 2] if durations else 0.0
+        return (
+            statistics.median(r.duration for r in self.solution_runs) if self.solution_runs else 0.0
+        )
 
     @property
     def ok(self) -> bool:
@@ -104,6 +161,49 @@ def _coverage(report: dict | None) -> tuple[float | None, float | None]:
     line_pct = 100.0 * covered / lines if lines else 100.0
     branch_pct = 100.0 * covered_branches / branches if branches else 100.0
     return line_pct, branch_pct
+
+
+def _edited_lines(kata: Kata, mutant: Mutant) -> dict[str, range] | None:
+    """The solution lines each edit replaces; None when an edit only matches after another."""
+    spans: dict[str, list[range]] = {}
+    for edit in mutant.edits:
+        text = (kata.solution_dir / edit.file).read_text(encoding="utf-8")
+        if text.count(edit.old) != 1:
+            return None
+        first = text[: text.index(edit.old)].count("\n") + 1
+        spans.setdefault(edit.file, []).append(range(first, first + edit.old.count("\n") + 1))
+    return {f: range(min(r.start for r in rs), max(r.stop for r in rs)) for f, rs in spans.items()}
+
+
+def covering_specs(coverage: dict | None, kata: Kata, mutant: Mutant) -> tuple[list[str], str]:
+    """The specs that execute ``mutant``'s edited lines, and a word on the choice.
+
+    An empty list means: run every spec (no data, import-time code, or lines no spec runs).
+    """
+    if not coverage:
+        return [], "all specs: no coverage data"
+    lines = _edited_lines(kata, mutant)
+    if lines is None:
+        return [], "all specs: an edit applies only after another"
+    by_name = {Path(path).name: data for path, data in coverage.get("files", {}).items()}
+    chosen: dict[str, None] = {}
+    for name, span in lines.items():
+        data = by_name.get(name)
+        if data is None or "contexts" not in data:
+            return [], "all specs: no per-spec coverage data"
+        executable = set(data.get("executed_lines", [])) | set(data.get("missing_lines", []))
+        wanted = [n for n in span if n in executable]
+        if not wanted:  # inside a multi-line statement: coverage counts it at its first line
+            above = [n for n in executable if n < span.start]
+            wanted = [max(above)] if above else []
+        for n in wanted:
+            contexts = data["contexts"].get(str(n), [])
+            if IMPORT_TIME in contexts:
+                return [], "all specs: the edited lines run at import time"
+            chosen.update(dict.fromkeys(c for c in contexts if c))
+    if not chosen:
+        return [], "all specs: no spec executes the edited lines"
+    return list(chosen), f"{len(chosen)} covering spec(s)"
 
 
 def _visible_tests(kata: Kata, folder: Path) -> int:
@@ -139,32 +239,75 @@ def _visible_tests(kata: Kata, folder: Path) -> int:
     return proc.returncode
 
 
-async def verify_kata(kata: Kata, runs: int, slots: asyncio.Semaphore) -> KataVerdict:
+def _mutant_source(kata: Kata, mutant: Mutant, folder: Path) -> Source:
+    apply(kata, mutant, folder)
+    return Source(f"mutant {mutant.name}", lambda k: [folder, k.solution_dir])
+
+
+async def verify_kata(
+    kata: Kata, runs: int, slots: asyncio.Semaphore, *, all_specs: bool = False
+) -> KataVerdict:
     verdict = KataVerdict(kata)
     started = time.monotonic()
 
-    async def job(source, coverage=False):
+    async def job(source: Source, **options):
         async with slots:
-            return await grade_kata(kata, source, coverage=coverage)
+            return await grade_kata(kata, source, **options)
 
-    mutant_dirs = (
-        sorted(p for p in kata.mutants_dir.glob("*") if p.is_dir())
-        if kata.mutants_dir.is_dir()
-        else []
-    )
-    jobs = [job(solutions(kata.root), coverage=True)]
-    jobs += [job(solutions(kata.root)) for _ in range(runs - 1)]
-    jobs.append(job(checkout(kata.root)))
-    jobs += [job(mutant(m)) for m in mutant_dirs]
-    graded = await asyncio.gather(*jobs)
-    verdict.solution_runs = [g.result for g in graded[:runs]]
+    try:
+        mutants = load(kata)
+    except MutantError as err:
+        mutants, verdict.mutants_error = [], str(err)
+    verdict.mutants = [MutantVerdict(m.name, m.bug) for m in mutants]
+
+    with tempfile.TemporaryDirectory(prefix=f"kata-mutants-{kata.slug}-") as tmp:
+        sources: dict[str, Source] = {}
+        for m, mv in zip(mutants, verdict.mutants, strict=True):
+            try:
+                sources[m.name] = _mutant_source(kata, m, Path(tmp) / m.name)
+            except MutantError as err:
+                mv.error = str(err)
+
+        async def run_mutant(m: Mutant, mv: MutantVerdict, coverage: dict | None) -> None:
+            if all_specs:
+                select, mv.scope = [], "all specs (--all-specs)"
+            else:
+                select, mv.scope = covering_specs(coverage, kata, m)
+            t0 = time.monotonic()
+            graded = await job(sources[m.name], select=select, exitfirst=not all_specs)
+            mv.result, mv.duration = graded.result, time.monotonic() - t0
+
+        async def coverage_then_mutants():
+            first = await job(solutions(kata.root), coverage=True)
+            data = first.run.coverage if first.run else None
+            await asyncio.gather(
+                *(
+                    run_mutant(m, mv, data)
+                    for m, mv in zip(mutants, verdict.mutants, strict=True)
+                    if m.name in sources
+                )
+            )
+            return first
+
+        if all_specs:
+            first_task = asyncio.ensure_future(job(solutions(kata.root), coverage=True))
+            mutant_tasks = [
+                run_mutant(m, mv, None)
+                for m, mv in zip(mutants, verdict.mutants, strict=True)
+                if m.name in sources
+            ]
+        else:
+            first_task = asyncio.ensure_future(coverage_then_mutants())
+            mutant_tasks = []
+        others = [job(solutions(kata.root)) for _ in range(runs - 1)]
+        stub_task = job(checkout(kata.root))
+        graded = await asyncio.gather(first_task, stub_task, *others, *mutant_tasks)
+    first, stub, rest = graded[0], graded[1], graded[2 : 2 + runs - 1]
+    verdict.solution_runs = [first.result] + [g.result for g in rest]
     verdict.line_coverage, verdict.branch_coverage = _coverage(
-        graded[0].run.coverage if graded[0].run else None
+        first.run.coverage if first.run else None
     )
-    verdict.stub = graded[runs].result
-    verdict.mutants = {
-        m.name: g.result for m, g in zip(mutant_dirs, graded[runs + 1 :], strict=True)
-    }
+    verdict.stub = stub.result
     async with slots:
         on_solution, on_stub = await asyncio.gather(
             asyncio.to_thread(_visible_tests, kata, kata.solution_dir),
@@ -185,17 +328,50 @@ async def verify(
     *,
     runs: int = 3,
     jobs: int | None = None,
+    all_specs: bool = False,
     progress: Callable[[KataVerdict], None] | None = None,
 ) -> list[KataVerdict]:
     slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
 
     async def one(kata: Kata) -> KataVerdict:
-        verdict = await verify_kata(kata, runs, slots)
+        verdict = await verify_kata(kata, runs, slots, all_specs=all_specs)
         if progress:
             progress(verdict)
         return verdict
 
     return list(await asyncio.gather(*(one(k) for k in katas)))
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int | None = None) -> Iterator[int]:
+    """Burn every core while the body runs (``verify --load``), so the specs run as on a
+    busy CI runner; yields how many burners run. They are killed on the way out."""
+    burners = [
+        subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(processes or os.cpu_count() or 1)
+    ]
+    try:
+        yield len(burners)
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
+
+
+def show_mutants(kata: Kata) -> str:
+    """Every mutant of ``kata`` as its bug in one sentence and a unified diff."""
+    out = []
+    for m in load(kata):
+        out.append(f"### {m.name}: {m.bug}\n")
+        out.append(diff(kata, m))
+        out.append("\n")
+    return "".join(out) if out else f"{kata.slug}: no mutants in {kata.mutants_file}\n"
 
 
 def render_verdicts(verdicts: list[KataVerdict]) -> str:
@@ -208,13 +384,16 @@ def render_verdicts(verdicts: list[KataVerdict]) -> str:
             "coverage (lines/branches)",
             "visible",
             "spec run",
+            "verify",
             "",
         )
     ]
     for v in verdicts:
         sol = " ".join(f"{r.score}/{r.max_score}" for r in v.solution_runs)
+        if len(v.solution_runs) > 4:
+            sol = f"{len(v.solution_runs) - v.flakes}/{len(v.solution_runs)} full"
         stub = f"{v.stub.score}/{v.stub.max_score}" if v.stub else "-"
-        killed = sum(1 for r in v.mutants.values() if r.max_score and r.score < r.max_score)
+        killed = sum(1 for m in v.mutants if m.killed)
         cov = (
             "-" if v.line_coverage is None else f"{v.line_coverage:.0f}% / {v.branch_coverage:.0f}%"
         )
@@ -227,6 +406,7 @@ def render_verdicts(verdicts: list[KataVerdict]) -> str:
                 cov,
                 "ok" if not v.visible else "MISS",
                 f"{v.spec_seconds:.1f}s",
+                f"{v.duration:.0f}s",
                 "ok" if v.ok else "FAIL",
             )
         )
@@ -235,3 +415,38 @@ def render_verdicts(verdicts: list[KataVerdict]) -> str:
         for miss in v.misses:
             out.append(f"{v.kata.slug}: {miss}")
     return "\n".join(out) + "\n"
+
+
+def verdicts_json(verdicts: list[KataVerdict]) -> list[dict]:
+    """The verify report as data (``kata verify --json FILE``)."""
+    return [
+        {
+            "slug": v.kata.slug,
+            "ok": v.ok,
+            "misses": v.misses,
+            "duration": round(v.duration, 3),
+            "solution": {
+                "runs": len(v.solution_runs),
+                "flakes": v.flakes,
+                "spec_seconds_median": round(v.spec_seconds, 3),
+                "scores": [[r.score, r.max_score] for r in v.solution_runs],
+                "lost": sorted({s.id for r in v.solution_runs for s in r.failing}),
+            },
+            "stub": None if v.stub is None else {"status": v.stub.status, "score": v.stub.score},
+            "coverage": {"lines": v.line_coverage, "branches": v.branch_coverage},
+            "mutants": [
+                {
+                    "name": m.name,
+                    "bug": m.bug,
+                    "killed": m.killed,
+                    "killed_by": m.killed_by,
+                    "scope": m.scope,
+                    "seconds": round(m.duration, 3),
+                    "error": m.error,
+                }
+                for m in v.mutants
+            ],
+            "visible": v.visible or "ok",
+        }
+        for v in verdicts
+    ]

@@ -6,6 +6,7 @@ asyncio server) so tests exercise the real grading flow, end to end, in about a 
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +106,7 @@ class Course:
         solution: str,
         specs: dict[str, str],
         visible: str | None = None,
-        mutants: dict[str, str] | None = None,
+        mutants: dict[str, tuple[str, str, str]] | None = None,
         order: int = 1,
         pillar: str = "kernel",
         forbid: tuple[str, ...] = (),
@@ -129,9 +130,20 @@ class Course:
         if visible is not None:
             write(folder / f"test_{slug}.py", visible)
         write(self.root / "solutions" / slug / f"{slug}.py", solution)
-        for name, text in (mutants or {}).items():
-            write(self.root / "solutions" / slug / "mutants" / name / f"{slug}.py", text)
+        if mutants:
+            self.write_mutants(slug, mutants)
         return folder
+
+    def write_mutants(self, slug: str, mutants: dict[str, tuple[str, str, str]]) -> Path:
+        """solutions/<slug>/mutants.toml from {name: (bug, old text, new text)}."""
+        tables = [
+            f"[[mutant]]\nname = {json.dumps(name)}\nbug = {json.dumps(bug)}\n"
+            f"[[mutant.edit]]\nold = {json.dumps(old)}\nnew = {json.dumps(new)}\n"
+            for name, (bug, old, new) in mutants.items()
+        ]
+        path = self.root / "solutions" / slug / "mutants.toml"
+        write(path, "\n".join(tables))
+        return path
 
     def add_adder(self, **overrides) -> Path:
         settings = dict(
@@ -140,11 +152,9 @@ class Course:
             specs={"test_adder.py": ADDER_SPEC},
             visible=ADDER_VISIBLE,
             mutants={
-                "off_by_one": '"""MUTANT: add is off by one."""\n'
-                + ADDER_SOLUTION.replace("a + b", "a + b + 1"),
-                "mul_is_add": '"""MUTANT: mul adds."""\n'
-                + ADDER_SOLUTION.replace("a * b", "a + b"),
-                "swap": '"""MUTANT: add subtracts."""\n' + ADDER_SOLUTION.replace("a + b", "a - b"),
+                "off_by_one": ("add is off by one.", "a + b", "a + b + 1"),
+                "mul_is_add": ("mul adds.", "a * b", "a + b"),
+                "swap": ("add subtracts.", "a + b", "a - b"),
             },
         )
         settings.update(overrides)

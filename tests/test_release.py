@@ -46,7 +46,7 @@ def two_katas(course):
         solution=GREETER_SOLUTION,
         specs={"test_greeter.py": GREETER_SPEC, "_helpers.py": "HIDDEN_EXPECTED = 'Hello'\n"},
         visible=GREETER_VISIBLE,
-        mutants={"rude": '"""MUTANT: no greeting."""\ndef greet(name):\n    return name\n'},
+        mutants={"rude": ("no greeting.", "f'Hello, {name}!'", "name")},
         order=2,
         pillar="protocols",
     )
@@ -67,7 +67,7 @@ def test_template_holds_no_byte_of_a_spec_or_solution(two_katas, tmp_path):
         *_every_file(two_katas.root / "exercises" / "greeter" / ".spec"),
         *_every_file(two_katas.root / "solutions"),
     ]
-    assert len(secrets) == 9  # 3 spec files, 2 solutions, 3 + 1 mutants
+    assert len(secrets) == 7  # 3 spec files, 2 solutions, 2 mutants.toml
     template = _every_file(out)
     assert template and sorted(str(p.relative_to(out)) for p in template) == list(done.files)
     contents = {path: path.read_bytes() for path in template}
@@ -77,7 +77,7 @@ def test_template_holds_no_byte_of_a_spec_or_solution(two_katas, tmp_path):
         for path, data in contents.items():
             assert needle not in data, f"{secret} leaked into {path}"
     assert not any(".spec" in p.parts or "solutions" in p.parts for p in template)
-    assert not any("mutants" in p.parts for p in template)
+    assert not any(p.name == "mutants.toml" for p in template)
 
 
 def test_template_has_what_learners_need(two_katas, tmp_path):

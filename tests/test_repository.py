@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from grader.kata import discover
+from grader.mutants import load as load_mutants
+from grader.mutants import mutated_text
 
 ROOT = Path(__file__).resolve().parent.parent
 KATAS = discover(ROOT)
@@ -36,14 +38,11 @@ def test_every_kata_has_the_standard_shape(kata):
         assert (kata.solution_dir / name).is_file(), f"no reference solution for {name}"
         stub = (folder / name).read_text()
         assert "raise NotImplementedError" in stub and "TODO" in stub, f"{name}: not a stub"
-    mutants = [m for m in kata.mutants_dir.iterdir() if m.is_dir()]
+    assert not (kata.solution_dir / "mutants").exists(), "mutants are edits in mutants.toml"
+    mutants = load_mutants(kata)  # raises MutantError naming the mutant that doesn't apply
     assert len(mutants) >= 3, f"{kata.slug}: {len(mutants)} mutants; the bar is 3"
     for mutant in mutants:
-        files = list(mutant.glob("*.py"))
-        assert files, f"{mutant} holds no files"
-        for path in files:
-            assert path.name in kata.files, f"{path}: not a file the kata declares"
-            assert '"""MUTANT:' in path.read_text()[:400], f"{path}: docstring must name its bug"
+        mutated_text(kata, mutant)
 
 
 @pytest.mark.parametrize("kata", KATAS, ids=lambda k: k.slug)
