@@ -7,9 +7,14 @@ Theory of operation:
   all in one event loop: ``jobs`` submissions at a time, each with ``cores // jobs`` katas at a
   time (at least one), so about one kata runs per core whatever ``--jobs`` says.
 * Each learner's report is written (atomically) the moment it is finished, with a content hash
-  of what the grade depends on: the files the katas take from the submission, the specs and
-  kata.toml of each kata, the grader's code. A later batch grades a learner again only when that
-  hash changed (or with ``force``), and otherwise reuses the report.
+  per kata of what that kata's grade depends on: the files the kata takes from the submission,
+  its specs and kata.toml, the grader's code. A later batch grades again only the katas whose
+  hash changed (or all, with ``force``) and reuses the others' results from the report, so a
+  class re-graded after a deadline extension costs only the katas that changed.
+* The trusted specs are read once, when the batch starts (``workspace.SpecSnapshot``): every
+  learner's workspaces are built from that copy. If the files on disk change while a learner
+  is graded, that learner's grading stops and its report says so (the gradebook marks it);
+  the learners after it are still graded from the snapshot, never from the changed files.
 * A submission that hangs or crashes is contained by the runner (the kata says ``timeout`` or
   ``error``). A grading that fails as a whole (a grader error, the batch's own deadline) becomes
   a report whose katas say why; it is never cached, and the batch goes on.
@@ -39,8 +44,9 @@ from .grading import make_report, run_grading
 from .kata import Kata, KataError, discover, select
 from .release import GRADER, files_under
 from .report import render, write_atomic
+from .runner import Limits, sandbox_status
 from .scoring import KataResult, Report
-from .workspace import MAX_FILE_BYTES, Source, checkout
+from .workspace import MAX_FILE_BYTES, Source, SpecSnapshot, checkout
 
 __all__ = [
     "Batch",
@@ -61,7 +67,7 @@ __all__ = [
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 REPORTS = "reports"
 STATE = "batch-state.json"
-STATE_SCHEMA = "backend-katas/batch-state@1"
+STATE_SCHEMA = "backend-katas/batch-state@2"  # @1 kept one digest per learner
 NO_FOLDER = "no submission folder"
 POINTS_POSSIBLE = "Points Possible"
 MOST_FAILED = 3  # specs listed per kata in the class summary
@@ -100,6 +106,8 @@ class Row:
     report: Report
     skipped: bool = False  # not graded by this run: unchanged since the last one, or merged
     duration: float = 0.0  # seconds this run spent grading it
+    graded: int = 0  # katas graded by this run
+    reused: int = 0  # katas whose result was reused from the last run (unchanged)
 
     @property
     def status(self) -> str:
@@ -182,51 +190,65 @@ def read_roster(path: Path, base: Path) -> list[Submission]:
 # -- what a grade depends on --------------------------------------------------------------
 
 
-def course_digest(katas: Sequence[Kata]) -> str:
-    """The trusted side of a grade: the grader's code, each kata's kata.toml and specs."""
+def grader_digest() -> str:
+    """The grader's side of every grade: its version and its code."""
     digest = hashlib.sha256(__version__.encode())
     for path in files_under(GRADER):
         digest.update(str(path.relative_to(GRADER)).encode() + b"\0" + path.read_bytes())
-    for kata in katas:
-        digest.update(kata.slug.encode() + b"\0" + (kata.exercise_dir / "kata.toml").read_bytes())
-        for path in files_under(kata.spec_dir):
-            digest.update(str(path.relative_to(kata.spec_dir)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
-def submission_digest(katas: Sequence[Kata], source: Source, course: str) -> str:
-    """The learner's side: each declared file as the workspace would find it."""
+def course_digest(kata: Kata, grader: str) -> str:
+    """The trusted side of one kata's grade: the grader, the kata's kata.toml and specs."""
+    digest = hashlib.sha256(grader.encode())
+    digest.update(kata.slug.encode() + b"\0" + (kata.exercise_dir / "kata.toml").read_bytes())
+    for path in files_under(kata.spec_dir):
+        digest.update(str(path.relative_to(kata.spec_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def submission_digest(kata: Kata, source: Source, course: str) -> str:
+    """One kata of one learner: the kata's ``course`` digest and each declared file as the
+    workspace would find it."""
     digest = hashlib.sha256(course.encode())
-    for kata in katas:
-        for name in kata.files:
-            digest.update(f"\0{kata.slug}/{name}\0".encode())
-            paths = [f / name for f in source.folders(kata)]
-            found = next((p for p in paths if p.is_symlink() or p.exists()), None)
-            if found is None:
-                digest.update(b"missing")
-            elif found.is_symlink():
-                digest.update(b"symlink:" + os.fsencode(os.readlink(found)))
-            elif found.is_file() and found.stat().st_size <= MAX_FILE_BYTES:
-                digest.update(b"file:" + found.read_bytes())
-            elif found.is_file():  # refused by the workspace anyway: never read it whole
-                digest.update(b"large:%d:%d" % (found.stat().st_size, found.stat().st_mtime_ns))
-            else:
-                digest.update(b"other")
+    for name in kata.files:
+        digest.update(f"\0{kata.slug}/{name}\0".encode())
+        paths = [f / name for f in source.folders(kata)]
+        found = next((p for p in paths if p.is_symlink() or p.exists()), None)
+        if found is None:
+            digest.update(b"missing")
+        elif found.is_symlink():
+            digest.update(b"symlink:" + os.fsencode(os.readlink(found)))
+        elif found.is_file() and found.stat().st_size <= MAX_FILE_BYTES:
+            digest.update(b"file:" + found.read_bytes())
+        elif found.is_file():  # refused by the workspace anyway: never read it whole
+            digest.update(b"large:%d:%d" % (found.stat().st_size, found.stat().st_mtime_ns))
+        else:
+            digest.update(b"other")
     return digest.hexdigest()
 
 
-def _load_state(output_dir: Path) -> dict[str, str]:
+State = dict[str, dict[str, str]]  # learner id -> kata slug -> digest of its last grade
+
+
+def _load_state(output_dir: Path) -> State:
+    """The digests of the last batch (a state of an older schema is ignored: all is graded)."""
     try:
         data = json.loads((output_dir / STATE).read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
         return {}
-    return {str(k): str(v) for k, v in data.get("submissions", {}).items()}
+    return {
+        str(learner): {str(slug): str(d) for slug, d in katas.items()}
+        for learner, katas in data.get("submissions", {}).items()
+        if isinstance(katas, dict)
+    }
 
 
-def _save_state(output_dir: Path, state: dict[str, str]) -> None:
-    data = {"schema": STATE_SCHEMA, "submissions": dict(sorted(state.items()))}
+def _save_state(output_dir: Path, state: State) -> None:
+    submissions = {learner: dict(sorted(k.items())) for learner, k in sorted(state.items())}
+    data = {"schema": STATE_SCHEMA, "submissions": submissions}
     write_atomic(output_dir / STATE, json.dumps(data, indent=2) + "\n")
 
 
@@ -246,12 +268,19 @@ def _unfinished(katas: Sequence[Kata], label: str, reason: str) -> Report:
 
 
 async def _grade(
-    sub: Submission, katas: Sequence[Kata], kata_jobs: int, deadline: float
+    sub: Submission,
+    katas: Sequence[Kata],
+    kata_jobs: int,
+    deadline: float,
+    *,
+    snapshot: SpecSnapshot | None = None,
+    limits: Limits = Limits(),
 ) -> tuple[Report, bool]:
     """One submission's report, and whether its grading finished (only then is it cached)."""
     source = checkout(sub.path)
+    grading = run_grading(list(katas), source, jobs=kata_jobs, limits=limits, snapshot=snapshot)
     try:
-        graded = await asyncio.wait_for(run_grading(list(katas), source, jobs=kata_jobs), deadline)
+        graded = await asyncio.wait_for(grading, deadline)
     except TimeoutError:
         why = f"the grading did not finish within the batch's limit of {deadline:.0f}s"
         return _unfinished(katas, source.label, why), False
@@ -272,29 +301,69 @@ async def _grade_all(
     jobs: int,
     force: bool,
     progress: Progress | None,
+    limits: Limits = Limits(),
 ) -> list[Row]:
     slots = asyncio.Semaphore(jobs)
+    snapshot = SpecSnapshot(katas)  # every learner is graded with the specs read now
+    confinement = sandbox_status(limits)
     kata_jobs = max(1, (os.cpu_count() or 1) // jobs)
-    deadline = DEADLINE_SLACK + 2 * sum(k.timeout for k in katas)  # listing + run, in a row
-    course = course_digest(katas)
+    grader = grader_digest()
+    course = {k.slug: course_digest(k, grader) for k in katas}
     state = {} if force else _load_state(output_dir)
     done = 0
 
     async def one(sub: Submission) -> Row:
         nonlocal done
-        digest = submission_digest(katas, checkout(sub.path), course)
+        source = checkout(sub.path)
+        digests = {k.slug: submission_digest(k, source, course[k.slug]) for k in katas}
         report_path = output_dir / REPORTS / f"{sub.id}.json"
-        previous = _load_report(report_path) if state.get(sub.id) == digest else None
-        if previous is not None:
-            row = Row(sub.id, previous, skipped=True)
+        known = state.get(sub.id, {})
+        previous = _load_report(report_path) if known else None
+        kept = {
+            k.slug: k
+            for k in (previous.katas if previous else ())
+            if known.get(k.slug) == digests.get(k.slug)
+        }
+        todo = [k for k in katas if k.slug not in kept]
+        if (
+            not todo
+            and previous is not None
+            and [k.slug for k in previous.katas] == [k.slug for k in katas]
+        ):
+            row = Row(sub.id, previous, skipped=True, reused=len(katas))
         else:
-            async with slots:
-                started = time.monotonic()
-                report, finished = await _grade(sub, katas, kata_jobs, deadline)
-                row = Row(sub.id, report, duration=time.monotonic() - started)
+            fresh: dict[str, KataResult] = {}
+            duration = 0.0
+            if todo:
+                deadline = DEADLINE_SLACK + 2 * sum(k.timeout for k in todo)  # listing + run
+                async with slots:
+                    started = time.monotonic()
+                    graded, finished = await _grade(
+                        sub, todo, kata_jobs, deadline, snapshot=snapshot, limits=limits
+                    )
+                    duration = time.monotonic() - started
+                fresh = {k.slug: k for k in graded.katas}
+                if finished:
+                    known = {**known, **{k.slug: digests[k.slug] for k in todo}}
+                else:  # never cached: graded again next time
+                    known = {s: d for s, d in known.items() if s not in fresh}
+            report = make_report(
+                [fresh.get(k.slug) or kept[k.slug] for k in katas],
+                source.label,
+                sandbox=confinement,
+            )
+            row = Row(
+                sub.id,
+                report,
+                skipped=not fresh,
+                duration=duration,
+                graded=len(fresh),
+                reused=len(katas) - len(fresh),
+            )
             write_atomic(report_path, render(report, "json"))
-            if finished:
-                state[sub.id] = digest
+            known = {s: d for s, d in known.items() if s in digests}
+            if known:
+                state[sub.id] = known
             else:
                 state.pop(sub.id, None)
             _save_state(output_dir, state)
@@ -377,6 +446,8 @@ class ClassSummary:
     attention: tuple[tuple[str, str], ...]  # (id, status) of every row that is not ``ok``
     graded: int = 0  # rows graded by this run; the others were unchanged or merged
     elapsed: float = 0.0  # seconds, the whole run
+    katas_graded: int = 0  # kata grades computed by this run
+    katas_reused: int = 0  # kata grades reused from the last run (their files unchanged)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -385,6 +456,8 @@ class ClassSummary:
             "median_total": self.median_total,
             "graded": self.graded,
             "elapsed": round(self.elapsed, 2),
+            "katas_graded": self.katas_graded,
+            "katas_reused": self.katas_reused,
             "katas": [
                 {
                     "slug": k.slug,
@@ -438,6 +511,8 @@ def summarize(rows: Sequence[Row], *, elapsed: float = 0.0) -> ClassSummary:
         attention=tuple((row.id, row.status) for row in rows if row.status != "ok"),
         graded=sum(not row.skipped for row in rows),
         elapsed=elapsed,
+        katas_graded=sum(row.graded for row in rows),
+        katas_reused=sum(row.reused for row in rows),
     )
 
 
@@ -451,7 +526,8 @@ def summary_markdown(summary: ClassSummary) -> str:
         f"## Class summary: {summary.learners} learner(s)",
         "",
         f"Median total: {summary.median_total:g}/{summary.max_score} ({median_pct:.1f}%). "
-        f"Graded now: {summary.graded}, in {summary.elapsed:.1f}s.",
+        f"Graded now: {summary.graded} learner(s), {summary.katas_graded} kata grade(s); "
+        f"re-used unchanged: {summary.katas_reused}; in {summary.elapsed:.1f}s.",
         "",
         "| kata | passed | median score | specs most often failed |",
         "|---|---|---|---|",
@@ -490,6 +566,8 @@ def main(
     output_dir: Path,
     jobs: int | None = None,
     force: bool = False,
+    sandbox: bool = True,
+    require_sandbox: bool = False,
     slugs: Sequence[str] = (),
     merge: Sequence[Path] = (),
     progress: Progress | None = None,
@@ -513,8 +591,18 @@ def main(
             raise KataError("name a folder of submissions, a --roster, or reports to --merge")
         katas = select(discover(root), list(slugs))
         jobs = jobs or os.cpu_count() or 1
+        limits = Limits(sandbox=sandbox)
+        confinement = sandbox_status(limits)
+        if require_sandbox and not confinement.startswith("landlock"):
+            raise KataError(f"no kernel sandbox to grade in ({confinement}); --require-sandbox")
         run = _grade_all(
-            subs, katas, output_dir=output_dir, jobs=jobs, force=force, progress=progress
+            subs,
+            katas,
+            output_dir=output_dir,
+            jobs=jobs,
+            force=force,
+            progress=progress,
+            limits=limits,
         )
         rows = asyncio.run(run)
     elapsed = time.monotonic() - started

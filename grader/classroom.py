@@ -51,7 +51,12 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def _row_line(row: batch.Row) -> str:
     report = row.report
-    how = "unchanged, not graded again" if row.skipped else f"{row.duration:.1f}s"
+    if row.skipped:
+        how = "unchanged, not graded again"
+    elif row.reused:
+        how = f"{row.duration:.1f}s; {row.graded} kata(s) graded, {row.reused} unchanged re-used"
+    else:
+        how = f"{row.duration:.1f}s"
     return f"{row.id}: {report.score}/{report.max_score} {row.status} ({how})"
 
 
@@ -98,6 +103,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         output_dir=Path(args.output_dir),
         jobs=args.jobs,
         force=args.force,
+        sandbox=not args.no_sandbox,
+        require_sandbox=args.require_sandbox,
         slugs=args.katas,
         merge=[Path(m) for m in args.merge],
         progress=progress,
@@ -108,7 +115,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         _say(
             f"{len(done.rows)} learner(s): {done.graded} graded, "
             f"{len(done.rows) - done.graded} {'merged' if merging else 'unchanged'}, "
-            f"in {done.elapsed:.1f}s{per}"
+            f"in {done.elapsed:.1f}s{per}; kata grades: {done.summary.katas_graded} graded, "
+            f"{done.summary.katas_reused} unchanged re-used"
         )
         _say(f"wrote {done.output_dir / 'gradebook.csv'}, summary.md, summary.json, reports/")
     return 0
@@ -172,6 +180,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(batch output folders, or their reports/), e.g. of a CI matrix",
     )
     p.add_argument("--quiet", action="store_true", help="no progress")
+    from .cli import add_sandbox_options  # the options of `kata grade`, the same words
+
+    add_sandbox_options(p)
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("package-gradescope", help="build a Gradescope autograder zip")

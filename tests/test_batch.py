@@ -19,7 +19,7 @@ from grader.cli import main as kata
 from grader.kata import KataError
 from grader.scoring import KataResult, Report, SpecResult
 
-from .conftest import ADDER_SOLUTION, ADDER_STUB
+from .conftest import ADDER_SOLUTION, ADDER_SPEC, ADDER_STUB
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_SCHEMA = json.loads((ROOT / "schemas" / "report-v1.schema.json").read_text())
@@ -131,6 +131,58 @@ def test_unchanged_submissions_are_not_graded_again(course, tmp_path):
     assert run().graded == 1  # the specs changed: every grade is stale
     assert run(force=True).graded == 1
     assert run().graded == 0
+
+
+def test_only_the_katas_that_changed_are_graded_again(course, tmp_path, monkeypatch):
+    """Item 12: the cache is per learner and kata; the summary says how many were re-used."""
+    course.add_adder()
+    course.add_kata(
+        "twin",
+        stub=ADDER_STUB,
+        solution=ADDER_SOLUTION,
+        specs={"test_twin.py": ADDER_SPEC.replace("from adder", "from twin")},
+        order=2,
+    )
+    subs = tmp_path / "subs"
+    for name in ("ann", "bob"):
+        for slug in ("adder", "twin"):
+            (subs / name / "exercises" / slug).mkdir(parents=True)
+            (subs / name / "exercises" / slug / f"{slug}.py").write_text(PARTIAL)
+    out = tmp_path / "grades"
+    graded: list[tuple[str, ...]] = []
+    real = batch.run_grading
+
+    async def spy(katas, source, **options):
+        graded.append((Path(source.label).name, *(k.slug for k in katas)))
+        return await real(katas, source, **options)
+
+    monkeypatch.setattr(batch, "run_grading", spy)
+
+    def run(**options) -> batch.Batch:
+        graded.clear()
+        return batch.main(root=course.root, submissions=subs, output_dir=out, **options)
+
+    first = run(jobs=1)
+    assert sorted(graded) == [("ann", "adder", "twin"), ("bob", "adder", "twin")]
+    assert (first.summary.katas_graded, first.summary.katas_reused) == (4, 0)
+
+    (subs / "ann" / "exercises" / "twin" / "twin.py").write_text(ADDER_SOLUTION)
+    again = run(jobs=1)
+    assert graded == [("ann", "twin")]  # one kata of one learner, nothing else
+    assert (again.summary.katas_graded, again.summary.katas_reused) == (1, 3)
+    ann = {r.id: r for r in again.rows}["ann"]
+    assert [(k.slug, k.score) for k in ann.report.katas] == [("adder", 5), ("twin", 6)]
+    assert (ann.graded, ann.reused, ann.skipped) == (1, 1, False)
+    assert _csv(out / "gradebook.csv")[2] == ["ann", "5", "6", "11", "91.67", "ok"]
+    assert "1 kata grade(s); re-used unchanged: 3" in (out / "summary.md").read_text()
+    assert json.loads((out / "summary.json").read_text())["katas_reused"] == 3
+
+    spec = course.root / "exercises" / "adder" / ".spec" / "test_adder.py"
+    spec.write_text(spec.read_text() + "\n# the instructor tightened a spec of adder\n")
+    run(jobs=1)
+    assert sorted(graded) == [("ann", "adder"), ("bob", "adder")]  # twin's grades stand
+    assert run(jobs=1).summary.katas_reused == 4 and graded == []
+    assert run(jobs=1, force=True).summary.katas_graded == 4
 
 
 def test_a_hanging_submission_times_out_and_the_class_goes_on(course, tmp_path):
