@@ -5,7 +5,9 @@ process group, with resource limits and a scrubbed environment. This module then
 
 1. forks: the parent becomes the run's *supervisor* and never runs learner code; the child
    goes on to run the specs (see :class:`Supervisor`);
-2. reads the channel key from its pipe and closes it (before any learner code exists);
+2. reads the channel key from its pipe and closes it (before any learner code exists), then
+   enters the kernel sandbox the grader asked for (``grader.sandbox``: Landlock), which it and
+   every process it starts keep for good;
 3. seals the workspace (see :class:`SealedWorkspace`): spec modules are served from copies
    read now, and nothing else in the folder but the declared learner files can be imported
    or, from Python, overwritten;
@@ -417,6 +419,18 @@ class SpecContexts:
         self.coverage.switch_context("")
 
 
+def _confine(paths: dict, writer) -> None:
+    """Enter the Landlock sandbox, or end the run: the grader said the kernel has one, so a
+    refusal is an error, never a silent run without it."""
+    from grader import sandbox
+
+    try:
+        sandbox.confine(paths["write"], paths["read"])
+    except OSError as err:
+        writer.send("crash", message=f"the spec process could not enter its sandbox: {err}")
+        os._exit(70)
+
+
 def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
     if config.get("status_fd") is not None:
@@ -425,6 +439,9 @@ def main(argv: list[str]) -> None:
     from grader.channel import Writer
 
     writer = Writer(config["out_fd"], _read_key(config["key_fd"]))
+    args = pytest_args(config)  # writes the ini file: before the sandbox forbids it
+    if config.get("sandbox"):
+        _confine(config["sandbox"], writer)
     os.chdir(config["workspace"])
     sys.dont_write_bytecode = True
     SealedWorkspace(Path(config["workspace"]), config["learner_files"]).install()
@@ -449,7 +466,7 @@ def main(argv: list[str]) -> None:
 
     try:
         plugins: list = [plugin] if coverage is None else [plugin, SpecContexts(coverage)]
-        status = int(pytest.main(pytest_args(config), plugins=plugins))
+        status = int(pytest.main(args, plugins=plugins))
     except BaseException as exc:  # a learner's SystemExit or KeyboardInterrupt escaped pytest
         plugin.send("crash", message=f"{type(exc).__name__} escaped the spec run")
         status = 3

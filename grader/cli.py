@@ -15,6 +15,7 @@ from . import __version__, classroom
 from .grading import grade, interrupted_katas, make_report
 from .kata import Kata, KataError, discover, find_root, select
 from .report import FORMATS, closing_line, columns, render, state, to_annotations, write_atomic
+from .runner import Limits
 from .scoring import KataResult, Report
 from .verify import cpu_load, render_verdicts, show_mutants, verdicts_json, verify
 from .workspace import checkout, solutions
@@ -128,7 +129,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
         source = checkout(submission)
     if not args.quiet:
         _say(f"grading {len(katas)} kata(s) of {source.label}")
-    report = grade(katas, source, jobs=args.jobs, progress=None if args.quiet else _progress)
+    report = grade(
+        katas,
+        source,
+        jobs=args.jobs,
+        progress=None if args.quiet else _progress,
+        limits=Limits(sandbox=not args.no_sandbox),
+        require_sandbox=args.require_sandbox,
+    )
     text = render(report, args.format)
     if args.output:
         write_atomic(Path(args.output), text)
@@ -217,6 +225,21 @@ def _percent(text: str) -> float:
     return value
 
 
+def add_sandbox_options(p: argparse.ArgumentParser) -> None:
+    """--require-sandbox and --no-sandbox (``kata grade``, ``kata batch``)."""
+    sandbox = p.add_mutually_exclusive_group()
+    sandbox.add_argument(
+        "--require-sandbox",
+        action="store_true",
+        help="refuse to grade unless the kernel confines the spec processes (Landlock)",
+    )
+    sandbox.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="maintainers: run the specs without Landlock (the report says so)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kata", description="Backend katas: list, try, watch, grade and verify exercises."
@@ -257,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="katas graded at once (default: number of cores)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_sandbox_options(p)
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("verify", help="prove the specs: solution full, stub zero, mutants killed")

@@ -7,6 +7,11 @@ apart from, any learner code. The learner's run is then checked against that lis
 A grading can be stopped (``stop`` event; SIGINT or SIGTERM in :func:`grade`): the katas still
 running are stopped, every process of theirs killed, and reported as errors with the reason
 INTERRUPTED, next to the finished katas' results, so the report is partial but valid.
+
+The trusted files are read once per grading (``workspace.SpecSnapshot``); every workspace is
+built from that copy, and after each kata the files on disk are compared with it. A change
+stops the grading with :class:`CourseChanged`, which names the submission and the katas that
+were running: nothing graded after it uses the changed files, and it is never silent.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from pathlib import Path
 from . import __version__
 from .imports import find_violations
 from .kata import Kata, KataError
-from .runner import Limits, RunResult, run_specs
+from .runner import Limits, RunResult, run_specs, sandbox_status
 from .scoring import KataResult, Observed, Report, Spec, SpecResult, score_kata
-from .workspace import Source, build, copy_specs
+from .workspace import Source, SpecSnapshot, build, copy_specs
 
 __all__ = [
     "INTERRUPTED",
+    "CourseChanged",
     "Graded",
     "expected_specs",
     "grade",
@@ -55,11 +61,19 @@ class Graded:
     run: RunResult | None  # None when the specs were not run
 
 
-def _spec_digest(kata: Kata) -> str:
+class CourseChanged(KataError):
+    """The course's trusted files changed on disk while a grading ran."""
+
+
+def _spec_digest(kata: Kata, snapshot: SpecSnapshot | None = None) -> str:
     digest = hashlib.sha256(__version__.encode())
-    for path in sorted(kata.spec_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(kata.spec_dir)).encode() + b"\0" + path.read_bytes())
+    if snapshot is not None:
+        digest.update(snapshot.kata_digest(kata).encode())
+    else:
+        for path in sorted(kata.spec_dir.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                name = str(path.relative_to(kata.spec_dir)).encode()
+                digest.update(name + b"\0" + path.read_bytes())
     digest.update(repr((kata.files, kata.spec_timeout)).encode())
     return digest.hexdigest()
 
@@ -68,24 +82,26 @@ def _temp_run_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="kata-run-"))
 
 
-async def expected_specs(kata: Kata, limits: Limits = Limits()) -> list[Spec]:
+async def expected_specs(
+    kata: Kata, limits: Limits = Limits(), snapshot: SpecSnapshot | None = None
+) -> list[Spec]:
     """The specs the grader expects, listed from the trusted specs alone (cached per content)."""
-    key = _spec_digest(kata)
+    key = _spec_digest(kata, snapshot)
     if key in _LISTINGS:
         return _LISTINGS[key]
     lock = _LISTING_LOCKS.setdefault((key, id(asyncio.get_running_loop())), asyncio.Lock())
     async with lock:
         if key not in _LISTINGS:
-            _LISTINGS[key] = await _list_specs(kata, limits)
+            _LISTINGS[key] = await _list_specs(kata, limits, snapshot)
     return _LISTINGS[key]
 
 
-async def _list_specs(kata: Kata, limits: Limits) -> list[Spec]:
+async def _list_specs(kata: Kata, limits: Limits, snapshot: SpecSnapshot | None) -> list[Spec]:
     run_dir = _temp_run_dir()
     try:
         workspace = run_dir / "ws"
         workspace.mkdir()
-        copy_specs(kata, workspace)
+        copy_specs(kata, workspace, snapshot)
         run = await run_specs(kata, workspace, [], mode="collect", limits=limits)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -107,6 +123,7 @@ async def grade_kata(
     limits: Limits = Limits(),
     select: list[str] | None = None,
     exitfirst: bool = False,
+    snapshot: SpecSnapshot | None = None,
 ) -> Graded:
     """Grade one kata of one submission.
 
@@ -115,10 +132,10 @@ async def grade_kata(
     for ``kata verify``'s mutant runs, never for a grade of record.
     """
     try:
-        expected_task = asyncio.ensure_future(expected_specs(kata, limits))
+        expected_task = asyncio.ensure_future(expected_specs(kata, limits, snapshot))
         run_dir = _temp_run_dir()
         try:
-            workspace = build(kata, source, run_dir / "ws")
+            workspace = build(kata, source, run_dir / "ws", snapshot)
             violations = [str(v) for v in find_violations(workspace.copied, kata.forbid_imports)]
             run = None
             if not (workspace.missing or workspace.refused or violations):
@@ -175,9 +192,9 @@ async def grade_kata(
     return Graded(result, run)
 
 
-def _interrupted(kata: Kata) -> Graded:
+def _interrupted(kata: Kata, snapshot: SpecSnapshot | None = None) -> Graded:
     """The result of a kata whose grading was stopped: an error, its specs not run."""
-    expected = _LISTINGS.get(_spec_digest(kata), [])
+    expected = _LISTINGS.get(_spec_digest(kata, snapshot), [])
     specs = tuple(SpecResult(s.id, s.title, s.points, "not_run", INTERRUPTED) for s in expected)
     result = KataResult(
         kata.slug,
@@ -202,6 +219,7 @@ async def run_grading(
     coverage: bool = False,
     limits: Limits = Limits(),
     stop: asyncio.Event | None = None,
+    snapshot: SpecSnapshot | None = None,
 ) -> list[Graded]:
     """Grade ``katas`` of one submission, ``jobs`` at a time, in curriculum order.
 
@@ -209,7 +227,11 @@ async def run_grading(
     come back as errors with the reason INTERRUPTED; the finished ones keep their results.
     If this coroutine is cancelled, it stops the katas the same way, then lets the
     cancellation through.
+
+    Workspaces are built from ``snapshot`` (by default, one taken now); when the course's
+    trusted files on disk change, the grading stops with :class:`CourseChanged`.
     """
+    snapshot = snapshot if snapshot is not None else SpecSnapshot(katas)
     slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
     stop = stop if stop is not None else asyncio.Event()
     done = 0
@@ -217,7 +239,14 @@ async def run_grading(
     async def one(kata: Kata) -> Graded:
         nonlocal done
         async with slots:
-            graded = await grade_kata(kata, source, coverage=coverage, limits=limits)
+            snapshot.begin(source.label, kata.slug)
+            try:
+                graded = await grade_kata(
+                    kata, source, coverage=coverage, limits=limits, snapshot=snapshot
+                )
+            finally:
+                snapshot.end(source.label, kata.slug)
+            _check_course(snapshot, stop)
         done += 1
         if progress:
             progress(done, len(katas), graded.result)
@@ -240,12 +269,25 @@ async def run_grading(
     graded = []
     for kata, task in zip(katas, tasks, strict=True):
         if task.cancelled():
-            graded.append(_interrupted(kata))
+            graded.append(_interrupted(kata, snapshot))
         elif task.exception() is not None:
             raise task.exception()
         else:
             graded.append(task.result())
     return graded
+
+
+def _check_course(snapshot: SpecSnapshot, stop: asyncio.Event) -> None:
+    """Stop the grading if the trusted files on disk are no longer the snapshot's."""
+    changed = snapshot.check()
+    if changed:
+        stop.set()
+        suspects = "; ".join(f"{kata} of {submission}" for submission, kata in snapshot.running())
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if changed[5:] else "")
+        raise CourseChanged(
+            f"the course's trusted files changed on disk while grading ({suspects}): {shown}. "
+            "The grading was stopped; nothing graded after the change used the changed files."
+        )
 
 
 @contextlib.contextmanager
@@ -272,14 +314,19 @@ def grade(
     jobs: int | None = None,
     progress: Progress | None = None,
     limits: Limits = Limits(),
+    require_sandbox: bool = False,
 ) -> Report:
     """Grade a submission and return its report: finished, or partial if interrupted.
 
     Ctrl-C (SIGINT) or SIGTERM while grading stops it cleanly: every process of the katas
     still running is killed, and the report holds the finished katas' results and the others
     as errors with the reason INTERRUPTED (see :func:`interrupted_katas`). Signals are only
-    caught when this runs in the main thread.
+    caught when this runs in the main thread. The report says how the spec processes were
+    confined; ``require_sandbox`` refuses (KataError) to grade without a kernel sandbox.
     """
+    confinement = sandbox_status(limits)
+    if require_sandbox and not confinement.startswith("landlock"):
+        raise KataError(f"no kernel sandbox to grade in ({confinement}); --require-sandbox")
 
     async def main() -> list[Graded]:
         stop = asyncio.Event()
@@ -289,16 +336,18 @@ def grade(
             )
 
     graded = asyncio.run(main())
-    return make_report([g.result for g in graded], source.label)
+    return make_report([g.result for g in graded], source.label, sandbox=confinement)
 
 
-def make_report(results: Iterable[KataResult], submission: str) -> Report:
-    """A finished report of ``results``, stamped with the time and this grader's version."""
+def make_report(results: Iterable[KataResult], submission: str, *, sandbox: str = "") -> Report:
+    """A finished report of ``results``, stamped with the time, this grader's version and
+    how the spec processes were confined."""
     return Report(
         katas=tuple(results),
         submission=submission,
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         grader_version=__version__,
+        sandbox=sandbox,
     )
 
 

@@ -83,6 +83,15 @@ def _missing(k: KataResult) -> bool:
     return k.status == "not_started" and bool(k.reason) and "NotImplementedError" not in k.reason
 
 
+def sandbox_line(report: Report) -> str:
+    """How the spec processes were confined, in one line ("" for a report that does not say)."""
+    if not report.sandbox:
+        return ""
+    if report.sandbox.startswith("none"):
+        return f"Sandbox: {report.sandbox} (learner code ran with the grader's rights)"
+    return f"Sandbox: {report.sandbox} (the kernel confined learner code to its kata)"
+
+
 def to_table(report: Report) -> str:
     rows = [("kata", "pillar", "status", "score", "time")]
     for k in report.katas:
@@ -91,6 +100,8 @@ def to_table(report: Report) -> str:
         )
     out = columns(rows)
     out.append(f"\nTotal: {report.score}/{report.max_score} ({report.percent:.1f}%)")
+    if report.sandbox:
+        out.append(sandbox_line(report))
     details = []
     for k in report.katas:
         if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
@@ -127,6 +138,8 @@ def to_markdown(report: Report) -> str:
             f"| {k.score}/{k.max_score} ({_pct(k.score, k.max_score)}) |"
         )
     out += ["", closing_line(report)]
+    if report.sandbox:
+        out += ["", f"<sub>{_md(sandbox_line(report))}</sub>"]
     for k in report.katas:
         if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
             continue

@@ -8,6 +8,10 @@ Containment, in order of defence:
   stops a run that holds more than ``Limits.processes`` processes at once (a fork bomb);
 * resource limits set before ``exec``: address space, CPU seconds, file size, open files,
   no core dumps; the kernel's out-of-memory killer picks the spec process before the grader;
+* a kernel sandbox (Landlock, ``grader.sandbox``) the spec process enters before any learner
+  code: it writes only in the workspace and its private temp folder, reads only what running
+  the specs needs, and cannot signal the grader, the supervisor or another kata's processes;
+  ``Limits.sandbox`` off, or no Landlock here, and the run says ``none: <why>``;
 * a scrubbed environment built from an allow-list (no tokens, no ``PYTEST_ADDOPTS``), with a
   run marker so that processes which escape the supervisor are still found and killed;
 * a wall-clock limit for the whole kata; on expiry the supervisor is told to stop, then every
@@ -37,14 +41,60 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import sandbox
 from .channel import Reader, new_key
 from .kata import Kata
 
-__all__ = ["OUTPUT_KEEP", "Limits", "RunResult", "kill_run", "run_specs", "withhold"]
+__all__ = [
+    "OUTPUT_KEEP",
+    "Limits",
+    "RunResult",
+    "kill_run",
+    "run_specs",
+    "sandbox_paths",
+    "sandbox_status",
+    "withhold",
+]
 
 OUTPUT_KEEP = 32 * 1024  # bytes of child output kept from the head and from the tail
 SUPERVISOR_GRACE = 3.0  # seconds the supervisor gets to stop a run before it is killed too
-GRADER_PARENT = str(Path(__file__).resolve().parent.parent)
+GRADER_DIR = str(Path(__file__).resolve().parent)
+GRADER_PARENT = str(Path(GRADER_DIR).parent)
+# What the standard library reads outside the Python installation: shared libraries and the
+# dynamic loader, TLS roots, name resolution, time zones, locale data, CPU count, randomness.
+# Not /etc as a whole (a grader running as root could read /etc/shadow), not $HOME, not /tmp.
+SYSTEM_READ = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/mime.types",
+    "/etc/os-release",
+    "/etc/locale.alias",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+    "/sys/devices/system/cpu",
+    "/proc/self",  # opened by the spec process itself: its own /proc/<pid>
+)
+NO_SANDBOX = "none: turned off (--no-sandbox)"
 BOOTSTRAP = "import sys; sys.path.append({parent!r}); from grader.child import main; main(sys.argv)"
 ENV_ALLOW = ("PATH", "SYSTEMROOT")
 MARKER = "KATA_RUN_ID"
@@ -68,6 +118,7 @@ class Limits:
     open_files: int = 8192
     cpu_slack: float = 10.0  # CPU seconds beyond the kata's wall-clock limit
     processes: int = 128  # processes of one run alive at once (threads not counted)
+    sandbox: bool = True  # confine the spec process with Landlock where the kernel has it
 
 
 @dataclass
@@ -81,6 +132,7 @@ class RunResult:
     output_bytes: int = 0
     duration: float = 0.0
     coverage: dict | None = None
+    sandbox: str = ""  # "landlock-abi-N" or "none: <why>": how the spec process was confined
 
     def of_kind(self, kind: str) -> list[dict]:
         return [r for r in self.records if r["kind"] == kind]
@@ -89,7 +141,7 @@ class RunResult:
 def _environment(run_dir: Path, run_id: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
     env.update(
-        HOME=str(run_dir / "home"),
+        HOME=str(run_dir / "tmp" / "home"),
         TMPDIR=str(run_dir / "tmp"),
         LANG="C.UTF-8",
         LC_ALL="C.UTF-8",
@@ -99,6 +151,26 @@ def _environment(run_dir: Path, run_id: str) -> dict[str, str]:
     )
     env[MARKER] = run_id
     return env
+
+
+def sandbox_status(limits: Limits) -> str:
+    """How spec processes run with these limits will be confined: ``landlock-abi-N`` or
+    ``none: <why>`` (the kernel has no Landlock, or the sandbox was turned off)."""
+    return sandbox.probe() if limits.sandbox else NO_SANDBOX
+
+
+def sandbox_paths(run_dir: Path, workspace: Path) -> tuple[list[str], list[str]]:
+    """(write, read) paths of the spec process's sandbox: it writes in its workspace and temp
+    folder only; it reads its run folder (workspace, temp folder, ini file), the Python
+    installation, the grader package (not the course around it) and SYSTEM_READ."""
+    import site
+
+    python = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    python.update(site.getsitepackages())
+    python.add(str(Path(sys.executable).resolve().parent.parent))
+    write = [str(workspace), str(run_dir / "tmp"), os.devnull]
+    read = [str(run_dir), *sorted(python), GRADER_DIR, *SYSTEM_READ]
+    return write, read
 
 
 def _limit(which: int, soft: int) -> None:
@@ -315,8 +387,8 @@ async def run_specs(
     """
     _protect_grader()
     run_dir = workspace.parent
-    for sub in ("home", "tmp"):
-        (run_dir / sub).mkdir(exist_ok=True)
+    (run_dir / "tmp" / "home").mkdir(parents=True, exist_ok=True)
+    confinement = sandbox_status(limits)
     spec_lines = _spec_lines(workspace, learner_files) if mode == "run" else frozenset()
     run_id = secrets.token_hex(16)
     key = new_key()
@@ -326,7 +398,8 @@ async def run_specs(
     status_read, status_write = os.pipe()
     os.write(key_write, key)
     os.close(key_write)
-    coverage_file = run_dir / "coverage.json"
+    coverage_file = run_dir / "tmp" / "coverage.json"
+    write_paths, read_paths = sandbox_paths(run_dir, workspace)
     config = {
         "workspace": str(workspace),
         "ini": str(run_dir / "pytest.ini"),
@@ -340,10 +413,15 @@ async def run_specs(
         "learner_files": [str(p) for p in learner_files],
         "phantoms": [Path(f).stem for f in kata.files] if mode == "collect" else [],
         "coverage": str(coverage_file) if coverage else "",
+        "sandbox": (
+            {"write": write_paths, "read": read_paths}
+            if confinement.startswith("landlock")
+            else None
+        ),
         "select": list(select or []),
         "exitfirst": exitfirst,
     }
-    result = RunResult()
+    result = RunResult(sandbox=confinement)
     reader = Reader(key)
     output = _Output()
     started = time.monotonic()

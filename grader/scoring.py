@@ -81,6 +81,7 @@ class Report:
     submission: str = ""
     generated_at: str = ""
     grader_version: str = ""
+    sandbox: str = ""  # how the spec processes were confined: "landlock-abi-N", "none: <why>"
     schema: str = field(default=SCHEMA)
 
     @property
@@ -101,6 +102,7 @@ class Report:
             "grader_version": self.grader_version,
             "generated_at": self.generated_at,
             "submission": self.submission,
+            "sandbox": self.sandbox,
             "score": self.score,
             "max_score": self.max_score,
             "percent": round(self.percent, 2),
@@ -116,6 +118,7 @@ class Report:
             submission=data.get("submission", ""),
             generated_at=data.get("generated_at", ""),
             grader_version=data.get("grader_version", ""),
+            sandbox=data.get("sandbox", ""),
         )
 
 

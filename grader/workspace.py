@@ -4,20 +4,27 @@ The workspace holds the trusted specs (from this checkout's ``exercises/<slug>/.
 *only* the files the kata declares, copied from the submission. Nothing else of the
 submission (a conftest.py, pytest.ini, sitecustomize.py, an edited spec, a module that shadows
 a library) ever reaches the run.
+
+The trusted files are read once, when a grading starts (:class:`SpecSnapshot`): every
+workspace of that grading, every learner of a batch, is built from that copy in memory, and
+the grading compares the files on disk with it after each kata, so a change made while it
+ran is caught, named, and never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .kata import Kata
+from .kata import Kata, KataError
 
 __all__ = [
     "MAX_FILE_BYTES",
     "Source",
+    "SpecSnapshot",
     "Workspace",
     "build",
     "copy_specs",
@@ -62,21 +69,124 @@ class Workspace:
     refused: list[str] = field(default_factory=list)  # why a present file was not taken
 
 
-def copy_specs(kata: Kata, dest: Path) -> None:
-    """Copy the kata's trusted specs (``.spec/``) into ``dest``; KataError when there are none."""
-    kata.spec_files()  # raises KataError when there are no specs
-    shutil.copytree(
-        kata.spec_dir,
-        dest,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis"),
-    )
+_NOT_SPECS = ("__pycache__", "*.pyc", ".hypothesis")
 
 
-def build(kata: Kata, source: Source, dest: Path) -> Workspace:
-    """Fill the empty folder ``dest`` with the kata's specs and the submission's declared files."""
+def _spec_tree(kata: Kata) -> list[Path]:
+    """The files of the kata's ``.spec/`` folder, as copied into a workspace."""
+    ignored = shutil.ignore_patterns(*_NOT_SPECS)
+    found = []
+    for folder in [kata.spec_dir, *sorted(p for p in kata.spec_dir.rglob("*") if p.is_dir())]:
+        if any(part in ("__pycache__", ".hypothesis") for part in folder.parts):
+            continue
+        names = [p.name for p in folder.iterdir()]
+        skip = ignored(str(folder), names)
+        found += [folder / n for n in sorted(names) if n not in skip and (folder / n).is_file()]
+    return found
+
+
+class SpecSnapshot:
+    """The course's trusted files, read once into memory with a digest.
+
+    Held: every file of each kata's ``.spec/`` (what workspaces are built from), its
+    ``kata.toml`` and its visible tests (checked, never copied). :meth:`check` reads the
+    files on disk again and returns what changed since the previous check; :meth:`running`
+    names the gradings that could have done it.
+    """
+
+    def __init__(self, katas: Iterable[Kata]) -> None:
+        self.katas = {kata.slug: kata for kata in katas}
+        self.specs: dict[str, dict[str, bytes]] = {}
+        self.files: dict[Path, bytes] = {}
+        for kata in self.katas.values():
+            paths = _spec_tree(kata) if kata.spec_dir.is_dir() else []
+            tree = {str(p.relative_to(kata.spec_dir)): p.read_bytes() for p in paths}
+            self.specs[kata.slug] = tree
+            self.files.update({kata.spec_dir / name: data for name, data in tree.items()})
+            for extra in (kata.exercise_dir / "kata.toml", kata.visible_tests):
+                if extra.is_file():
+                    self.files[extra] = extra.read_bytes()
+        self.digest = self._digest(self.files)
+        self._seen = self.digest
+        self._running: dict[tuple[str, str], int] = {}
+        self._since: set[tuple[str, str]] = set()
+
+    @staticmethod
+    def _digest(files: dict[Path, bytes]) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(files):
+            digest.update(str(path).encode() + b"\0" + hashlib.sha256(files[path]).digest())
+        return digest.hexdigest()
+
+    def _on_disk(self) -> dict[Path, bytes]:
+        found: dict[Path, bytes] = {}
+        for kata in self.katas.values():
+            paths = [*_spec_tree(kata)] if kata.spec_dir.is_dir() else []
+            paths += [kata.exercise_dir / "kata.toml", kata.visible_tests]
+            for path in paths:
+                try:
+                    found[path] = path.read_bytes()
+                except OSError:
+                    continue
+        return found
+
+    def check(self) -> list[str]:
+        """The trusted files that differ on disk from the snapshot (changed, gone or new),
+        if the disk changed since the previous check; else an empty list."""
+        disk = self._on_disk()
+        now = self._digest(disk)
+        if now == self._seen:
+            self._since = set(self._running)
+            return []
+        self._seen = now
+        paths = set(disk) | set(self.files)
+        return sorted(str(p) for p in paths if disk.get(p) != self.files.get(p))
+
+    def begin(self, submission: str, slug: str) -> None:
+        key = (submission, slug)
+        self._running[key] = self._running.get(key, 0) + 1
+        self._since.add(key)
+
+    def end(self, submission: str, slug: str) -> None:
+        key = (submission, slug)
+        self._running[key] -= 1
+        if not self._running[key]:
+            del self._running[key]
+
+    def running(self) -> list[tuple[str, str]]:
+        """(submission, kata) of every grading that ran since the previous clean check."""
+        return sorted(self._since | set(self._running))
+
+    def kata_digest(self, kata: Kata) -> str:
+        digest = hashlib.sha256()
+        for name, data in sorted(self.specs[kata.slug].items()):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        return digest.hexdigest()
+
+
+def copy_specs(kata: Kata, dest: Path, specs: SpecSnapshot | None = None) -> None:
+    """Copy the kata's trusted specs (``.spec/``, or their snapshot) into ``dest``;
+    KataError when there are none."""
+    if specs is None:
+        kata.spec_files()  # raises KataError when there are no specs
+        shutil.copytree(
+            kata.spec_dir, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_NOT_SPECS)
+        )
+        return
+    tree = specs.specs[kata.slug]
+    if not any(Path(name).match("test_*.py") and "/" not in name for name in tree):
+        raise KataError(f"{kata.spec_dir}: no hidden specs (no test_*.py files)")
+    for name, data in tree.items():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def build(kata: Kata, source: Source, dest: Path, specs: SpecSnapshot | None = None) -> Workspace:
+    """Fill the empty folder ``dest`` with the kata's specs (from ``specs``, the snapshot of
+    the grading, if given) and the submission's declared files."""
     dest.mkdir(parents=True, exist_ok=True)
-    copy_specs(kata, dest)
+    copy_specs(kata, dest, specs)
     workspace = Workspace(dest)
     folders = source.folders(kata)
     for name in kata.files:
