@@ -6,7 +6,7 @@ Two layers:
   ``InvalidToken``. Verify the HS256 JWT by hand with ``base64``, ``json``, ``hmac`` and
   ``hashlib`` (no JWT library: the kata is to write one).
 * ``AuthMiddleware`` — the ASGI 3 adapter: picks the route's ``Rule``, reads the bearer token,
-  calls ``verify_jwt``, and answers 401 / 403 itself or calls the inner app.
+  calls ``verify_jwt``, and answers 400 / 401 / 403 itself or calls the inner app.
 
 Standard library only. See README.md for the rules in full.
 """
@@ -69,6 +69,8 @@ def verify_jwt(
     TODO: exactly three "."-separated segments: header, payload, signature (base64url each).
     TODO: the header is a JSON object whose "alg" is exactly "HS256". Reject "none", "HS512",
           "RS256", "hs256", a missing alg, anything else. "typ" is optional and not checked.
+    TODO: a header with "crit" (of any value) is rejected: it lists extensions the recipient
+          MUST understand (RFC 7515 §4.1.11), and this verifier understands none.
     TODO: signature = HMAC-SHA256(key, ASCII bytes of "<header segment>.<payload segment>");
           compare it with hmac.compare_digest, never with ==.
     TODO: the payload is a JSON object (the claims). Only read it after the signature checks.
@@ -151,7 +153,10 @@ class AuthMiddleware:
         TODO: token from the one "authorization" header "Bearer <token>" (scheme in any case).
               No header, or another scheme (Basic ...) -> 401 with
                   WWW-Authenticate: Bearer realm="<realm>"            (no error code)
-              Two Authorization headers, or verify_jwt raises -> 401 with
+              Two Authorization headers -> 400 with (RFC 6750 §3.1)
+                  WWW-Authenticate: Bearer realm="<realm>", error="invalid_request",
+                                    error_description="..."
+              verify_jwt raises -> 401 with
                   WWW-Authenticate: Bearer realm="<realm>", error="invalid_token",
                                     error_description="<reason>"
         TODO: valid token but no rule matches, or the rule does not allow the claims -> 403 with
@@ -159,6 +164,6 @@ class AuthMiddleware:
                                     error_description="..."
         TODO: otherwise call the app with a copy of the scope whose "state" (a new dict that
               keeps the existing entries) has "claims" = the verified claims.
-        TODO: the app is never called for a request that got 401 or 403.
+        TODO: the app is never called for a request that got 400, 401 or 403.
         """
         raise NotImplementedError

@@ -9,7 +9,7 @@ Two layers, each usable on its own:
   with plain values and reused by anything that holds a token.
 * ``AuthMiddleware`` is the thin ASGI adapter: it picks the first ``Rule`` that matches the
   request, pulls the bearer token from the ``Authorization`` header, asks ``verify_jwt``, and
-  either answers 401/403 itself or calls the inner app with the claims in
+  either answers 400/401/403 itself or calls the inner app with the claims in
   ``scope["state"]["claims"]``.
 
 The verifier is strict on purpose. A JWT arrives from an attacker; every field of it is
@@ -91,6 +91,12 @@ def verify_jwt(
     header_b64, payload_b64, signature_b64 = parts
 
     header = _json_object(b64url_decode(header_b64), "header")
+    # RFC 7515 §4.1.11: "crit" names extensions the recipient MUST understand, or reject the
+    # token. This verifier understands none, so a "crit" of any shape makes the token invalid
+    # (an empty list is forbidden too). Ignoring it would accept, say, an RFC 7797 "b64": false
+    # token whose signature covers bytes other than the ones we read.
+    if "crit" in header:
+        raise InvalidToken("critical header extensions are not supported")
     # The server decides the algorithm, never the token: "none", HS512 or RS256 in the header
     # are all refused before any key is touched (RFC 8725 §2.1 and §3.1).
     if header.get("alg") != "HS256":
@@ -250,8 +256,14 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
 
+        values = [value for name, value in scope["headers"] if name.lower() == b"authorization"]
+        if len(values) > 1:
+            # Which one would the app behind us read? RFC 6750 §3.1: a request that repeats a
+            # parameter is malformed, 400 invalid_request (a new token would not help).
+            await self._refuse(send, 400, "invalid_request", "more than one Authorization header")
+            return
         try:
-            token = _bearer_token(scope["headers"])
+            token = _bearer_token(values)
             if token is None:
                 # No credentials at all: a bare challenge, no error code (RFC 6750 §3.1).
                 await self._refuse(send, 401)
@@ -312,13 +324,10 @@ class AuthMiddleware:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _bearer_token(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
-    """The bearer token of the request; None when it carries no bearer credentials."""
-    values = [value for name, value in headers if name.lower() == b"authorization"]
+def _bearer_token(values: Sequence[bytes]) -> str | None:
+    """The bearer token in the (one or no) Authorization value; None without bearer credentials."""
     if not values:
         return None
-    if len(values) > 1:  # which one would the app behind us read? Refuse to guess.
-        raise InvalidToken("more than one Authorization header")
     scheme, _, token = values[0].decode("latin-1").partition(" ")
     if scheme.lower() != "bearer":  # auth schemes are case-insensitive (RFC 9110 §11.1)
         return None  # Basic or another scheme: for us, no credentials

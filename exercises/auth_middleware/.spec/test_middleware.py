@@ -122,28 +122,23 @@ async def test_invalid_token_gets_401_invalid_token():
         await expect_refused(middleware, app, "GET", "/admin", token, 401, "invalid_token", why)
 
 
-@pytest.mark.points(2)
-async def test_bearer_scheme_is_case_insensitive_and_others_ignored():
-    """Bearer matches in any case; another scheme counts as no token; two Authorization headers get invalid_token."""
+@pytest.mark.points(1)
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+async def test_the_bearer_scheme_matches_in_any_case(scheme):
+    """The auth scheme is case-insensitive: "bearer", "BEARER" and "BeArEr" all carry the token (RFC 9110 §11.1)."""
     middleware, app, _ = make(standard_rules())
-    token = token_for()
-    for scheme in ("bearer", "BEARER", "BeArEr"):
-        await expect_ok(
-            middleware, app, "GET", "/me", None, headers=[("Authorization", f"{scheme} {token}")]
-        )
-    for value in ("Basic YWxpY2U6c2VjcmV0", f"Token {token}"):
-        await expect_refused(
-            middleware,
-            app,
-            "GET",
-            "/me",
-            None,
-            401,
-            None,
-            f"with Authorization: {value.split()[0]} ...",
-            headers=[("Authorization", value)],
-        )
-    headers = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    headers = [("Authorization", f"{scheme} {token_for()}")]
+    await expect_ok(middleware, app, "GET", "/me", None, headers=headers)
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "value", ["Basic YWxpY2U6c2VjcmV0", "Token <a valid JWT>"], ids=["Basic", "Token"]
+)
+async def test_another_scheme_counts_as_no_token(value):
+    """Authorization with a scheme other than Bearer counts as no credentials: 401 with a bare challenge (RFC 6750 §3.1)."""
+    middleware, app, _ = make(standard_rules())
+    value = value.replace("<a valid JWT>", token_for())
     await expect_refused(
         middleware,
         app,
@@ -151,8 +146,35 @@ async def test_bearer_scheme_is_case_insensitive_and_others_ignored():
         "/me",
         None,
         401,
-        "invalid_token",
-        "with two Authorization headers",
+        None,
+        f"with Authorization: {value.split()[0]} ...",
+        headers=[("Authorization", value)],
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize(
+    "second", ["the same token", "another scheme", "a bad token"], ids=lambda text: text
+)
+async def test_two_authorization_headers_get_400_invalid_request(second):
+    """Two Authorization headers are a malformed request: 400 with error="invalid_request" (RFC 6750 §3.1)."""
+    middleware, app, _ = make(standard_rules())
+    token = token_for()
+    other = {
+        "the same token": f"Bearer {token}",
+        "another scheme": "Basic YWxpY2U6c2VjcmV0",
+        "a bad token": "Bearer not-a-jwt",
+    }[second]
+    headers = [("Authorization", f"Bearer {token}"), ("Authorization", other)]
+    await expect_refused(
+        middleware,
+        app,
+        "GET",
+        "/me",
+        None,
+        400,
+        "invalid_request",
+        f"with two Authorization headers (a valid bearer token, then {second})",
         headers=headers,
     )
 

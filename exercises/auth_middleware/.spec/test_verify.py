@@ -11,6 +11,7 @@ import base64
 import json
 
 import auth_middleware
+import jwt
 import pytest
 from _helpers import (
     KEY,
@@ -175,6 +176,32 @@ def test_algorithm_confusion_is_rejected():
         token = sign_json({"alg": alg, "typ": "JWT"}, {"sub": "mallory"})
         check_rejected(token, f"header alg {alg!r}, HMAC-SHA256 signature with the key")
     check_rejected(sign_json({"typ": "JWT"}, {"sub": "x"}), "header without alg")
+
+
+# RFC 7515 §4.1.11: headers whose "crit" the recipient can't honour. Each token is minted by
+# PyJWT, and PyJWT's own decode rejects each one: the differential.
+CRIT_HEADERS = {
+    'crit ["exp"] (a claim name, not an extension)': {"crit": ["exp"]},
+    'crit ["b64"] (RFC 7797 unencoded payload)': {"crit": ["b64"]},
+    'crit ["x-custom"] with x-custom in the header': {"crit": ["x-custom"], "x-custom": 1},
+    "crit [] (an empty list is forbidden)": {"crit": []},
+    'crit "exp" (not a list)': {"crit": "exp"},
+}
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("headers", list(CRIT_HEADERS.values()), ids=list(CRIT_HEADERS))
+def test_a_critical_header_extension_is_rejected(headers):
+    """A token whose header has "crit" is rejected: it names extensions this verifier can't honour (RFC 7515 §4.1.11)."""
+    claims = {"sub": "alice", "exp": NOW + 60}
+    token = mint(claims, **headers)
+    try:
+        jwt.decode(token, KEY, algorithms=["HS256"], options={"verify_exp": False})
+    except jwt.InvalidTokenError:
+        pass
+    else:  # pragma: no cover - the oracle itself changed
+        raise AssertionError(f"oracle sanity: PyJWT accepted a token with header {headers}")
+    check_rejected(token, f"PyJWT token, header {headers}")
 
 
 # --- malformed tokens -----------------------------------------------------------------------
