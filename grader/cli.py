@@ -7,17 +7,18 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, classroom
+from . import __version__, classroom, watch
 from .grading import grade, interrupted_katas, make_report
 from .kata import Kata, KataError, discover, find_root, select
 from .report import FORMATS, closing_line, columns, render, state, to_annotations, write_atomic
 from .runner import Limits
 from .scoring import KataResult, Report
-from .verify import cpu_load, render_verdicts, show_mutants, verdicts_json, verify
+from .verify import cpu_load, explore, render_verdicts, show_mutants, verdicts_json, verify
 from .workspace import checkout, solutions
 
 __all__ = ["main"]
@@ -106,6 +107,15 @@ def cmd_try(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=root)
 
 
+# -- kata watch ---------------------------------------------------------------------------
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    root = _root(args)
+    (kata,) = select(discover(root), [args.slug])
+    return watch.main(root=root, kata=kata, on_report=lambda r: _remember(root, [kata], r))
+
+
 # -- kata grade --------------------------------------------------------------------------
 
 
@@ -177,6 +187,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for kata in katas:
             sys.stdout.write(show_mutants(kata))
         return 0
+    if args.explore:
+        seeds = [random.SystemRandom().randrange(1, 2**31) for _ in range(args.explore)]
+        _say(f"exploring {len(katas)} kata(s) with seeds {', '.join(map(str, seeds))}")
+        findings = asyncio.run(explore(katas, seeds=seeds, jobs=args.jobs))
+        for slug, lines in findings.items():
+            print(f"{slug}: {'nothing found' if not lines else f'{len(lines)} finding(s)'}")
+            for line in lines:
+                print(f"  - {line}")
+        return 1 if any(findings.values()) else 0
     scope = "every spec" if args.all_specs else "covering specs"
     _say(
         f"verifying {len(katas)} kata(s): solution x{args.repeat}, stub, mutants ({scope}), "
@@ -260,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     p.set_defaults(func=cmd_try)
 
+    p = sub.add_parser(
+        "watch", help="run the examples, then grade one kata, every time its files are saved"
+    )
+    p.add_argument("slug")
+    p.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("grade", help="grade learner files against the hidden specs")
     p.add_argument("slugs", nargs="*", metavar="SLUG", help="katas to grade (default: all)")
     p.add_argument("--submission", metavar="DIR", help="a learner checkout (default: this one)")
@@ -305,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the verify report as JSON")
     p.add_argument(
         "--show-mutants", action="store_true", help="print each mutant as a diff, run nothing"
+    )
+    p.add_argument(
+        "--explore",
+        type=_positive_int,
+        metavar="SEEDS",
+        default=0,
+        help="hunt weak properties: solution and mutants with SEEDS random hypothesis seeds "
+        "and 10x the examples",
     )
     p.set_defaults(func=cmd_verify)
 
