@@ -394,6 +394,8 @@ def pytest_args(config: dict) -> list[str]:
         args.append("--collect-only")
     if config.get("exitfirst"):
         args.append("--exitfirst")
+    if config.get("explore_seed") is not None:
+        args.append(f"--hypothesis-seed={int(config['explore_seed'])}")
     selected = config.get("select") or []
     if selected:
         args += [str(Path(workspace) / spec_id) for spec_id in selected]
@@ -431,6 +433,24 @@ def _confine(paths: dict, writer) -> None:
         os._exit(70)
 
 
+def explore_plugin(pytest_module):
+    """``kata verify --explore``: random (seeded) inputs and ten times the examples, so a
+    property that finds its edge case only by luck shows it. Never used to grade."""
+
+    class Explore:
+        @pytest_module.hookimpl(trylast=True)  # after the grader's profile, to extend it
+        def pytest_configure(self, config) -> None:
+            from hypothesis import settings
+
+            base = settings.get_profile("grader")
+            settings.register_profile(
+                "explore", parent=base, derandomize=False, max_examples=base.max_examples * 10
+            )
+            settings.load_profile("explore")
+
+    return Explore()
+
+
 def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
     if config.get("status_fd") is not None:
@@ -466,6 +486,8 @@ def main(argv: list[str]) -> None:
 
     try:
         plugins: list = [plugin] if coverage is None else [plugin, SpecContexts(coverage)]
+        if config.get("explore_seed") is not None:
+            plugins.append(explore_plugin(pytest))
         status = int(pytest.main(args, plugins=plugins))
     except BaseException as exc:  # a learner's SystemExit or KeyboardInterrupt escaped pytest
         plugin.send("crash", message=f"{type(exc).__name__} escaped the spec run")

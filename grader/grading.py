@@ -123,13 +123,15 @@ async def grade_kata(
     limits: Limits = Limits(),
     select: list[str] | None = None,
     exitfirst: bool = False,
+    explore_seed: int | None = None,
     snapshot: SpecSnapshot | None = None,
 ) -> Graded:
     """Grade one kata of one submission.
 
     ``select`` (spec ids) grades only those specs: the expected list shrinks to them.
     ``exitfirst`` stops at the first failure; the specs after it count as not run. Both are
-    for ``kata verify``'s mutant runs, never for a grade of record.
+    for ``kata verify``'s mutant runs, never for a grade of record; so is ``explore_seed``
+    (random hypothesis inputs from that seed, ten times the examples).
     """
     try:
         expected_task = asyncio.ensure_future(expected_specs(kata, limits, snapshot))
@@ -147,6 +149,7 @@ async def grade_kata(
                     limits=limits,
                     select=select,
                     exitfirst=exitfirst,
+                    explore_seed=explore_seed,
                 )
             expected = await expected_task
             if select:

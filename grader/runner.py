@@ -378,12 +378,14 @@ async def run_specs(
     limits: Limits = Limits(),
     select: list[str] | None = None,
     exitfirst: bool = False,
+    explore_seed: int | None = None,
 ) -> RunResult:
     """Run the specs in ``workspace`` (mode ``run``) or list them (mode ``collect``).
 
     ``select`` runs only those spec ids (``file.py::test[id]``); ``exitfirst`` stops at the
     first failing spec (verify's mutant runs, where one failure is all that is asked).
     With ``coverage``, each spec's lines are recorded under its own context (its id).
+    ``explore_seed`` runs hypothesis with that seed and ten times the examples (verify).
     """
     _protect_grader()
     run_dir = workspace.parent
@@ -420,6 +422,7 @@ async def run_specs(
         ),
         "select": list(select or []),
         "exitfirst": exitfirst,
+        "explore_seed": explore_seed,
     }
     result = RunResult(sandbox=confinement)
     reader = Reader(key)

@@ -41,6 +41,7 @@ __all__ = [
     "MutantVerdict",
     "covering_specs",
     "cpu_load",
+    "explore",
     "show_mutants",
     "render_verdicts",
     "verdicts_json",
@@ -342,10 +343,76 @@ async def verify(
     return list(await asyncio.gather(*(one(k) for k in katas)))
 
 
+async def explore_kata(kata: Kata, seeds: list[int], slots: asyncio.Semaphore) -> list[str]:
+    """Findings of ``kata verify --explore`` for one kata: what random inputs found that the
+    fixed seed of grading does not."""
+
+    async def job(source: Source, **options):
+        async with slots:
+            return await grade_kata(kata, source, **options)
+
+    findings: list[str] = []
+    try:
+        mutants = load(kata)
+    except MutantError as err:
+        return [str(err)]
+    first = await job(solutions(kata.root), coverage=True)
+    data = first.run.coverage if first.run else None
+    with tempfile.TemporaryDirectory(prefix=f"kata-explore-{kata.slug}-") as tmp:
+        sources, scopes = {}, {}
+        for m in mutants:
+            try:
+                sources[m.name] = _mutant_source(kata, m, Path(tmp) / m.name)
+            except MutantError as err:
+                findings.append(str(err))
+                continue
+            scopes[m.name] = covering_specs(data, kata, m)[0]
+
+        async def one_seed(seed: int):
+            solution = job(solutions(kata.root), explore_seed=seed)
+            runs = [job(sources[name], select=scopes[name], explore_seed=seed) for name in sources]
+            return await asyncio.gather(solution, *runs)
+
+        per_seed = await asyncio.gather(*(one_seed(s) for s in seeds))
+    killers: dict[str, list[set[str]]] = {name: [] for name in sources}
+    for seed, (solution, *runs) in zip(seeds, per_seed, strict=True):
+        for spec in solution.result.failing:
+            findings.append(
+                f"the solution lost {spec.id} with seed {seed}: {spec.outcome}: {spec.message}"
+            )
+        for name, graded in zip(sources, runs, strict=True):
+            killers[name].append(
+                {s.id for s in graded.result.specs if s.outcome in ("failed", "error", "timeout")}
+            )
+    for name, sets in killers.items():
+        always = set.intersection(*sets) if sets else set()
+        ever = set.union(*sets) if sets else set()
+        if not ever:
+            findings.append(f"mutant {name} survives every seed ({', '.join(map(str, seeds))})")
+        elif not always:
+            lucky = sorted(ever)
+            findings.append(
+                f"mutant {name} is killed by luck: no spec kills it under every seed "
+                f"(killers per seed: {[sorted(s) for s in sets]}); add @example cases to "
+                + ", ".join(lucky[:3])
+            )
+    return findings
+
+
+async def explore(
+    katas: list[Kata], *, seeds: list[int], jobs: int | None = None
+) -> dict[str, list[str]]:
+    """``kata verify --explore``: each kata's specs on the solution and on every mutant with
+    random hypothesis seeds and ten times the examples. Findings per kata; none is good."""
+    slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
+    found = await asyncio.gather(*(explore_kata(k, seeds, slots) for k in katas))
+    return {k.slug: f for k, f in zip(katas, found, strict=True)}
+
+
 @contextlib.contextmanager
-def cpu_load(processes: int | None = None) -> Iterator[int]:
+def cpu_load(processes: int | None = None) -> Iterator[list[subprocess.Popen]]:
     """Burn every core while the body runs (``verify --load``), so the specs run as on a
-    busy CI runner; yields how many burners run. They are killed on the way out."""
+    busy CI runner; yields the burner processes. They are killed on the way out."""
     burners = [
         subprocess.Popen(
             [sys.executable, "-c", "while True: pass"],
@@ -356,7 +423,7 @@ def cpu_load(processes: int | None = None) -> Iterator[int]:
         for _ in range(processes or os.cpu_count() or 1)
     ]
     try:
-        yield len(burners)
+        yield burners
     finally:
         for burner in burners:
             burner.kill()
