@@ -71,8 +71,9 @@ class LrcpEndpoint:
     """One LRCP endpoint (server, client, or both at once), with no I/O and an injected clock.
 
     ``clock()`` returns the current time in seconds (monotonic). Data not acked within
-    ``retransmit_after`` seconds is sent again; a session that hears nothing from its peer for
-    ``expire_after`` seconds is closed.
+    ``retransmit_after`` seconds is sent again; a session whose peer owes an ack (for data or
+    for our connect) and stays silent for ``expire_after`` seconds is closed. A session that
+    owes nothing and is owed nothing never expires, however quiet it is (LRCP).
     """
 
     def __init__(
@@ -141,7 +142,8 @@ class LrcpEndpoint:
               retransmission timer, else restart it.
         TODO: close for an open session: answer /close/SESSION/, report Closed, drop it.
               Close for an unknown session: say nothing (else two peers bounce closes forever).
-        TODO: every valid message for a session counts as hearing from the peer (expiry).
+        TODO: every valid message for a session counts as hearing from the peer: while it owes
+              us an ack, the expiry clock starts over.
         """
         raise NotImplementedError
 
@@ -150,16 +152,18 @@ class LrcpEndpoint:
     def tick(self) -> None:
         """Run every timer that is due at ``clock()`` (due means now >= deadline).
 
-        TODO: nothing heard from the peer for expire_after: drop the session, report Closed.
+        TODO: expiry: the peer owes an ack (data unacked, or our connect unanswered) and has been
+              silent for expire_after since we started waiting or last heard from it: drop
+              the session, report Closed. Nothing owed: no expiry at all.
         TODO: retransmission due: resend ALL unacked data (or the connect), restart the timer.
         """
         raise NotImplementedError
 
     def next_deadline(self) -> float | None:
-        """The earliest time at which tick() has something to do; None if no session is open.
+        """The earliest time at which tick() has something to do; None if no timer runs.
 
-        TODO: the minimum over sessions of (last heard + expire_after) and any running
-              retransmission timer.
+        TODO: the minimum over sessions of the running timers: retransmission, and expiry while
+              the peer owes an ack. Idle sessions run no timer, so an idle endpoint says None.
         """
         raise NotImplementedError
 

@@ -16,6 +16,10 @@ acks are cumulative and can't move backwards. ``acked`` is the highest ack the p
 everything after it is kept in ``unacked`` and resent, all of it, when the retransmission timer
 fires (go-back-N). A data message is accepted only if it starts at or before ``received``:
 no reassembly buffer, a gap is simply answered with the current ack.
+
+Expiry follows LRCP: a session is given up only while the peer owes us something (an ack for
+our data, or for our connect) and stays silent for ``expire_after``. A quiet peer that owes
+nothing is not gone, so an idle session lives on and costs no timer at all.
 """
 
 from __future__ import annotations
@@ -118,13 +122,15 @@ def _parse(datagram: bytes) -> tuple | None:
 @dataclass
 class _Session:
     peer: Address
-    last_heard: float  # when the peer last sent us a valid message: the expiry clock
     established: bool = True  # False while our own connect waits for its ack
     received: int = 0  # bytes of the peer's stream delivered in order == the ack we send
     acked: int = 0  # the highest ack the peer sent == the start of `unacked`
     sent: int = 0  # bytes the application gave us == acked + len(unacked)
     unacked: bytearray = field(default_factory=bytearray)
     retransmit_at: float | None = None  # running retransmission timer, if any
+    # While the peer owes us an ack: when we give up on it if it stays silent. None when it
+    # owes nothing: a quiet peer with nothing outstanding is idle, not gone.
+    expire_at: float | None = None
 
 
 class LrcpEndpoint:
@@ -154,7 +160,10 @@ class LrcpEndpoint:
             raise ValueError(f"session {session} is already open")
         now = self._clock()
         self._sessions[session] = _Session(
-            addr, now, established=False, retransmit_at=now + self._retransmit_after
+            addr,
+            established=False,
+            retransmit_at=now + self._retransmit_after,
+            expire_at=now + self._expire_after,  # the connect waits for its ack
         )
         self._put(b"/connect/%d/" % session, addr)
 
@@ -166,6 +175,8 @@ class LrcpEndpoint:
         start = s.sent
         s.unacked += data
         s.sent += len(data)
+        if s.expire_at is None:  # the peer owes us an ack from now on: start waiting
+            s.expire_at = self._clock() + self._expire_after
         if s.established:  # otherwise it goes out when the connect is acked
             self._transmit(session, s, start)
             if s.retransmit_at is None:  # RFC 6298 §5.1: start the timer if it isn't running
@@ -195,7 +206,7 @@ class LrcpEndpoint:
         elif s is None:  # data or ack for a session we don't have
             self._put(b"/close/%d/" % session, addr)
         else:
-            s.last_heard = self._clock()
+            self._heard(s)
             self._establish(session, s)  # any reply to our connect means the peer is there
             if kind == "data":
                 self._on_data(session, s, message[2], message[3])
@@ -204,10 +215,10 @@ class LrcpEndpoint:
 
     def _on_connect(self, session: int, s: _Session | None, addr: Address) -> None:
         if s is None:
-            s = self._sessions[session] = _Session(addr, self._clock())
+            s = self._sessions[session] = _Session(addr)
             self._events.append(Connected(session))
         else:
-            s.last_heard = self._clock()
+            self._heard(s)
         # A duplicate connect is answered too (the first ack may have been lost), with the
         # current length rather than LRCP's literal 0: an ack never moves backwards.
         self._ack(session, s)
@@ -235,14 +246,16 @@ class LrcpEndpoint:
         # copies it is about to receive anyway; the timer resends what really got lost.
         done = s.acked == s.sent
         s.retransmit_at = None if done else self._clock() + self._retransmit_after
+        if done:
+            s.expire_at = None  # the peer owes us nothing: idle, however long it stays quiet
 
     # -- timers --------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Run the timers due at ``clock()``: expire silent sessions, retransmit."""
+        """Run the timers due at ``clock()``: expire sessions whose peer went silent, retransmit."""
         now = self._clock()
         for session, s in list(self._sessions.items()):
-            if now >= s.last_heard + self._expire_after:
+            if s.expire_at is not None and now >= s.expire_at:
                 del self._sessions[session]  # the peer is gone: no point telling it
                 self._events.append(Closed(session))
             elif s.retransmit_at is not None and now >= s.retransmit_at:
@@ -253,12 +266,10 @@ class LrcpEndpoint:
                 s.retransmit_at = now + self._retransmit_after
 
     def next_deadline(self) -> float | None:
-        """The earliest time tick() has work to do; None without sessions."""
+        """The earliest time tick() has work to do; None when no timer runs (idle sessions)."""
         deadlines = []
         for s in self._sessions.values():
-            deadlines.append(s.last_heard + self._expire_after)
-            if s.retransmit_at is not None:
-                deadlines.append(s.retransmit_at)
+            deadlines += [t for t in (s.retransmit_at, s.expire_at) if t is not None]
         return min(deadlines, default=None)
 
     # -- output --------------------------------------------------------------------------------
@@ -278,6 +289,11 @@ class LrcpEndpoint:
     def _put(self, datagram: bytes, addr: Address) -> None:
         self._outbox.append((datagram, addr))
 
+    def _heard(self, s: _Session) -> None:
+        """A valid message from the peer: it is still there, so waiting for it starts over."""
+        if s.expire_at is not None:
+            s.expire_at = self._clock() + self._expire_after
+
     def _ack(self, session: int, s: _Session) -> None:
         self._put(b"/ack/%d/%d/" % (session, s.received), s.peer)
 
@@ -290,6 +306,8 @@ class LrcpEndpoint:
         if s.unacked:  # data the application queued while we were connecting
             self._transmit(session, s, s.acked)
             s.retransmit_at = self._clock() + self._retransmit_after
+        else:
+            s.expire_at = None  # the connect is answered and nothing else is owed
 
     def _close(self, session: int) -> None:
         s = self._sessions.pop(session)

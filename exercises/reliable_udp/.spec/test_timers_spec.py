@@ -6,7 +6,7 @@ import math
 
 import pytest
 from _helpers import SERVER, START, Peer, called_on, data_msg, decode_data
-from reliable_udp import Closed, Connected, DataReceived
+from reliable_udp import Closed, Connected, DataReceived, LrcpEndpoint
 
 from grader.spectools import called, short
 
@@ -64,30 +64,122 @@ def test_retransmission_resends_only_what_was_not_acked():
     )
 
 
-@pytest.mark.points(3)
-def test_an_idle_peer_expires():
-    """A session that hears nothing from its peer for expire_after closes: Closed(S), state dropped."""
+@pytest.mark.points(2)
+def test_a_forward_ack_restarts_the_retransmission_timer():
+    """An ack that moves forward restarts the retransmission timer: the rest is resent retransmit_after after it."""
     peer = Peer(retransmit_after=3.0, expire_after=60.0)
     peer.open(S)
-    peer.advance(50.0)
-    peer.replies(data_msg(S, 0, b"still here"))  # hearing from the peer restarts the clock
-    peer.events()
-    peer.advance(59.5)
-    events = peer.events()
-    assert Closed(S) not in events, called(
-        f"tick() {at(peer.clock.now)}, 59.5 s after the peer's last message", events, []
+    peer.endpoint.send(S, b"hello world")
+    peer.sent()
+    peer.clock.advance(2.0)
+    peer.replies(b"/ack/%d/5/" % S)  # an immediate resend of " world" is allowed here
+    for delay in (1.0, 2.999):  # the send's own deadline (t=3) has passed: not the timer's now
+        peer.clock.now = START + 2.0 + delay
+        peer.endpoint.tick()
+        early = peer.sent()
+        assert early == [], called(
+            f"tick() {at(peer.clock.now)}, after a send at t=0 and /ack/{S}/5/ at t=2",
+            early,
+            "nothing: the ack at t=2 restarted the timer, due at t=5",
+        )
+    resent = peer.advance(0.001)
+    want = [b"/data/%d/5/ world/" % S]
+    assert resent == want, called(
+        f"tick() {at(peer.clock.now)}, 3 s after /ack/{S}/5/", resent, want
     )
-    peer.advance(0.5)
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("history", ["just connected", "data both ways, all acked"])
+def test_a_quiet_peer_that_owes_nothing_is_never_expired(history):
+    """A session whose peer owes no ack stays open however long the peer is silent (LRCP expires only unacked data)."""
+    peer = Peer(retransmit_after=3.0, expire_after=60.0)
+    peer.open(S)
+    if history != "just connected":
+        peer.replies(data_msg(S, 0, b"ping"))
+        peer.endpoint.send(S, b"pong")
+        peer.sent()
+        peer.replies(b"/ack/%d/4/" % S)
+        peer.events()
+    deadline = peer.endpoint.next_deadline()
+    assert deadline is None, called(
+        f"next_deadline() on a session {history}, nothing owed", deadline, None
+    )
+    for _ in range(60):  # an hour of silence, a tick a minute
+        out = peer.advance(60.0)
+        events = peer.events()
+        assert out == [] and events == [], called(
+            f"tick() {at(peer.clock.now)} on a session {history}, the peer silent",
+            (out, events),
+            ([], []),
+        )
+    position = 4 if history != "just connected" else 0
+    got = peer.replies(data_msg(S, position, b"!"))
+    want = [b"/ack/%d/%d/" % (S, position + 1)]
+    assert got == want, called_on(
+        data_msg(S, position, b"!") + b" after an hour of silence", got, want
+    )
+
+
+@pytest.mark.points(3)
+def test_unacked_data_expires_after_expire_after_of_silence():
+    """Data unacked while the peer stays silent for expire_after (from the send) closes the session once."""
+    peer = Peer(retransmit_after=3.0, expire_after=60.0)
+    peer.open(S)
+    peer.advance(100.0)  # idle first: the expiry clock starts at the send, not at the connect
+    sent_at = peer.clock.now
+    peer.endpoint.send(S, b"anyone?")
+    peer.sent()
+    peer.clock.now = sent_at + 59.999
+    peer.endpoint.tick()
+    peer.sent()  # a retransmission is due too: the peer may still answer it
+    events = peer.events()
+    assert events == [], called(
+        f"tick() {at(peer.clock.now)}, 59.999 s after unacked data was sent", events, []
+    )
+    peer.clock.now = sent_at + 60.0
+    peer.endpoint.tick()
     events = peer.events()
     assert events == [Closed(S)], called(
-        f"tick() {at(peer.clock.now)}, 60 s after the peer's last message", events, [Closed(S)]
+        f"tick() {at(peer.clock.now)}, 60 s after unacked data was sent", events, [Closed(S)]
     )
-    out = peer.replies(data_msg(S, 10, b"!"))
+    peer.sent()
+    out = peer.advance(120.0)
+    events = peer.events()
+    assert out == [] and events == [], called(
+        "tick() 120 s after the session expired", (out, events), "([], []): Closed once, no resends"
+    )
+    out = peer.replies(data_msg(S, 0, b"late"))
     assert out == [b"/close/%d/" % S], called_on(
-        data_msg(S, 10, b"!") + b" after expiry", out, [b"/close/%d/" % S]
+        data_msg(S, 0, b"late") + b" after expiry", out, [b"/close/%d/" % S]
     )
-    peer.advance(120.0)
-    assert peer.events() == [], "an expired session must be reported Closed once, not again"
+
+
+@pytest.mark.points(2)
+def test_hearing_from_the_peer_restarts_the_expiry_clock():
+    """Any valid message from the peer restarts the expiry clock: a peer that answers is not gone."""
+    peer = Peer(retransmit_after=3.0, expire_after=60.0)
+    peer.open(S)
+    peer.endpoint.send(S, b"0123456789")
+    peer.sent()
+    peer.advance(50.0)
+    peer.replies(b"/ack/%d/5/" % S)  # at t=50: half of it acked, the rest still owed
+    peer.clock.now = START + 50.0 + 59.999
+    peer.endpoint.tick()
+    events = peer.events()
+    assert events == [], called(
+        f"tick() {at(peer.clock.now)}: send at t=0, /ack/{S}/5/ at t=50, expire_after=60",
+        events,
+        "[] (the ack at t=50 restarted the clock: expiry at t=110)",
+    )
+    peer.clock.now = START + 110.0
+    peer.endpoint.tick()
+    events = peer.events()
+    assert events == [Closed(S)], called(
+        f"tick() {at(peer.clock.now)}, 60 s after the peer's last message, 5 bytes unacked",
+        events,
+        [Closed(S)],
+    )
 
 
 @pytest.mark.points(1)
@@ -107,29 +199,82 @@ def test_a_peer_that_never_acks_expires_too():
     assert later == [], called("tick() after the session expired", later, "no more retransmissions")
 
 
-@pytest.mark.points(2)
-def test_next_deadline_is_the_earliest_timer():
-    """next_deadline() is None with no session, else the earliest retransmission or expiry time."""
-    peer = Peer(retransmit_after=3.0, expire_after=60.0)
-    got = peer.endpoint.next_deadline()
-    assert got is None, called("next_deadline() with no session", got, None)
+def _deadline_no_session(peer: Peer) -> tuple[str, float | None]:
+    return "with no session", None
 
-    def check(want: float, when: str) -> None:
-        got = peer.endpoint.next_deadline()
-        ok = got is not None and math.isclose(got, want, abs_tol=1e-6)
-        assert ok, called(f"next_deadline() {when}", got, want)
 
+def _deadline_idle(peer: Peer) -> tuple[str, float | None]:
     peer.open(S)
-    check(START + 60.0, "after a connect at t=0 (expiry at 60)")
+    return "after a connect from the peer at t=0 (nothing owed: no timer)", None
+
+
+def _deadline_retransmit(peer: Peer) -> tuple[str, float | None]:
+    peer.open(S)
     peer.clock.advance(10.0)
     peer.endpoint.send(S, b"x")
-    check(START + 13.0, "after a send at t=10 (retransmission at 13)")
+    return "after a send at t=10 (retransmission at 13, expiry at 70)", START + 13.0
+
+
+def _deadline_partial_ack(peer: Peer) -> tuple[str, float | None]:
+    peer.open(S)
+    peer.clock.advance(10.0)
+    peer.endpoint.send(S, b"xy")
     peer.clock.advance(1.0)
     peer.replies(b"/ack/%d/1/" % S)
-    check(START + 71.0, "after the ack at t=11 (nothing to resend; expiry at 71)")
+    return "after a send at t=10 and a partial ack at t=11 (retransmission at 14)", START + 14.0
+
+
+def _deadline_all_acked(peer: Peer) -> tuple[str, float | None]:
+    peer.open(S)
+    peer.clock.advance(10.0)
+    peer.endpoint.send(S, b"x")
+    peer.clock.advance(1.0)
+    peer.replies(b"/ack/%d/1/" % S)
+    return "after a send at t=10 and its ack at t=11 (nothing owed: no timer)", None
+
+
+def _deadline_expiry_first(peer: Peer) -> tuple[str, float | None]:
+    peer.endpoint = LrcpEndpoint(clock=peer.clock, retransmit_after=100.0, expire_after=60.0)
+    peer.open(S)
+    peer.endpoint.send(S, b"x")
+    return "after a send at t=0, retransmit_after=100, expire_after=60", START + 60.0
+
+
+def _deadline_connecting(peer: Peer) -> tuple[str, float | None]:
+    peer.endpoint.connect(S, peer.addr)
+    return "after connect() at t=0 (the connect is resent at 3)", START + 3.0
+
+
+def _deadline_expired(peer: Peer) -> tuple[str, float | None]:
+    peer.open(S)
+    peer.endpoint.send(S, b"x")
     peer.advance(60.0)
+    return "once the only session expired", None
+
+
+DEADLINES = {
+    "no session": _deadline_no_session,
+    "idle session": _deadline_idle,
+    "retransmission due first": _deadline_retransmit,
+    "partial ack restarts the timer": _deadline_partial_ack,
+    "everything acked": _deadline_all_acked,
+    "expiry due first": _deadline_expiry_first,
+    "connecting": _deadline_connecting,
+    "expired session": _deadline_expired,
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", list(DEADLINES.values()), ids=list(DEADLINES))
+def test_next_deadline_is_the_earliest_running_timer(case):
+    """next_deadline() is the earliest retransmission or expiry time, or None when no timer runs."""
+    peer = Peer(retransmit_after=3.0, expire_after=60.0)
+    when, want = case(peer)
     got = peer.endpoint.next_deadline()
-    assert got is None, called("next_deadline() once the only session expired", got, None)
+    ok = got is None if want is None else got is not None and math.isclose(got, want, abs_tol=1e-6)
+    shown = None if want is None else f"t={want - START:g}"
+    got_shown = got if got is None else f"t={got - START:g}"
+    assert ok, called(f"next_deadline() {when}", got_shown, shown)
 
 
 @pytest.mark.points(2)

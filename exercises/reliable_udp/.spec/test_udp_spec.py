@@ -87,15 +87,55 @@ async def test_socket_retransmits_on_its_own_timer():
 
 
 @pytest.mark.points(1)
-async def test_socket_expires_an_idle_session():
-    """An idle session on the socket closes after expire_after: next_event() gives Closed(S)."""
+async def test_socket_expires_a_session_whose_data_is_never_acked():
+    """On the socket, data left unacked for expire_after closes the session: next_event() gives Closed(S)."""
     server = await LrcpSocket.open(LOCALHOST, 0, retransmit_after=0.05, expire_after=0.2)
     client = await RawClient.open()
     try:
         client.send(b"/connect/%d/" % S, server.address)
         await next_event(server, "Connected")
-        event = await next_event(server, "Closed after expire_after=0.2 s of silence")
-        assert event == Closed(S), called("next_event() on an idle session", event, Closed(S))
+        server.send(S, b"anyone?\n")
+        event = await next_event(server, "Closed after expire_after=0.2 s with the data unacked")
+        assert event == Closed(S), called(
+            f"send({S}, b'anyone?\\n'), never acked; next_event()", event, Closed(S)
+        )
+    finally:
+        client.close()
+        server.shutdown()
+
+
+@pytest.mark.points(1)
+async def test_an_idle_socket_wakes_up_for_nothing():
+    """With every session idle (nothing owed), the socket runs no timer: tick() is never called."""
+    server = await LrcpSocket.open(LOCALHOST, 0, retransmit_after=0.02, expire_after=0.05)
+    client = await RawClient.open()
+    ticks = 0
+    try:
+        real_tick = server.endpoint.tick
+
+        def counting_tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            real_tick()
+
+        server.endpoint.tick = counting_tick  # type: ignore[method-assign]
+        client.send(b"/connect/%d/" % S, server.address)
+        await next_event(server, "Connected")
+        server.send(S, b"ok\n")
+        await client.recv_until(lambda d: d.startswith(b"/data/"), 3.0, "the data after send()")
+        client.send(b"/ack/%d/3/" % S, server.address)
+        client.send(b"/data/%d/0/done/" % S, server.address)
+        await next_event(server, "DataReceived after the ack")
+        ticks = 0
+        # Not a wait for a condition: the window in which an idle socket must do nothing,
+        # 10 retransmission intervals and 4 expiry intervals long.
+        await asyncio.sleep(0.2)
+        assert ticks == 0, called(
+            "an idle session (all acked) for 0.2 s with retransmit_after=0.02, expire_after=0.05; "
+            "endpoint.tick() calls",
+            ticks,
+            0,
+        )
     finally:
         client.close()
         server.shutdown()
