@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .class_report import to_html
 from .grading import make_report, run_grading
 from .kata import Kata, KataError, discover, select
 from .release import GRADER, files_under
@@ -67,6 +68,7 @@ __all__ = [
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 REPORTS = "reports"
 STATE = "batch-state.json"
+CLASS_REPORT = "class-report.html"
 STATE_SCHEMA = "backend-katas/batch-state@2"  # @1 kept one digest per learner
 NO_FOLDER = "no submission folder"
 POINTS_POSSIBLE = "Points Possible"
@@ -556,6 +558,7 @@ def _write_outputs(
     write_atomic(output_dir / "gradebook.csv", gradebook_csv(rows))
     write_atomic(output_dir / "summary.md", summary_markdown(summary))
     write_atomic(output_dir / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    write_atomic(output_dir / CLASS_REPORT, to_html(rows, summary))
 
 
 def main(
@@ -573,7 +576,8 @@ def main(
     progress: Progress | None = None,
 ) -> Batch:
     """Grade every submission (or, with ``merge``, gather reports) into ``output_dir``:
-    ``gradebook.csv``, ``summary.md``, ``summary.json`` and ``reports/<id>.json``."""
+    ``gradebook.csv``, ``summary.md``, ``summary.json``, ``class-report.html`` and
+    ``reports/<id>.json``."""
     started = time.monotonic()
     output_dir = output_dir.resolve()
     if merge:

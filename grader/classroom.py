@@ -118,7 +118,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
             f"in {done.elapsed:.1f}s{per}; kata grades: {done.summary.katas_graded} graded, "
             f"{done.summary.katas_reused} unchanged re-used"
         )
-        _say(f"wrote {done.output_dir / 'gradebook.csv'}, summary.md, summary.json, reports/")
+        _say(
+            f"wrote {done.output_dir / 'gradebook.csv'}, summary.md, summary.json, "
+            "class-report.html, reports/"
+        )
     return 0
 
 
