@@ -8,6 +8,11 @@ and must keep their points, whatever the attack does to the rest of the run.
 
 A course holds one honest kata and many hostile ones and is graded once, for real, so that
 each case also proves that the other katas' results are intact.
+
+The spec process runs in the grader's Landlock sandbox, which lets it write nothing outside
+its own run folder. A suite that needs evidence from the submission (the pids it started, a
+marker proving that a file did *not* run) gives it a *window*: a folder of the test's own,
+added to the sandbox's writable paths for this grading only (:meth:`HostileCourse.grade`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from grader import runner
 from grader.grading import Graded, run_grading
 from grader.kata import discover
-from grader.runner import MARKER
+from grader.runner import MARKER, Limits
 from grader.workspace import checkout
 
 from ..conftest import ADDER_SOLUTION, ADDER_SPEC, ADDER_STUB, Course
@@ -61,6 +66,8 @@ class HostileCourse:
         self.timeout = timeout
         self.spec_timeout = spec_timeout
         self.run_ids: list[str] = []  # the marker of every run of this course's grading
+        self.window = root / "window"  # the one folder outside its run the submission may write
+        self.window.mkdir(parents=True, exist_ok=True)
         self._order = 0
 
     def kata(
@@ -93,19 +100,28 @@ class HostileCourse:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
 
-    def grade(self, jobs: int) -> dict[str, Graded]:
+    def grade(
+        self, jobs: int, *, windows: tuple[Path, ...] = (), limits: Limits = Limits()
+    ) -> dict[str, Graded]:
+        """Grade the course once; the submission may write in ``self.window`` and ``windows``."""
         katas = discover(self.course.root)
-        environment = runner._environment
+        environment, paths = runner._environment, runner.sandbox_paths
+        writable = [str(self.window), *map(str, windows)]
 
         def recording(run_dir: Path, run_id: str) -> dict[str, str]:
             self.run_ids.append(run_id)
             return environment(run_dir, run_id)
 
-        runner._environment = recording
+        def with_windows(run_dir: Path, workspace: Path) -> tuple[list[str], list[str]]:
+            write, read = paths(run_dir, workspace)
+            return write + writable, read
+
+        runner._environment, runner.sandbox_paths = recording, with_windows
         try:
-            graded = asyncio.run(run_grading(katas, checkout(self.submission), jobs=jobs))
+            grading = run_grading(katas, checkout(self.submission), jobs=jobs, limits=limits)
+            graded = asyncio.run(grading)
         finally:
-            runner._environment = environment
+            runner._environment, runner.sandbox_paths = environment, paths
         return {g.result.slug: g for g in graded}
 
 

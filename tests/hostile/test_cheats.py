@@ -131,12 +131,13 @@ for name, text in {"test_b.py": passing, "_oracle.py": "def product(a, b):\\n   
 """
 
 FORGE_RESULTS = """
-import json, os, pathlib, sys
+import contextlib, json, os, pathlib, sys
 print("=" * 20, "6 passed in 0.01s", "=" * 20)
 fake = json.dumps({"score": 6, "max_score": 6, "status": "passed", "tests": []})
 for folder in (pathlib.Path.cwd(), pathlib.Path.cwd().parent, pathlib.Path.home()):
     for name in ("results.json", "report.json", "junit.xml"):
-        (folder / name).write_text(fake)
+        with contextlib.suppress(OSError):  # the sandbox refuses some of these folders
+            (folder / name).write_text(fake)
 channel = json.loads(sys.argv[-1])["out_fd"]
 ids = ["test_add", "test_add_zero[0]", "test_add_zero[7]", "test_mul", "test_async_add"]
 for seq, spec in enumerate(ids, 1):
@@ -290,7 +291,7 @@ def graded(tmp_path_factory, marks):
     saved = dict(os.environ)
     os.environ.update({k: v.format(marks=marks) for k, v in HOSTILE_ENV.items()})
     try:
-        return course.grade(jobs=4)
+        return course.grade(jobs=4, windows=(marks,))
     finally:
         os.environ.clear()
         os.environ.update(saved)

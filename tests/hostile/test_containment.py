@@ -129,9 +129,9 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("containment")
     hostile = HostileCourse(root, timeout=TIMEOUT, spec_timeout=3)
     hostile.files = {
-        "bomb": root / "bomb.pids",
-        "left": root / "left.pids",
-        "port": root / "server.port",
+        "bomb": hostile.window / "bomb.pids",
+        "left": hostile.window / "left.pids",
+        "port": hostile.window / "server.port",
     }
     add = hostile.kata
     add("honest", CORRECT)

@@ -29,9 +29,17 @@ from pathlib import Path
 from grader.grading import grade
 from grader.kata import discover
 from grader.report import write_atomic
+from grader import runner
 from grader.workspace import checkout
 
-root, submission, out = map(Path, sys.argv[1:4])
+root, submission, out, window = map(Path, sys.argv[1:5])
+sandbox_paths = runner.sandbox_paths
+
+def with_window(run_dir, workspace):  # the submission may leave its pids in the test's window
+    write, read = sandbox_paths(run_dir, workspace)
+    return write + [str(window)], read
+
+runner.sandbox_paths = with_window
 
 def progress(done, total, result):
     print(f"finished {result.slug}", file=sys.stderr, flush=True)
@@ -83,6 +91,7 @@ def _start(root: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
             str(root / "course"),
             str(root / "submission"),
             str(root / "report.json"),
+            str(root / "window"),
         ],
         cwd=root,
         env=environment,
@@ -113,7 +122,7 @@ def _wait_for_file(path: Path, within: float = 20) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_an_interrupted_grading_writes_a_partial_report(tmp_path, sig):
     course = HostileCourse(tmp_path, timeout=60, spec_timeout=30)
-    pids = tmp_path / "stuck.pids"
+    pids = course.window / "stuck.pids"
     course.kata("quick", CORRECT)
     course.kata("stuck", with_mul(STUCK.format(pids=str(pids))))
     proc = _start(tmp_path)
