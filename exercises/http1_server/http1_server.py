@@ -69,7 +69,11 @@ class Request:
 
     @property
     def path(self) -> str:
-        """The target without its query string: "/a?b=1" -> "/a"."""
+        """The target without its query string: "/a?b=1" -> "/a".
+
+        TODO: an absolute-form target (RFC 9112 §3.2.2, what clients send to a proxy) is
+              accepted: "http://host:8080/a?b=1" -> "/a"; "http://host" -> "/".
+        """
         raise NotImplementedError
 
     @property
@@ -98,6 +102,16 @@ class RequestParser:
         """Append bytes received from the connection (any size, any split)."""
         raise NotImplementedError
 
+    @property
+    def expects_continue(self) -> bool:
+        """The request being read waits for "100 Continue" before it sends its body.
+
+        TODO: True once the head of an HTTP/1.1 request with "Expect: 100-continue" (any case)
+              has been parsed and its body is due, until the first body byte arrives. False
+              otherwise, and always for HTTP/1.0 (RFC 9110 §10.1.1: a server MUST ignore it).
+        """
+        raise NotImplementedError
+
     def next_request(self) -> Request | None:
         """The next complete request, or None until more bytes arrive; raise ``HttpError``.
 
@@ -109,35 +123,41 @@ class RequestParser:
         TODO: method SP request-target SP HTTP-version, exactly one SP between them; the method
               a token (RFC 9110 §5.6.2), the target visible ASCII (0x21-0x7E) -> else 400.
         TODO: version "HTTP/1.1" or "HTTP/1.0"; another well-formed "HTTP/d.d" -> 505.
-        TODO: lines end with CRLF, or a lone LF (§2.2), in the header and trailer sections.
+        TODO: lines of the header section end with CRLF or a lone LF (§2.2).
 
         Fields (RFC 9112 §5):
         TODO: name ":" OWS value OWS. The name is a token with no whitespace before the colon;
               the value may hold HTAB, SP, 0x21-0x7E and 0x80-0xFF only -> else 400.
+              OWS is SP and HTAB only (RFC 9110 §5.6.3): never str.strip(), which also
+              trims "\x85" and "\xa0" — in values, in list items, in Content-Length.
         TODO: a line starting with SP or HTAB (obs-fold, §5.2) -> 400.
         TODO: an HTTP/1.1 request needs exactly one Host field; any request at most one -> 400.
 
         Framing (RFC 9112 §6.3) — the smuggling defences:
         TODO: Transfer-Encoding and Content-Length together -> 400.
+        TODO: Transfer-Encoding in an HTTP/1.0 request -> 400 (RFC 9112 §6.1: faulty framing).
         TODO: Transfer-Encoding (all its fields, as a comma list, any case) must be exactly
               "chunked"; if "chunked" is not the last coding -> 400; otherwise -> 501.
-        TODO: Content-Length: split every field on ",", trim OWS; all items identical -> that
-              length ("5, 5" is 5); differing items -> 400; not 1*DIGIT (ASCII) -> 400.
+        TODO: Content-Length: split every field on ",", trim OWS; all items identical as text
+              -> that length ("5, 5" is 5); differing items ("5, 05" too) -> 400; not 1*DIGIT
+              (ASCII) -> 400.
               Never int() the text: it accepts "+5", " 5", "5_0" and Unicode digits.
         TODO: neither field -> no body.
 
         Chunked body (RFC 9112 §7.1):
-        TODO: chunk-size (1*HEXDIG), optional whitespace, optional ";extensions" (ignored),
-              CRLF; then that many bytes and CRLF; size 0 ends the data, then trailer fields
-              and an empty line (the trailer section).
+        TODO: chunk-size (1*HEXDIG), optional whitespace, optional ";extensions" (ignored,
+              but no CR or other control character in them -> else 400), CRLF; then that many
+              bytes and CRLF; size 0 ends the data, then trailer fields and an empty line
+              (the trailer section). Inside chunked framing, trailer section included, only
+              CRLF ends a line: a lone LF -> 400.
 
         Limits:
         TODO: header section over max_header_bytes -> 431, as soon as the buffer holds more
               than that without an empty line (don't wait for the end that never comes).
         TODO: Content-Length over max_body_bytes -> 413 before the body arrives; chunked data
               over max_body_bytes -> 413 as soon as a chunk-size says so.
-        TODO: a chunk-size line longer than max_header_bytes -> 413; a trailer section longer
-              than max_header_bytes -> 431.
+        TODO: a chunk-size line (CRLF excluded) longer than max_header_bytes -> 413; a trailer
+              section (its empty line included) longer than max_header_bytes -> 431.
         """
         raise NotImplementedError
 
@@ -148,6 +168,7 @@ def serialize_response(
     body: bytes | list[bytes] = b"",
     *,
     close: bool = False,
+    head: bool = False,
 ) -> bytes:
     """One HTTP/1.1 response as bytes: status line, fields, framing, body.
 
@@ -161,6 +182,9 @@ def serialize_response(
           one chunk per non-empty piece (an empty chunk would end the body), then "0\\r\\n\\r\\n".
     TODO: 204 and 304 -> no framing field, no body (a non-empty body -> ValueError).
     TODO: close=True -> add "Connection: close".
+    TODO: head=True (the answer to a HEAD request) -> the same status line and fields as the
+          full response, framing field included, but no body bytes (RFC 9110 §9.3.2): the
+          client reads no body after a HEAD, so body bytes would be taken for the next response.
     """
     raise NotImplementedError
 
@@ -208,6 +232,9 @@ class HttpServer:
           to the response (a 1.0 client assumes close otherwise).
     TODO: HttpError -> answer its status with Connection: close, then close the connection.
     TODO: a handler that raises -> 500; the connection keeps serving.
+    TODO: a HEAD request's response (whatever its status: 200, 404, 405...) has no body.
+    TODO: while parser.expects_continue, write "HTTP/1.1 100 Continue\r\n\r\n" once per
+          request (RFC 9110 §10.1.1: curl waits a second for it before sending a body).
     TODO: a request (or the first byte of the next one on a kept-alive connection) not fully
           received within ``request_timeout`` seconds -> close the connection. One deadline
           per request, not per read: slowloris sends a byte just often enough.

@@ -44,11 +44,16 @@ _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*", re.DOTALL)
 # RFC 9110 §5.5: field-vchar = VCHAR / obs-text, with SP and HTAB inside. No controls.
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 # RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF, where chunk-ext = *( BWS ";" ... ). The
-# extensions are skipped, not interpreted; trailing whitespace is tolerated, as h11 does.
-_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(;.*)?")
+# extensions are skipped, not interpreted; trailing whitespace is tolerated, as h11 does. They
+# may hold no bare CR (§2.2) and no other control character: only what a field value may hold.
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(;[\t\x20-\x7e\x80-\xff]*)?")
 _DIGITS = re.compile(r"[0-9]+")  # never int(): it takes "+5", " 5", "5_0" and "٥"
 _END_OF_SECTION = re.compile(rb"\n\r?\n")  # the empty line; a lone LF ends a line (§2.2)
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+# RFC 9112 §3.2.2: absolute-form, "http://host:port" in front of the path (what a client sends
+# to a proxy). A server MUST accept it; the path is what follows the authority.
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+_OWS = " \t"  # RFC 9110 §5.6.3: the only optional whitespace. str.strip() also eats \x85, \xa0
 
 
 class HttpError(Exception):
@@ -79,7 +84,12 @@ class Request:
 
     @property
     def path(self) -> str:
-        return self.target.partition("?")[0]
+        """The target's path without the query; "/" for an absolute-form target with none."""
+        path = self.target.partition("?")[0]
+        authority = _ABSOLUTE_FORM.match(path)
+        if authority is not None:
+            return path[authority.end() :] or "/"
+        return path
 
     @property
     def keep_alive(self) -> bool:
@@ -92,7 +102,7 @@ class Request:
 
 def _list_values(value: str | None) -> list[str]:
     """The elements of a comma-separated list field, trimmed and lowercased."""
-    return [] if value is None else [item.strip().lower() for item in value.split(",")]
+    return [] if value is None else [item.strip(_OWS).lower() for item in value.split(",")]
 
 
 def _section_lines(section: bytes) -> list[bytes]:
@@ -139,6 +149,7 @@ class RequestParser:
         self._body = bytearray()
         self._remaining = 0  # body bytes still due (content-length) or left in the chunk
         self._state = "head"
+        self._continue = False  # the request being read asked for 100 Continue
         self._readers: dict[str, Callable[[], Request | bool]] = {
             "head": self._read_head,
             "length": self._read_length_body,
@@ -150,6 +161,15 @@ class RequestParser:
     def feed(self, data: bytes) -> None:
         """Append bytes received from the connection."""
         self._buffer += data
+
+    @property
+    def expects_continue(self) -> bool:
+        """The request being read waits for "100 Continue" before it sends its body.
+
+        True from the end of an HTTP/1.1 head with ``Expect: 100-continue`` and a body to come
+        until the first body byte arrives (RFC 9110 §10.1.1).
+        """
+        return self._continue and not self._buffer
 
     def next_request(self) -> Request | None:
         """The next complete request, or None until more bytes arrive; raises ``HttpError``.
@@ -201,6 +221,12 @@ class RequestParser:
         if transfer_encoding is not None and lengths:
             # RFC 9112 §6.3 (3): two framings in one message is how smuggling starts.
             raise HttpError(400, "both Transfer-Encoding and Content-Length")
+        if transfer_encoding is not None and head.version == "HTTP/1.0":
+            # RFC 9112 §6.1: HTTP/1.0 has no Transfer-Encoding; treat the framing as faulty.
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        self._continue = head.version == "HTTP/1.1" and "100-continue" in _list_values(
+            head.header("expect")
+        )
         if transfer_encoding is not None:
             codings = _list_values(transfer_encoding)
             if codings[-1] != "chunked":
@@ -212,7 +238,9 @@ class RequestParser:
         if not lengths:
             return self._finish()  # §6.3 (6): a request without framing has no body
         # "5, 5" and two identical fields are one length (§6.3 (5)); differing ones are not.
-        distinct = {item.strip() for value in lengths for item in value.split(",")}
+        # Compared as text: "5" and "05" are the same decimal value, which §8.6 lets a recipient
+        # merge, but no upstream that duplicates a field writes it two ways. Reject, never guess.
+        distinct = {item.strip(_OWS) for value in lengths for item in value.split(",")}
         length = distinct.pop()
         if distinct or not _DIGITS.fullmatch(length):
             raise HttpError(400, "invalid Content-Length")
@@ -232,7 +260,9 @@ class RequestParser:
     def _read_chunk_size(self) -> Request | bool:
         end = self._buffer.find(b"\r\n")
         # An endless chunk extension is a memory attack (Node.js CVE-2024-22019): cap the line.
-        if end > self.max_header_bytes or (end < 0 and len(self._buffer) > self.max_header_bytes):
+        # Without a CRLF yet, one byte more than the limit may still be the line's CR.
+        too_long = end < 0 and len(self._buffer) > self.max_header_bytes + 1
+        if end > self.max_header_bytes or too_long:
             raise HttpError(413, "chunk-size line too long")
         if end < 0:
             return False
@@ -241,6 +271,7 @@ class RequestParser:
             raise HttpError(400, "invalid chunk-size line")
         size = int(match.group(1), 16)  # safe: the regex admitted hex digits only
         del self._buffer[: end + 2]
+        self._continue = False  # the body has started: no 100 Continue is due any more
         if len(self._body) + size > self.max_body_bytes:
             raise HttpError(413, "content too large")
         self._remaining = size
@@ -258,24 +289,29 @@ class RequestParser:
         return True
 
     def _read_trailers(self) -> Request | bool:
-        trailers: tuple[Header, ...] = ()
-        if self._buffer[:1] == b"\n" or self._buffer[:2] == b"\r\n":
-            del self._buffer[: 1 if self._buffer[:1] == b"\n" else 2]  # no trailer fields
-        else:
-            found = _END_OF_SECTION.search(self._buffer)
-            end = found.end() if found else len(self._buffer)
-            if end > self.max_header_bytes:
+        # Inside chunked framing only CRLF ends a line, the trailer section included: a lone LF
+        # here is where a proxy and a server start to disagree about where the message ends.
+        lines, start = [], 0
+        while (end := self._buffer.find(b"\n", start)) >= 0:
+            if end == start or self._buffer[end - 1] != 0x0D:
+                raise HttpError(400, "a trailer line must end with CRLF")
+            line = bytes(self._buffer[start : end - 1])
+            start = end + 1
+            if start > self.max_header_bytes:
                 raise HttpError(431, "trailer section too large")
-            if found is None:
-                return False
-            trailers = _parse_fields(_section_lines(bytes(self._buffer[:end])))
-            del self._buffer[:end]
-        return self._finish(trailers)
+            if not line:  # the empty line: end of the trailer section
+                del self._buffer[:start]
+                return self._finish(_parse_fields(lines))
+            lines.append(line)
+        if len(self._buffer) > self.max_header_bytes:
+            raise HttpError(431, "trailer section too large")
+        return False
 
     def _finish(self, trailers: tuple[Header, ...] = ()) -> Request:
         assert self._head is not None
         request = dataclasses.replace(self._head, body=bytes(self._body), trailers=trailers)
         self._head, self._body, self._state = None, bytearray(), "head"
+        self._continue = False
         return request
 
 
@@ -292,10 +328,12 @@ def serialize_response(
     body: bytes | list[bytes] = b"",
     *,
     close: bool = False,
+    head: bool = False,
 ) -> bytes:
     """One HTTP/1.1 response as bytes: status line, fields, framing, body.
 
-    ``body`` as bytes gets a Content-Length; as a list of pieces it is sent chunked.
+    ``body`` as bytes gets a Content-Length; as a list of pieces it is sent chunked. ``head``:
+    the answer to a HEAD request, with the fields of the full response and no body bytes.
     """
     if not 200 <= status <= 599:
         raise ValueError(f"status {status}: only final responses (200-599) are supported")
@@ -325,8 +363,11 @@ def serialize_response(
         payload = b"".join(chunks) + b"0\r\n\r\n"
     if close:
         lines.append("Connection: close")
-    head = "\r\n".join(lines) + "\r\n\r\n"
-    return head.encode("latin-1") + payload
+    if head:
+        # RFC 9110 §9.3.2, RFC 9112 §6.3 rule 1: a response to HEAD ends with its header
+        # section, whatever Content-Length says; a body would be read as the next response.
+        payload = b""
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
 
 
 # -- the asyncio server ------------------------------------------------------------------------
@@ -405,7 +446,7 @@ class HttpServer:
         self._connections.add(task)
         parser = RequestParser(**self._limits)
         try:
-            while (request := await self._read_request(parser, reader)) is not None:
+            while (request := await self._read_request(parser, reader, writer)) is not None:
                 writer.write(await self._answer(request))
                 await writer.drain()
                 if not request.keep_alive:
@@ -424,7 +465,7 @@ class HttpServer:
                 await writer.wait_closed()
 
     async def _read_request(
-        self, parser: RequestParser, reader: asyncio.StreamReader
+        self, parser: RequestParser, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> Request | None:
         """The next request, or None when the peer closed or missed the deadline.
 
@@ -432,7 +473,12 @@ class HttpServer:
         byte every few seconds never makes a read wait long, but it never beats this clock.
         """
         deadline = asyncio.get_running_loop().time() + self._request_timeout
+        continued = False
         while (request := parser.next_request()) is None:
+            if parser.expects_continue and not continued:
+                # RFC 9110 §10.1.1: the client waits for this before it sends the body.
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                continued = True
             try:
                 async with asyncio.timeout_at(deadline):
                     data = await reader.read(65536)
@@ -452,7 +498,9 @@ class HttpServer:
         close = not request.keep_alive
         if request.version == "HTTP/1.0" and not close:
             headers.append(("Connection", "keep-alive"))  # a 1.0 client assumes close otherwise
-        return serialize_response(response.status, headers, response.body, close=close)
+        return serialize_response(
+            response.status, headers, response.body, close=close, head=request.method == "HEAD"
+        )
 
     @staticmethod
     async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -360,7 +360,8 @@ def request_bytes(
 
 TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 VCHAR = "".join(chr(c) for c in range(0x21, 0x7F))
-OBS_TEXT = "".join(chr(c) for c in range(0x80, 0x88))
+# 0x85 (NEL) and 0xA0 (NBSP) are whitespace to str.strip() but field content to HTTP.
+OBS_TEXT = "".join(chr(c) for c in range(0x80, 0x88)) + "\xa0"
 NOT_TCHAR = ' "(),/;<=>?@[\\]{}\t\x7f\x80'  # no ":" (it would just end the name early)
 RESERVED = {"host", "content-length", "transfer-encoding", "connection", "upgrade", "expect"}
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
@@ -377,7 +378,9 @@ CORRUPTIONS = [
     "cl_list_same",  # Content-Length: 5, 5 (accepted)
     "cl_dup_diff",  # two different Content-Length fields (CL.CL smuggling)
     "cl_list_diff",  # Content-Length: 5, 6
+    "cl_unicode_ws",  # Content-Length: 5\xa0 (only SP and HTAB are OWS, RFC 9110 §5.6.3)
     "te_other",  # a Transfer-Encoding that is not exactly "chunked"
+    "te_unicode_ws",  # Transfer-Encoding: chunked\x85 (str.strip() would make it chunked)
     "bad_chunk_size",  # 0x1a, +1a, -1, " 1a", 1_a, g ...
     "bad_chunk_end",  # chunk data not followed by CRLF
     "lf_chunk_line",  # a chunk-size line ended by a lone LF
@@ -385,8 +388,22 @@ CORRUPTIONS = [
     "bad_method",
     "ws_first_line",  # whitespace before the first field line (RFC 9112 §2.2)
 ]
-LENGTH_CORRUPTIONS = {"bad_cl", "cl_dup_same", "cl_list_same", "cl_dup_diff", "cl_list_diff"}
-CHUNK_CORRUPTIONS = {"te_other", "bad_chunk_size", "bad_chunk_end", "lf_chunk_line"}
+LENGTH_CORRUPTIONS = {
+    "bad_cl",
+    "cl_dup_same",
+    "cl_list_same",
+    "cl_dup_diff",
+    "cl_list_diff",
+    "cl_unicode_ws",
+}
+CHUNK_CORRUPTIONS = {
+    "te_other",
+    "te_unicode_ws",
+    "bad_chunk_size",
+    "bad_chunk_end",
+    "lf_chunk_line",
+}
+UNICODE_WS = ["{}\x85", "{}\xa0", "\xa0{}", "\x85{}", "{} \xa0"]
 FIELD_CORRUPTIONS = {"bad_name", "space_colon", "nul_value", "cr_value"}
 
 BAD_CL = ["+5", "-5", "0x5", "5a", "5.0", "1_0", "", "5,", ",5", "5 5", "\xd9\xa5", "1e3"]
@@ -495,6 +512,8 @@ def length_fields(draw, corruption: str | None, body: bytes) -> list[str]:
         return [f"Content-Length: {length}", f"Content-Length: {len(body) + 1}"]
     if corruption == "cl_list_diff":
         return [f"Content-Length: {length}, {len(body) + 1}"]
+    if corruption == "cl_unicode_ws":
+        return [f"Content-Length: {pick(draw, UNICODE_WS).format(length)}"]
     return [f"Content-Length: {length}"]
 
 
@@ -514,6 +533,8 @@ def request_stream(draw, corrupt: bool) -> bytes:
     """One request as bytes; with ``corrupt``, one subtle corruption (maybe a harmless one)."""
     corruption = pick(draw, CORRUPTIONS) if corrupt else None
     version, method, target = pick(draw, VERSIONS), draw(_METHOD), "/" + draw(_TARGET)
+    if corruption in CHUNK_CORRUPTIONS:
+        version = "HTTP/1.1"  # Transfer-Encoding in HTTP/1.0: see test_differential_spec.py
     eol = pick(draw, EOLS)
     fields = [field_line(draw) for _ in range(draw(_FIELD_COUNT))]
     if version == "HTTP/1.1" or draw(_BOOL):
@@ -522,6 +543,8 @@ def request_stream(draw, corrupt: bool) -> bytes:
     if connection is not None:
         fields.append(f"Connection: {connection}")
     framing = pick(draw, ["none", "length", "chunked"])
+    if framing == "chunked" and version == "HTTP/1.0":
+        framing = "length"
     if corruption in LENGTH_CORRUPTIONS:
         framing = "length"
     if corruption in CHUNK_CORRUPTIONS:
@@ -537,6 +560,8 @@ def request_stream(draw, corrupt: bool) -> bytes:
             fields.append("Transfer-Encoding: chunked")
         elif corruption == "te_other":
             fields[-1] = f"Transfer-Encoding: {pick(draw, BAD_TE)}"
+        elif corruption == "te_unicode_ws":
+            fields[-1] = f"Transfer-Encoding: {pick(draw, UNICODE_WS).format('chunked')}"
     fields = draw(st.permutations(fields))
     if corruption in FIELD_CORRUPTIONS:
         if not fields:

@@ -14,6 +14,12 @@ hand-written spec in test_parser_spec.py instead:
   this kata rejects them (RFC 9110 §5.5 field-vchar).
 * empty lines before a request line: h11 rejects them; RFC 9112 §2.2 says a server SHOULD
   ignore them, and this kata does.
+* Transfer-Encoding in an HTTP/1.0 request: h11 reads it; RFC 9112 §6.1 says to treat the
+  framing as faulty, and this kata answers 400.
+* a lone LF in the trailer section: h11 accepts it as a line end; inside chunked framing this
+  kata takes CRLF only (RFC 9112 §7.1) and answers 400.
+* a bare CR or another control character in a chunk extension: h11 ignores the extension;
+  RFC 9112 §2.2 says a bare CR makes the element invalid, and this kata answers 400.
 * whitespace before the ";" of a chunk extension (BWS in RFC 9112 §7.1.1): h11 rejects it;
   this kata accepts it.
 * HTTP/1.0 with Connection: keep-alive: h11 never keeps a 1.0 connection open, so both sides

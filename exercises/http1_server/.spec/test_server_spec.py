@@ -10,12 +10,13 @@ import asyncio
 import http.client
 import json
 
+import h11
 import httpx
 import pytest
 from _helpers import Client, Recorder, exchange, replies, request_bytes, running, what
 from http1_server import HttpServer
 
-from grader.spectools import LOCALHOST, bounded, called, short
+from grader.spectools import LOCALHOST, bounded, called, short, step
 
 
 def blocking_session(port: int) -> tuple[list[int], list[tuple[int, bytes, str | None]]]:
@@ -205,11 +206,12 @@ async def test_body_limit_over_socket():
         )
 
 
-@pytest.mark.points(3)
-async def test_smuggling_attempts_over_socket():
-    """CL.TE, TE.CL, CL.CL and an obfuscated Transfer-Encoding each get 400 and a close, nothing else."""
-    smuggled = b"0\r\n\r\nGET /hello HTTP/1.1\r\nHost: spec\r\n\r\n"
-    attempts = {
+SMUGGLED = b"0\r\n\r\nGET /hello HTTP/1.1\r\nHost: spec\r\n\r\n"
+
+
+def smuggling_attempts() -> dict[str, bytes]:
+    smuggled = SMUGGLED
+    return {
         "CL.TE": request_bytes(
             "POST",
             "/echo",
@@ -231,10 +233,22 @@ async def test_smuggling_attempts_over_socket():
         "TE: xchunked": request_bytes(
             "POST", "/echo", [("Transfer-Encoding", "xchunked")], smuggled
         ),
+        "TE: chunked\\x85": request_bytes(
+            "POST", "/echo", [("Transfer-Encoding", "chunked\x85")], smuggled
+        ),
+        "HTTP/1.0 TE": request_bytes(
+            "POST", "/echo", [("Transfer-Encoding", "chunked")], smuggled, version="HTTP/1.0"
+        ),
     }
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("name", list(smuggling_attempts()))
+async def test_smuggling_attempt_over_socket_is_refused(name):
+    """A smuggling attempt (CL.TE, TE.CL, CL.CL, obfuscated or HTTP/1.0 Transfer-Encoding) gets one 400, then the close."""
+    data = smuggling_attempts()[name]
     async with running(recorder := Recorder()) as port:
-        for name, data in attempts.items():
-            await refused(port, data, {400}, name, recorder)
+        await refused(port, data, {400}, name, recorder)
 
 
 @pytest.mark.points(2)
@@ -255,12 +269,19 @@ async def test_connection_close_is_honoured():
 
 
 @pytest.mark.points(1)
-async def test_http10_closes_unless_keep_alive():
-    """HTTP/1.0 closes after the response, unless it asked for keep-alive (then the reply says so)."""
+async def test_http10_closes_after_the_response():
+    """An HTTP/1.0 request without keep-alive is answered, then the connection closes."""
     async with running() as port:
-        raw = await exchange(port, request_bytes("GET", "/hello", version="HTTP/1.0"))
+        data = request_bytes("GET", "/hello", version="HTTP/1.0") + request_bytes("GET", "/hello")
+        raw = await exchange(port, data)
         got = [r.status for r in replies(raw)]
-        assert got == [200], called("GET /hello HTTP/1.0 -> replies before the close", got, [200])
+        assert got == [200], called(f"{what(data)} -> replies before the close", got, [200])
+
+
+@pytest.mark.points(1)
+async def test_http10_keep_alive_is_announced_and_kept():
+    """An HTTP/1.0 request with Connection: keep-alive gets it back and the connection stays open."""
+    async with running() as port:
         client = await Client.connect(port)
         try:
             keep = [("Connection", "keep-alive")]
@@ -302,7 +323,7 @@ async def test_handler_error_is_500_and_connection_survives():
 
 @pytest.mark.points(2)
 async def test_request_deadline_stops_slowloris():
-    """A request not complete within request_timeout is dropped, even if a byte trickles in often."""
+    """A request not complete within request_timeout is dropped, even if a line trickles in every 20 ms."""
     async with running(request_timeout=0.5) as port:
         client = await Client.connect(port)
         try:
@@ -329,6 +350,12 @@ async def test_request_deadline_stops_slowloris():
             )
         finally:
             await client.close()
+
+
+@pytest.mark.points(1)
+async def test_request_deadline_drops_an_idle_connection():
+    """A connection that sends nothing is closed after request_timeout (a 408 first is allowed)."""
+    async with running(request_timeout=0.5) as port:
         idle = await Client.connect(port)
         try:
             rest = await idle.eof("the server to drop a connection that sends nothing", 4.0)
@@ -363,4 +390,154 @@ async def test_close_stops_the_server():
     writer.close()
     raise AssertionError(
         f"Connected to port {port} after server.close(); expected the connection refused"
+    )
+
+
+# --- HEAD, Expect: 100-continue, absolute-form --------------------------------------------------
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize(
+    "path, status", [("/hello", 200), ("/pieces", 200), ("/echo", 405), ("/nowhere", 404)]
+)
+async def test_head_response_has_no_body(path, status):
+    """A response to HEAD ends with its header section, so the next response on the connection reads right (RFC 9110 §9.3.2, RFC 9112 §6.3 rule 1)."""
+    recorder = Recorder()
+    recorder_router = recorder.router()
+    recorder_router.route("HEAD", "/hello", recorder.hello)
+    recorder_router.route("HEAD", "/pieces", recorder.pieces)
+    server = HttpServer(recorder_router)
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+    try:
+        data = request_bytes("HEAD", path) + request_bytes(
+            "GET", "/hello", [("Connection", "close")]
+        )
+        raw = await exchange(port, data)
+    finally:
+        await bounded(server.close(), 5.0, "server.close()")
+    got = [(r.status, r.body) for r in replies(raw, methods=["HEAD", "GET"])]
+    want = [(status, b""), (200, b"hello")]
+    assert got == want, called(f"{what(data)} -> (status, body) of each reply", got, want)
+
+
+@pytest.mark.points(2)
+async def test_httpx_head_then_get_on_one_connection():
+    """httpx sends HEAD then GET on one kept-alive connection and reads both replies."""
+    recorder = Recorder()
+    router = recorder.router()
+    router.route("HEAD", "/hello", recorder.hello)
+    server = HttpServer(router)
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+
+    async def session():
+        async with httpx.AsyncClient(base_url=f"http://{LOCALHOST}:{port}", timeout=3.0) as http:
+            head = await http.head("/hello")
+            get = await http.get("/hello")
+            return head, get
+
+    try:
+        with step("httpx: HEAD /hello, then GET /hello on the same client"):
+            head, get = await bounded(session(), 10.0, "httpx HEAD then GET")
+    finally:
+        await bounded(server.close(), 5.0, "server.close()")
+    got = [(head.status_code, head.content), (get.status_code, get.content)]
+    want = [(200, b""), (200, b"hello")]
+    assert got == want, called("httpx: HEAD /hello, GET /hello -> (status, body)", got, want)
+
+
+@pytest.mark.points(3)
+async def test_expect_100_continue_gets_an_interim_response():
+    """A request with Expect: 100-continue gets "100 Continue" before it sends its body (RFC 9110 §10.1.1: a server MUST)."""
+    recorder = Recorder()
+    head = request_bytes("POST", "/echo", [("Expect", "100-continue"), ("Content-Length", "5")])
+    async with running(recorder) as port:
+        client = await Client.connect(port)
+        try:
+            await client.send(head)
+            with step("reading the server's answer to a head with Expect: 100-continue"):
+                first = await bounded(
+                    client.reader.readuntil(b"\r\n\r\n"),
+                    3.0,
+                    "an interim 100 Continue after a head with Expect: 100-continue",
+                )
+            conn = h11.Connection(h11.CLIENT)
+            conn.send(
+                h11.Request(
+                    method="POST",
+                    target="/echo",
+                    headers=[("Host", "spec"), ("Expect", "100-continue"), ("Content-Length", "5")],
+                )
+            )
+            conn.receive_data(first)
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as error:
+                event = f"invalid: {error}"
+            assert isinstance(event, h11.InformationalResponse) and event.status_code == 100, (
+                called(
+                    f"sent {what(head, 100)} without its body; the server's first answer",
+                    first,
+                    "HTTP/1.1 100 Continue",
+                )
+            )
+            await client.send(b"hello")
+            reply = await client.reply("the final reply once the body was sent", method="POST")
+        finally:
+            await client.close()
+    got = (reply.status, reply.json()["body"] if reply.status == 200 else reply.body)
+    assert got == (200, "hello"), called(
+        "POST /echo after the 100 -> (status, body)", got, (200, "hello")
+    )
+
+
+@pytest.mark.points(1)
+async def test_expect_100_continue_is_ignored_in_http10():
+    """An HTTP/1.0 request with Expect: 100-continue gets no 100, only its response (RFC 9110 §10.1.1: MUST ignore)."""
+    head = request_bytes(
+        "POST",
+        "/echo",
+        [("Expect", "100-continue"), ("Content-Length", "5")],
+        version="HTTP/1.0",
+    )
+    async with running() as port:
+        raw = await exchange(port, head + b"hello")
+    assert raw.startswith(b"HTTP/1.1 200 "), called(
+        f"{what(head + b'hello', 100)} -> the first bytes", raw[:40], b"HTTP/1.1 200 ..."
+    )
+
+
+@pytest.mark.points(1)
+async def test_expect_with_a_body_too_large_gets_413_at_once():
+    """Expect: 100-continue with a Content-Length over the limit gets 413 at once, no 100 first."""
+    head = request_bytes("POST", "/echo", [("Expect", "100-continue"), ("Content-Length", "1001")])
+    async with running(max_body_bytes=1000) as port:
+        raw = await exchange(port, head)
+    got = [r.status for r in replies(raw, methods=["POST"])]
+    assert raw.startswith(b"HTTP/1.1 413 ") and got == [413], called(
+        f"{what(head, 100)} (max_body_bytes=1000) -> replies", (raw[:30], got), [413]
+    )
+
+
+def absolute_form_session(port: int) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(LOCALHOST, port, timeout=3)
+    try:
+        conn.request("GET", f"http://{LOCALHOST}:{port}/hello?x=1")
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.points(2)
+async def test_http_client_absolute_form_is_routed():
+    """http.client's GET http://host:port/hello (absolute-form) reaches the /hello route (RFC 9112 §3.2.2: a server MUST accept it)."""
+    async with running() as port:
+        with step(f"http.client: GET http://{LOCALHOST}:{port}/hello?x=1"):
+            got = await bounded(
+                asyncio.to_thread(absolute_form_session, port), 10.0, "http.client GET"
+            )
+    assert got == (200, b"hello"), called(
+        f"http.client: GET http://{LOCALHOST}:{port}/hello?x=1 -> (status, body)",
+        got,
+        (200, b"hello"),
     )
