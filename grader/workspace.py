@@ -88,10 +88,11 @@ def _spec_tree(kata: Kata) -> list[Path]:
 class SpecSnapshot:
     """The course's trusted files, read once into memory with a digest.
 
-    Held: every file of each kata's ``.spec/`` (what workspaces are built from), its
-    ``kata.toml`` and its visible tests (checked, never copied). :meth:`check` reads the
-    files on disk again and returns what changed since the previous check; :meth:`running`
-    names the gradings that could have done it.
+    Held: every file of each kata's ``.spec/`` (what workspaces are built from) and its
+    ``kata.toml`` (checked, never copied). Not the visible tests: a learner grading their own
+    checkout may well be editing them. :meth:`check` reads the files on disk again and
+    returns what changed since the previous check; :meth:`running` names the gradings that
+    could have done it.
     """
 
     def __init__(self, katas: Iterable[Kata]) -> None:
@@ -103,9 +104,9 @@ class SpecSnapshot:
             tree = {str(p.relative_to(kata.spec_dir)): p.read_bytes() for p in paths}
             self.specs[kata.slug] = tree
             self.files.update({kata.spec_dir / name: data for name, data in tree.items()})
-            for extra in (kata.exercise_dir / "kata.toml", kata.visible_tests):
-                if extra.is_file():
-                    self.files[extra] = extra.read_bytes()
+            toml = kata.exercise_dir / "kata.toml"
+            if toml.is_file():
+                self.files[toml] = toml.read_bytes()
         self.digest = self._digest(self.files)
         self._seen = self.digest
         self._running: dict[tuple[str, str], int] = {}
@@ -122,7 +123,7 @@ class SpecSnapshot:
         found: dict[Path, bytes] = {}
         for kata in self.katas.values():
             paths = [*_spec_tree(kata)] if kata.spec_dir.is_dir() else []
-            paths += [kata.exercise_dir / "kata.toml", kata.visible_tests]
+            paths.append(kata.exercise_dir / "kata.toml")
             for path in paths:
                 try:
                     found[path] = path.read_bytes()
