@@ -157,18 +157,43 @@ _try("SIGTERM the grader's process group", lambda: os.killpg(os.getpgid({grader}
 _shell("SIGTERM the grader from a subprocess", "kill -TERM {grader}")
 """
 
+# The honest neighbour that listens: an abstract UNIX socket and TCP on port 0, published in the
+# window, held open until the attacker next door has tried them (or 25 seconds).
+LISTENER = """
+import os, socket, time
+_abstract = socket.socket(socket.AF_UNIX)
+_abstract.bind({abstract!r})
+_abstract.listen()
+_tcp = socket.create_server(("127.0.0.1", 0))
+with open({port_file!r} + ".tmp", "w") as _out:
+    _out.write(str(_tcp.getsockname()[1]))
+os.rename({port_file!r} + ".tmp", {port_file!r})
+_deadline = time.monotonic() + 25
+while not os.path.exists({done!r}) and time.monotonic() < _deadline:
+    time.sleep(0.05)
+"""
+
 CONNECT = """
-import socket
+import os, socket, time
 def connect(family, address):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(2)
         s.connect(address)
-_try("connect to an abstract UNIX socket outside", lambda: connect(socket.AF_UNIX, {abstract!r}))
+_deadline = time.monotonic() + 25  # the neighbour kata runs at the same time: wait for it
+while not os.path.exists({port_file!r}) and time.monotonic() < _deadline:
+    time.sleep(0.05)
+neighbour = int(open({port_file!r}).read())
+_try("connect to the abstract UNIX socket of another kata",
+     lambda: connect(socket.AF_UNIX, {abstract!r}))
+_try("connect to the abstract UNIX socket of the grader's machine",
+     lambda: connect(socket.AF_UNIX, {outside!r}))
 for port in (22, 80, 443, 5432, 6379):  # services on fixed ports (listening or not)
     _try("connect to TCP 127.0.0.1:%d" % port,
          lambda: connect(socket.AF_INET, ("127.0.0.1", port)))
 _try("connect to TCP 127.0.0.1 in the ephemeral range",
      lambda: connect(socket.AF_INET, ("127.0.0.1", {ephemeral})))
+_try("connect to the TCP listener of another kata",
+     lambda: connect(socket.AF_INET, ("127.0.0.1", neighbour)))
 _try("bind TCP 127.0.0.1 on a fixed port",
      lambda: socket.socket().bind(("127.0.0.1", {fixed_free})))
 _try("bind TCP 127.0.0.1 on port 0", lambda: socket.socket().bind(("127.0.0.1", 0)))
@@ -208,6 +233,20 @@ def course(tmp_path_factory, listeners, protected):
     (hostile.course.root / "exercises/honest/test_honest.py").write_text(
         "from honest import add\n\n\ndef test_add_example():\n    assert add(1, 2) == 3\n"
     )
+    # next to each other, so that they run at the same time (jobs=3)
+    sockets = {
+        "abstract": f"\0kata-neighbour-{TOKEN}",
+        "port_file": str(hostile.window / "neighbour.port"),
+        "done": str(hostile.window / "connect.json"),
+    }
+    hostile.kata("listener", at_import(LISTENER.format(**sockets)))
+    connect = CONNECT.format(
+        **sockets,
+        outside=listeners["abstract"].getsockname(),
+        ephemeral=listeners["ephemeral"].getsockname()[1],
+        fixed_free=sandbox.ephemeral_ports().start - 1,  # refused: never bound
+    )
+    attack(hostile, "connect", connect)
     attack(hostile, "read_solution", READ_SOLUTION.format(course=root), ALL_WRONG)
     marker = str(hostile.window / "planted_code_ran")
     hostile.marker = Path(marker)
@@ -215,12 +254,6 @@ def course(tmp_path_factory, listeners, protected):
     attack(hostile, "plant_code", plant)
     attack(hostile, "write_home", WRITE_HOME.format(planted=PLANTED))
     attack(hostile, "signals", SIGNALS.format(grader=os.getpid()))
-    connect = CONNECT.format(
-        abstract=listeners["abstract"].getsockname(),
-        ephemeral=listeners["ephemeral"].getsockname()[1],
-        fixed_free=sandbox.ephemeral_ports().start - 1,  # refused: never bound
-    )
-    attack(hostile, "connect", connect)
     names = [*(p.name for p in (hostile.course.root / "exercises").iterdir()), "rewrite_course"]
     files = [f"exercises/{n}/.spec/test_{n}.py" for n in sorted(names)]
     files.append("exercises/honest/test_honest.py")  # a visible test
@@ -311,9 +344,10 @@ def test_the_grader_and_the_supervisor_cannot_be_signalled(graded, course):
     assert (result.status, result.score) == ("passed", FULL)  # the supervisor ran it to the end
 
 
-def test_sockets_outside_the_sandbox_and_fixed_ports_are_refused(graded, course):
+def test_another_katas_sockets_and_fixed_ports_are_refused_but_not_ephemeral_tcp(graded, course):
     record = tried(course, "connect")
-    assert record["connect to an abstract UNIX socket outside"] == "refused: EPERM"
+    assert record["connect to the abstract UNIX socket of another kata"] == "refused: EPERM"
+    assert record["connect to the abstract UNIX socket of the grader's machine"] == "refused: EPERM"
     for port in (22, 80, 443, 5432, 6379):  # EACCES, not ECONNREFUSED: no packet was sent
         assert record[f"connect to TCP 127.0.0.1:{port}"] == "refused: EACCES"
     assert record["bind TCP 127.0.0.1 on a fixed port"] == "refused: EACCES"
@@ -321,8 +355,10 @@ def test_sockets_outside_the_sandbox_and_fixed_ports_are_refused(graded, course)
     # The documented limit: Landlock filters TCP by port, not by address or owner, so another
     # process's listener on an ephemeral port of 127.0.0.1 stays reachable.
     assert record["connect to TCP 127.0.0.1 in the ephemeral range"] == "done"
-    result = kata(graded, "connect")
-    assert (result.status, result.score) == ("passed", FULL)
+    assert record["connect to the TCP listener of another kata"] == "done"
+    for slug in ("connect", "listener"):
+        result = kata(graded, slug)
+        assert (result.status, result.score) == ("passed", FULL)
 
 
 # -- without the sandbox: the snapshot makes a rewritten course loud -----------------------
