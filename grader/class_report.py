@@ -5,10 +5,12 @@ can be mailed, attached to a CI run or opened from disk years later.
 Three parts, in the order an instructor reads them:
 
 * a heat map, learners x katas, each cell the kata's score coloured from red (0%) through
-  yellow to green (100%); grey for a kata not started, hatched for a missing submission;
+  yellow to green (100%), marked ⚠ for an error and ⏱ for a timeout; grey for a kata not
+  started, hatched for a missing submission;
 * per kata, every spec that some learner failed, ordered by how many learners fail it: its
   title is the requirement, so the top of each list is the lesson to re-teach (learners who
-  never started the kata, and specs a run never reached, carry no signal and are not counted);
+  never started the kata, and specs a run never reached, carry no signal and are not counted;
+  past the first eight, the list is folded);
 * the distribution of the learners' totals, in ten-point bins.
 """
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:  # batch builds the page; the page only reads what batch hands
 
 __all__ = ["SpecStruggle", "struggles", "to_html"]
 
+SHOWN = 8  # specs shown open per kata; the rest are folded
 BINS = 10  # bins of the score distribution (0-9%, 10-19%, ..., 90-100%)
 
 
@@ -114,6 +117,8 @@ def _heatmap(rows: Sequence[Row], columns: dict[str, tuple[str, int]], possible:
             else:
                 style = f"background: {_colour(fraction)}"
                 label = f"{round(100 * fraction)}"
+                if k.status in ("error", "timeout"):  # it says why, not just a red zero
+                    label = f"{label} {'⚠' if k.status == 'error' else '⏱'}"
                 cells.append(f'<td class="cell {k.status}" {common} style="{style}">{label}</td>')
         total = row.report.score
         percent = f"{100 * total / possible:.0f}%" if possible else "-"
@@ -128,7 +133,7 @@ def _heatmap(rows: Sequence[Row], columns: dict[str, tuple[str, int]], possible:
     out.append(
         f'<p class="legend">{legend}<span style="background:#e6e8eb">not started</span>'
         '<span class="missing" style="background: repeating-linear-gradient(45deg, #e6e8eb 0 '
-        '4px, #fff 4px 8px)">missing</span></p>'
+        '4px, #fff 4px 8px)">missing</span><span>⚠ error</span><span>⏱ timeout</span></p>'
     )
     return out
 
@@ -147,13 +152,18 @@ def _struggles(rows: Sequence[Row], summary: ClassSummary) -> list[str]:
             continue
         out.append(f'<table class="struggle" data-kata="{e(k.slug)}">')
         out.append("<tr><th>requirement</th><th>learners failing</th><th></th></tr>")
-        for s in specs:
+        for i, s in enumerate(specs):
+            if i == SHOWN:
+                out.append(
+                    f"</table><details><summary>{len(specs) - SHOWN} more</summary><table "
+                    f'class="struggle" data-kata="{e(k.slug)}">'
+                )
             width = 100 * s.failed / s.attempted if s.attempted else 0
             out.append(
                 f'<tr><td class="req">{e(s.title)}</td><td class="n">{s.failed} of {s.attempted}'
                 f'</td><td class="w"><span class="bar" style="width: {width:.0f}%"></span></td></tr>'
             )
-        out.append("</table>")
+        out.append("</table></details>" if len(specs) > SHOWN else "</table>")
     return out
 
 

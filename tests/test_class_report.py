@@ -72,6 +72,17 @@ def test_the_page_is_self_contained_and_escapes_what_it_shows():
     assert page.count('class="cell') == 6
 
 
+def test_errors_are_marked_and_long_lists_are_folded():
+    many = [
+        batch.Row(f"l{i}", _report(("k", "error" if i == 0 else "failed", ["failed"] * 12)))
+        for i in range(2)
+    ]
+    page = to_html(many, batch.summarize(many))
+    assert '">0 ⚠</td>' in page
+    assert "<details><summary>4 more</summary>" in page  # 12 failing specs, 8 shown
+    assert page.index("k requirement 7") < page.index("<details>") < page.index("k requirement 8")
+
+
 class _Dom(HTMLParser):
     """What a test needs of the rendered DOM: heat-map cells, struggle rows, histogram bins."""
 
