@@ -1,12 +1,14 @@
-"""An authoritative DNS server for one small zone, over UDP (RFC 1034, RFC 1035).
+"""An authoritative DNS server for one small zone, over UDP and TCP (RFC 1034, 1035, 6891, 7766).
 
 Two layers (see README.md for the rules in full):
 
 * the sans-IO core: ``decode_name`` / ``encode_name`` (labels and compression pointers),
   ``parse_query`` (header + question), ``Zone`` (the records, parsed from zone-file text) and
-  ``answer(zone, datagram) -> bytes | None``, which never raises whatever bytes arrive;
+  ``answer(zone, message, *, tcp=False) -> bytes | None``, which never raises whatever bytes
+  arrive, and speaks EDNS(0) (RFC 6891);
 * the adapter: ``DnsServer``, an asyncio datagram endpoint that passes each datagram to
-  ``answer`` and sends the reply back to the address that asked.
+  ``answer`` and sends the reply back to the address that asked, and a TCP listener on the
+  same port for length-prefixed queries (RFC 7766), where truncated answers are completed.
 
 Names are text: absolute, with the trailing dot ("www.example.com.", the root is "."), case
 kept as received. Label bytes map to characters one to one (latin-1); a "." or "\\" inside a
@@ -28,12 +30,16 @@ __all__ = [
     "RCODE_NOTIMP",
     "RCODE_NXDOMAIN",
     "RCODE_REFUSED",
+    "TCP_IDLE_TIMEOUT",
     "TYPE_A",
     "TYPE_AAAA",
     "TYPE_CNAME",
     "TYPE_MX",
     "TYPE_SOA",
+    "EDNS_UDP_SIZE",
+    "RCODE_BADVERS",
     "DnsServer",
+    "Edns",
     "FormatError",
     "Query",
     "Record",
@@ -49,8 +55,15 @@ TYPE_A, TYPE_CNAME, TYPE_SOA, TYPE_MX, TYPE_AAAA = 1, 5, 6, 15, 28
 CLASS_IN = 1
 # Response codes (RFC 1035 §4.1.1).
 RCODE_NOERROR, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_NOTIMP, RCODE_REFUSED = 0, 1, 3, 4, 5
-# The largest UDP response without EDNS0 (RFC 1035 §4.2.1). This server ignores EDNS0.
+# An extended RCODE (RFC 6891 §6.1.3): the low 4 bits go in the header, the high 8 in the OPT.
+RCODE_BADVERS = 16
+# The largest UDP response to a query without EDNS(0) (RFC 1035 §4.2.1).
 MAX_UDP_SIZE = 512
+# The UDP payload size this server offers in its OPT record, and the most it ever sends over
+# UDP to an EDNS client (the DNS Flag Day 2020 value: no IP fragmentation).
+EDNS_UDP_SIZE = 1232
+# Seconds a TCP connection may sit idle before the server closes it (RFC 7766 §6.2.3).
+TCP_IDLE_TIMEOUT = 10.0
 
 
 class FormatError(Exception):
@@ -58,11 +71,20 @@ class FormatError(Exception):
 
 
 @dataclass(frozen=True)
+class Edns:
+    """What the OPT pseudo-record of a query says (RFC 6891 §6.1.2)."""
+
+    udp_size: int  # the OPT's CLASS field: the largest UDP response the client takes
+    version: int  # bits 16..23 of the OPT's TTL field (0 is the only version there is)
+    dnssec_ok: bool  # bit 15 of the OPT's TTL field, DO (RFC 3225)
+
+
+@dataclass(frozen=True)
 class Query:
-    """The header fields and the one question of a query.
+    """The header fields, the one question, and the EDNS(0) OPT record (if any) of a query.
 
     ``flags`` is the header's 16-bit flags word as sent (QR, Opcode, AA, TC, RD, RA, Z, RCODE);
-    ``name`` is the question name in text form, case kept.
+    ``name`` is the question name in text form, case kept; ``edns`` is None without an OPT.
     """
 
     id: int
@@ -70,6 +92,7 @@ class Query:
     name: str
     qtype: int
     qclass: int
+    edns: Edns | None = None
 
 
 @dataclass(frozen=True)
@@ -124,13 +147,17 @@ def encode_name(name: str, compression: dict[tuple[bytes, ...], int], offset: in
 
 
 def parse_query(data: bytes) -> Query:
-    """Parse the 12-byte header and the one question; raise ``FormatError`` if malformed.
+    """Parse the header, the one question and the OPT record; raise ``FormatError`` if malformed.
 
     TODO: header: ID, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT, big-endian 16-bit each.
     TODO: FormatError if shorter than 12 bytes, or QDCOUNT != 1 (RFC 9619).
     TODO: the question: a name (decode_name; it may use pointers), then QTYPE and QCLASS;
           FormatError if they are cut off.
-    TODO: don't read further: the other sections (an EDNS0 OPT record, say) are ignored.
+    TODO: then ANCOUNT + NSCOUNT + ARCOUNT resource records: name, TYPE, CLASS, TTL (32 bits),
+          RDLENGTH, RDATA. FormatError if one is cut off. Keep only the OPT (TYPE 41) of the
+          additional section: Edns(udp_size=CLASS, version=TTL >> 16 & 0xFF,
+          dnssec_ok=bool(TTL & 0x8000)). FormatError for a second OPT (RFC 6891 §6.1.1) or an
+          OPT whose owner is not the root (§6.1.2).
     """
     raise NotImplementedError
 
@@ -194,8 +221,10 @@ class Zone:
 # --- answering --------------------------------------------------------------------------------
 
 
-def answer(zone: Zone, data: bytes) -> bytes | None:
-    """The response to one query datagram, or ``None`` to drop it. Never raises.
+def answer(zone: Zone, data: bytes, *, tcp: bool = False) -> bytes | None:
+    """The response to one query, or ``None`` to drop it. Never raises.
+
+    ``tcp`` is True for a query that came over TCP (its 2-byte length prefix already removed).
 
     TODO: fewer than 12 bytes, or the QR bit set (it is a response): return None.
     TODO: opcode other than QUERY (0): NOTIMP, header only (no question).
@@ -213,8 +242,16 @@ def answer(zone: Zone, data: bytes) -> bytes | None:
           the authority section, its TTL = min(SOA TTL, SOA minimum) (RFC 2308 §3).
     TODO: compress names (one compression table per response): the question, owner names, and
           the names inside CNAME, MX and SOA data.
-    TODO: at most MAX_UDP_SIZE bytes: add records in order while they fit; at the first that
-          doesn't, stop, and set TC. The counts in the header say what was actually written.
+    TODO: the size limit: over TCP 65535 bytes; over UDP MAX_UDP_SIZE without EDNS, else the
+          client's udp_size (below 512 counts as 512) capped at EDNS_UDP_SIZE. Add records in
+          order while they fit; at the first that doesn't, stop, and set TC. The counts in the
+          header say what was actually written.
+    TODO: EDNS (RFC 6891): a query with an OPT gets an OPT back as the last record of the
+          additional section (ARCOUNT 1), even when truncated, and counted in the limit:
+          root name, TYPE 41, CLASS EDNS_UDP_SIZE, TTL = extended RCODE << 24 | version 0 << 16
+          | the query's DO bit (0x8000), RDLENGTH 0.
+    TODO: an OPT with a version other than 0: BADVERS (16) - RCODE 0 in the header, 1 in the
+          OPT's extended RCODE byte - the question echoed, no records, AA clear (§6.1.3).
     """
     raise NotImplementedError
 
@@ -223,23 +260,35 @@ def answer(zone: Zone, data: bytes) -> bytes | None:
 
 
 class DnsServer:
-    """Serve ``zone`` over UDP: one datagram in, at most one datagram back."""
+    """Serve ``zone`` over UDP and TCP on one port.
 
-    def __init__(self, zone: Zone) -> None:
+    ``tcp_idle_timeout``: seconds a TCP connection may wait for its next query, or for the
+    client to read an answer, before the server closes it.
+    """
+
+    def __init__(self, zone: Zone, *, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
         raise NotImplementedError
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Bind ``host``:``port`` (0: any free port), start serving, return the bound port.
+        """Bind ``host``:``port`` (0: a free port) for UDP and TCP, serve, return the port.
 
-        TODO: loop.create_datagram_endpoint with an asyncio.DatagramProtocol whose
+        TODO: UDP: loop.create_datagram_endpoint with an asyncio.DatagramProtocol whose
               datagram_received(data, addr) sends answer(zone, data) back to addr (unless None).
+        TODO: TCP on the SAME port (asyncio.start_server): each query is a 2-byte big-endian
+              length, then the message; answer(zone, message, tcp=True), sent back with its own
+              length prefix. Several queries per connection, answered in order, until the
+              client closes or tcp_idle_timeout passes without a query (RFC 7766 §6.2.3).
+        TODO: with port 0, bind TCP first (port 0), then UDP on the port TCP got.
         """
         raise NotImplementedError
 
     async def close(self) -> None:
-        """Stop serving. When this returns, the socket is closed; calling it again is harmless.
+        """Stop serving. When this returns, the sockets and every TCP connection are closed.
+
+        Calling it again is harmless.
 
         TODO: transport.close() only schedules the close: wait for the protocol's
-              connection_lost before returning.
+              connection_lost before returning. Close the TCP listener and every open TCP
+              connection too.
         """
         raise NotImplementedError

@@ -109,3 +109,30 @@ async def test_the_server_answers_over_udp():
         reply = await asyncio.wait_for(loop.sock_recv(client, 512), 2.0)
     await server.close()
     assert struct.unpack_from(">H", reply)[0] == 7, f"the reply {reply!r} does not carry ID 7"
+
+
+def test_an_edns_query_gets_an_opt_record_back():
+    # The OPT pseudo-record (RFC 6891): root name, TYPE 41, CLASS = UDP size 4096, TTL 0, no data.
+    opt = b"\x00" + struct.pack(">HHIH", 41, 4096, 0, 0)
+    edns_query = struct.pack(">6H", 0xBEEF, 0x0100, 1, 0, 0, 1) + WWW + struct.pack(">HH", 1, 1)
+    response = answer(Zone.from_text(ZONE), edns_query + opt)
+    assert response is not None, "Called answer(zone, <EDNS query>); returned None"
+    arcount = struct.unpack_from(">H", response, 10)[0]
+    assert arcount == 1, f"ARCOUNT {arcount}: expected 1, the OPT record"
+    # The OPT is the last 11 bytes: root, TYPE 41, CLASS = the server's UDP size 1232.
+    assert response[-11:-6] == b"\x00\x00\x29\x04\xd0", f"the response ends {response[-11:]!r}"
+
+
+async def test_the_server_answers_over_tcp_on_the_same_port():
+    server = DnsServer(Zone.from_text(ZONE))
+    port = await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        message = query(WWW, ident=9)
+        writer.write(struct.pack(">H", len(message)) + message)  # a 2-byte length, then the query
+        (length,) = struct.unpack(">H", await asyncio.wait_for(reader.readexactly(2), 2.0))
+        reply = await asyncio.wait_for(reader.readexactly(length), 2.0)
+        writer.close()
+    finally:
+        await server.close()
+    assert struct.unpack_from(">H", reply)[0] == 9, f"the reply {reply!r} does not carry ID 9"

@@ -1,4 +1,4 @@
-"""An authoritative DNS server for one small zone, over UDP (RFC 1034, RFC 1035).
+"""An authoritative DNS server for one small zone, over UDP and TCP (RFC 1034, 1035, 6891, 7766).
 
 Theory of operation
 -------------------
@@ -8,7 +8,13 @@ Sans-IO core, thin adapter (the h11 / wsproto model):
   (or ``None``: drop it). It reads no socket and no clock, so every rule is tested with plain
   bytes, and it must never raise, whatever arrives: a DNS server listens on the open Internet.
 * ``DnsServer`` is the adapter: an asyncio datagram endpoint that hands each datagram to
-  ``answer`` and sends the result back to whoever asked.
+  ``answer`` and sends the result back to whoever asked, and a TCP listener on the same port
+  that reads length-prefixed queries and answers them one after another (RFC 7766), so a
+  client that got a truncated (TC) answer over UDP can ask again and get all of it.
+
+EDNS(0) (RFC 6891): a query may carry one OPT pseudo-record in its additional section, saying
+how large a UDP response the client can take. The response then carries an OPT too, with our
+own size, and is truncated at the client's size (capped at ours) instead of 512 bytes.
 
 Names travel as text inside the program ("www.example.com.", absolute, trailing dot, case as
 received) and as labels on the wire. A label is arbitrary bytes (RFC 2181 §11), so the text
@@ -27,6 +33,7 @@ there are no cycles, and the 255-octet limit bounds the labels in between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import struct
@@ -41,12 +48,16 @@ __all__ = [
     "RCODE_NOTIMP",
     "RCODE_NXDOMAIN",
     "RCODE_REFUSED",
+    "TCP_IDLE_TIMEOUT",
     "TYPE_A",
     "TYPE_AAAA",
     "TYPE_CNAME",
     "TYPE_MX",
     "TYPE_SOA",
+    "EDNS_UDP_SIZE",
+    "RCODE_BADVERS",
     "DnsServer",
+    "Edns",
     "FormatError",
     "Query",
     "Record",
@@ -57,13 +68,19 @@ __all__ = [
     "parse_query",
 ]
 
-TYPE_A, TYPE_CNAME, TYPE_SOA, TYPE_MX, TYPE_AAAA = 1, 5, 6, 15, 28
+TYPE_A, TYPE_CNAME, TYPE_SOA, TYPE_MX, TYPE_AAAA, TYPE_OPT = 1, 5, 6, 15, 28, 41
 CLASS_IN = 1
 OPCODE_QUERY = 0
 RCODE_NOERROR, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_NOTIMP, RCODE_REFUSED = 0, 1, 3, 4, 5
+RCODE_BADVERS = 16  # 12 bits: the high 8 travel in the OPT record (RFC 6891 §6.1.3)
 
 HEADER_SIZE = 12
-MAX_UDP_SIZE = 512  # RFC 1035 §4.2.1; this server does not do EDNS0 (RFC 6891)
+MAX_UDP_SIZE = 512  # RFC 1035 §4.2.1: the limit for a query without EDNS(0)
+EDNS_UDP_SIZE = 1232  # the most we send over UDP to an EDNS client (DNS Flag Day 2020)
+MAX_TCP_SIZE = 0xFFFF  # the 2-byte length prefix of DNS over TCP (RFC 1035 §4.2.2)
+TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP connection may sit idle (RFC 7766 §6.2.3)
+OPT_SIZE = 11  # an OPT record without options: root name, TYPE, CLASS, TTL, RDLENGTH
+DO = 0x8000  # "DNSSEC OK", in the OPT's TTL field (RFC 3225)
 MAX_NAME_LENGTH = 255  # octets on the wire, length bytes and the root included (§2.3.4)
 MAX_LABEL_LENGTH = 63
 
@@ -87,14 +104,24 @@ class FormatError(Exception):
 
 
 @dataclass(frozen=True)
+class Edns:
+    """What a query's OPT record says (RFC 6891 §6.1.2)."""
+
+    udp_size: int  # the largest UDP response the client can reassemble (CLASS field)
+    version: int  # the EDNS version (0 is the only one there is)
+    dnssec_ok: bool  # the DO bit (RFC 3225)
+
+
+@dataclass(frozen=True)
 class Query:
-    """The header fields and the one question of a query."""
+    """The header fields, the one question, and the EDNS(0) OPT record of a query (if any)."""
 
     id: int
     flags: int
     name: str
     qtype: int
     qclass: int
+    edns: Edns | None = None
 
 
 @dataclass(frozen=True)
@@ -188,20 +215,37 @@ def encode_name(name: str, compression: dict[Key, int], offset: int) -> bytes:
 
 
 def parse_query(data: bytes) -> Query:
-    """The header and the single question of a query; ``FormatError`` if malformed.
+    """The header, the single question and the OPT record of a query; ``FormatError`` if malformed.
 
-    Later sections (an EDNS0 OPT record in the additional section, say) are not read.
+    The records of the answer, authority and additional sections are walked to find the OPT
+    record (RFC 6891): every one of them must be whole, and there may be one OPT at most.
     """
     if len(data) < HEADER_SIZE:
         raise FormatError("shorter than the 12-byte header")
-    ident, flags, qdcount = struct.unpack_from(">HHH", data)
+    ident, flags, qdcount, ancount, nscount, arcount = struct.unpack_from(">6H", data)
     if qdcount != 1:
         raise FormatError(f"QDCOUNT is {qdcount}; a query has exactly one question")
     name, pos = decode_name(data, HEADER_SIZE)
     if pos + 4 > len(data):
         raise FormatError("the question ends before QTYPE and QCLASS")
     qtype, qclass = struct.unpack_from(">HH", data, pos)
-    return Query(ident, flags, name, qtype, qclass)
+    pos += 4
+    edns = None
+    for index in range(ancount + nscount + arcount):
+        owner, pos = decode_name(data, pos)
+        if pos + 10 > len(data):
+            raise FormatError("a resource record is cut off")
+        rtype, rclass, ttl, rdlength = struct.unpack_from(">HHIH", data, pos)
+        pos += 10 + rdlength
+        if pos > len(data):
+            raise FormatError("RDATA runs past the end of the message")
+        if rtype == TYPE_OPT and index >= ancount + nscount:
+            if edns is not None:  # RFC 6891 §6.1.1: MUST answer FORMERR
+                raise FormatError("more than one OPT record")
+            if owner != ".":  # §6.1.2: the owner name of an OPT is the root
+                raise FormatError("an OPT record whose owner is not the root")
+            edns = Edns(rclass, ttl >> 16 & 0xFF, bool(ttl & DO))
+    return Query(ident, flags, name, qtype, qclass, edns)
 
 
 # --- the zone ---------------------------------------------------------------------------------
@@ -379,13 +423,35 @@ def _encode_rdata(record: Record, names: dict[Key, int], at: int) -> bytes:
     return mname + rname + struct.pack(">5I", *data[2:])
 
 
+def _size_limit(query: Query, tcp: bool) -> int:
+    """How large the response to ``query`` may be."""
+    if tcp:
+        return MAX_TCP_SIZE
+    if query.edns is None:
+        return MAX_UDP_SIZE
+    # RFC 6891 §6.2.3 and §6.2.5: a size below 512 means 512; and never more than we offer.
+    return min(max(query.edns.udp_size, MAX_UDP_SIZE), EDNS_UDP_SIZE)
+
+
+def _opt(query: Query, rcode: int) -> bytes:
+    """Our OPT record: our UDP size, the extended RCODE bits, version 0, the query's DO bit."""
+    assert query.edns is not None
+    ttl = (rcode >> 4) << 24 | (DO if query.edns.dnssec_ok else 0)  # version 0: the middle byte
+    return b"\x00" + struct.pack(">HHIH", TYPE_OPT, EDNS_UDP_SIZE, ttl, 0)
+
+
 def _response(
     query: Query,
     rcode: int,
     authoritative: bool = False,
     sections: tuple[list[Record], ...] = ([], []),
+    tcp: bool = False,
 ) -> bytes:
-    """The response message: the question echoed, then as many records as fit in 512 bytes."""
+    """The response message: the question echoed, then as many records as fit, then the OPT."""
+    # RFC 6891 §7: the OPT record goes in every response to an EDNS query, truncated or not,
+    # so its bytes are set aside before any record is added.
+    opt = b"" if query.edns is None else _opt(query, rcode)
+    limit = _size_limit(query, tcp) - len(opt)
     out = bytearray(HEADER_SIZE)
     names: dict[Key, int] = {}
     out += encode_name(query.name, names, len(out)) + struct.pack(">HH", query.qtype, query.qclass)
@@ -396,7 +462,7 @@ def _response(
             out += encode_name(record.name, names, mark)
             rdata = _encode_rdata(record, names, len(out) + 10)
             out += struct.pack(">HHIH", record.rtype, CLASS_IN, record.ttl, len(rdata)) + rdata
-            if len(out) > MAX_UDP_SIZE:
+            if len(out) > limit:
                 # Drop this record and every later one (RFC 2181 §9) and say so with TC: the
                 # client retries over TCP. The compression table may now point past the end,
                 # which is harmless: nothing else is written.
@@ -406,10 +472,10 @@ def _response(
             counts[section] += 1
         if truncated:
             break
-    flags = QR | query.flags & (OPCODE_MASK | RD) | rcode
+    flags = QR | query.flags & (OPCODE_MASK | RD) | rcode & 0xF
     flags |= (AA if authoritative else 0) | (TC if truncated else 0)
-    struct.pack_into(">6H", out, 0, query.id, flags, 1, counts[0], counts[1], 0)
-    return bytes(out)
+    struct.pack_into(">6H", out, 0, query.id, flags, 1, counts[0], counts[1], len(opt) // OPT_SIZE)
+    return bytes(out + opt)
 
 
 def _header_only(ident: int, flags: int, rcode: int) -> bytes:
@@ -417,8 +483,11 @@ def _header_only(ident: int, flags: int, rcode: int) -> bytes:
     return struct.pack(">6H", ident, QR | flags & (OPCODE_MASK | RD) | rcode, 0, 0, 0, 0)
 
 
-def answer(zone: Zone, data: bytes) -> bytes | None:
-    """The response to one query datagram, or ``None`` to drop it. Never raises."""
+def answer(zone: Zone, data: bytes, *, tcp: bool = False) -> bytes | None:
+    """The response to one query, or ``None`` to drop it. Never raises.
+
+    ``tcp``: the query came over TCP, where a response may take up to 65535 bytes.
+    """
     if len(data) < HEADER_SIZE:
         return None  # no header, so no ID to answer to
     ident, flags = struct.unpack_from(">HH", data)
@@ -430,13 +499,15 @@ def answer(zone: Zone, data: bytes) -> bytes | None:
         query = parse_query(data)
     except FormatError:
         return _header_only(ident, flags, RCODE_FORMERR)
+    if query.edns is not None and query.edns.version != 0:
+        return _response(query, RCODE_BADVERS, tcp=tcp)  # RFC 6891 §6.1.3: we speak version 0
     if query.qclass != CLASS_IN or not zone.contains(query.name):
-        return _response(query, RCODE_REFUSED)  # not ours: this server does not recurse
+        return _response(query, RCODE_REFUSED, tcp=tcp)  # not ours: this server does not recurse
     rcode, answers, authority = _resolve(zone, query.name, query.qtype)
-    return _response(query, rcode, True, (answers, authority))
+    return _response(query, rcode, True, (answers, authority), tcp)
 
 
-# --- the UDP adapter --------------------------------------------------------------------------
+# --- the adapters: UDP and TCP on one port -----------------------------------------------------
 
 
 class _DnsProtocol(asyncio.DatagramProtocol):
@@ -458,25 +529,82 @@ class _DnsProtocol(asyncio.DatagramProtocol):
 
 
 class DnsServer:
-    """Serve ``zone`` over UDP: one datagram in, at most one datagram back."""
+    """Serve ``zone`` over UDP and TCP on one port (RFC 7766: TCP is not optional).
 
-    def __init__(self, zone: Zone) -> None:
+    ``tcp_idle_timeout``: seconds a TCP connection may wait for its next query (or for the
+    client to read our answer) before the server closes it.
+    """
+
+    def __init__(self, zone: Zone, *, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
         self.zone = zone
+        self.tcp_idle_timeout = tcp_idle_timeout
         self._protocol: _DnsProtocol | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Bind ``host``:``port`` (0: any free port) and serve; return the bound port."""
+        """Bind ``host``:``port`` (0: a free port) for UDP and TCP and serve; return the port."""
         loop = asyncio.get_running_loop()
-        self._transport, self._protocol = await loop.create_datagram_endpoint(
-            lambda: _DnsProtocol(self.zone), local_addr=(host, port)
-        )
-        return self._transport.get_extra_info("sockname")[1]
+        # TCP first: a free TCP port is then tried for UDP, and on the rare clash (another
+        # program has that UDP port) both are given back and we try again.
+        for attempt in range(1, 11):
+            listener = await asyncio.start_server(self._serve_tcp, host, port)
+            bound = listener.sockets[0].getsockname()[1]
+            try:
+                self._transport, self._protocol = await loop.create_datagram_endpoint(
+                    lambda: _DnsProtocol(self.zone), local_addr=(host, bound)
+                )
+            except OSError:
+                listener.close()
+                await listener.wait_closed()
+                if port != 0 or attempt == 10:
+                    raise
+                continue
+            self._listener = listener
+            return bound
+        raise AssertionError("unreachable")
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One TCP connection: length-prefixed queries, answered in order, until EOF or idle."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            while True:
+                # Every wait has the idle timeout: for the next query, and for a client that
+                # stops reading our answers (drain() returns once the buffer is small again,
+                # so a slow reader never makes us hold more than one answer or so).
+                prefix = await asyncio.wait_for(reader.readexactly(2), self.tcp_idle_timeout)
+                (length,) = struct.unpack(">H", prefix)
+                query = await asyncio.wait_for(reader.readexactly(length), self.tcp_idle_timeout)
+                response = answer(self.zone, query, tcp=True)
+                if response is None:
+                    continue  # a response or a runt: nothing to say, as over UDP
+                writer.write(struct.pack(">H", len(response)) + response)
+                await asyncio.wait_for(writer.drain(), self.tcp_idle_timeout)
+        except TimeoutError:
+            # Idle, or not reading what we sent: close() would wait for the unread bytes to
+            # drain, perhaps forever, so drop them and the connection at once.
+            writer.transport.abort()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # closed by the client (mid-message, even) or reset: hang up
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     async def close(self) -> None:
-        """Stop serving; when this returns the socket is closed and the port free."""
-        if self._transport is None or self._protocol is None:
-            return
-        self._transport.close()
-        await self._protocol.closed  # connection_lost runs after the socket is closed
-        self._transport = self._protocol = None
+        """Stop serving; when this returns both sockets and every TCP connection are closed."""
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None
+        for task in list(self._connections):
+            task.cancel()  # its finally closes the connection
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._transport is not None and self._protocol is not None:
+            self._transport.close()
+            await self._protocol.closed  # connection_lost runs after the socket is closed
+            self._transport = self._protocol = None

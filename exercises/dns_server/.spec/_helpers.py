@@ -237,9 +237,9 @@ MALFORMED = {
 
 
 @contextlib.asynccontextmanager
-async def served(the_zone: Zone) -> AsyncIterator[tuple[DnsServer, int]]:
-    """A ``DnsServer`` for ``the_zone`` on 127.0.0.1, port 0; yields (server, port)."""
-    server = DnsServer(the_zone)
+async def served(the_zone: Zone, **options: Any) -> AsyncIterator[tuple[DnsServer, int]]:
+    """A ``DnsServer(the_zone, **options)`` on 127.0.0.1, port 0; yields (server, port)."""
+    server = DnsServer(the_zone, **options)
     port = await bounded(server.start(LOCALHOST, 0), 5.0, "DnsServer.start() to return")
     assert isinstance(port, int) and 0 < port < 65536, (
         f"Called DnsServer.start('127.0.0.1', 0); returned {short(port)}; expected the bound port"
@@ -277,3 +277,47 @@ async def udp_client(port: int) -> AsyncIterator[tuple[asyncio.DatagramTransport
 
 def opcode_name(message: dns.message.Message) -> str:
     return dns.opcode.to_text(message.opcode())
+
+
+def big_zone(count: int, label: str = "big") -> Zone:
+    """A zone whose name ``label``.example.com. owns ``count`` A records (16 bytes each on the wire)."""
+    lines = [f"{label} 60 IN A 198.51.{100 + i // 250}.{i % 250 + 1}" for i in range(count)]
+    soa = "@ 3600 IN SOA ns1 hostmaster 1 7200 3600 1209600 300"
+    return Zone.from_text("\n".join([soa, *lines]) + "\n", origin="example.com.")
+
+
+def opt_record(size: int = 1232, version: int = 0, owner: bytes = b"\x00") -> bytes:
+    """An OPT pseudo-record written by hand (RFC 6891 §6.1.2), for what dnspython won't write."""
+    return owner + struct.pack(">HHIH", 41, size, version << 16, 0)
+
+
+@contextlib.asynccontextmanager
+async def tcp_connection(
+    port: int,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A TCP connection to 127.0.0.1:``port``, closed on exit."""
+    reader, writer = await bounded(
+        asyncio.open_connection(LOCALHOST, port), 5.0, f"a TCP connection to port {port}"
+    )
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def read_tcp_message(reader: asyncio.StreamReader, what: str) -> bytes:
+    """One length-prefixed DNS message from ``reader`` (RFC 1035 §4.2.2), with a bound."""
+
+    async def read() -> bytes:
+        (length,) = struct.unpack(">H", await reader.readexactly(2))
+        return await reader.readexactly(length)
+
+    try:
+        return await bounded(read(), 5.0, what)
+    except asyncio.IncompleteReadError as exc:
+        raise AssertionError(
+            f"waited for {what}; the server closed the connection after {len(exc.partial)} "
+            "more bytes"
+        ) from None
