@@ -37,7 +37,7 @@ python_classes = Test*
 python_functions = test_*
 asyncio_mode = auto
 asyncio_default_fixture_loop_scope = function
-timeout_method = signal
+timeout_method = {timeout_method}
 """
 
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
@@ -49,25 +49,18 @@ KILL_DEADLINE = 5.0  # seconds the supervisor spends killing before it gives up
 
 
 def _prctl(option: int, value: int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
+    from grader import portable
 
-    return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    if not (portable.host().subreaper or portable.host().death_signal):
+        return False
+    return portable._prctl(option, value)
 
 
 def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, state) of every process (Linux /proc; empty elsewhere)."""
-    table = {}
-    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            table[int(entry.name)] = (int(fields[1]), fields[0].decode())
-    return table
+    """pid -> (parent pid, state) of every process (/proc, or ``ps``; see grader.portable)."""
+    from grader import portable
+
+    return portable.process_table()
 
 
 class Supervisor:
@@ -366,7 +359,9 @@ def _read_key(fd: int) -> bytes:
 def pytest_args(config: dict) -> list[str]:
     workspace = config["workspace"]
     ini = Path(config["ini"])
-    ini.write_text(INI)
+    # pytest-timeout's signal method needs SIGALRM (not on Windows): threads there.
+    method = "signal" if hasattr(signal, "SIGALRM") else "thread"
+    ini.write_text(INI.replace("{timeout_method}", method))
     args = [
         "-c",
         str(ini),
@@ -453,12 +448,16 @@ def explore_plugin(pytest_module):
 
 def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
+    from grader import portable
+
+    portable.force(config.get("host"))
     if config.get("status_fd") is not None:
         supervise(config)
     # The key is read and its pipe closed before pytest imports a single spec or learner module.
     from grader.channel import Writer
+    from grader.portable import child_fd
 
-    writer = Writer(config["out_fd"], _read_key(config["key_fd"]))
+    writer = Writer(child_fd(config["out_fd"]), _read_key(child_fd(config["key_fd"])))
     args = pytest_args(config)  # writes the ini file: before the sandbox forbids it
     if config.get("sandbox"):
         _confine(config["sandbox"], writer)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, portable
 from .imports import find_violations
 from .kata import Kata, KataError
 from .runner import Limits, RunResult, run_specs, sandbox_status
@@ -351,6 +351,7 @@ def make_report(results: Iterable[KataResult], submission: str, *, sandbox: str 
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         grader_version=__version__,
         sandbox=sandbox,
+        protections_off=tuple(portable.protections_off()),
     )
 
 

@@ -92,6 +92,13 @@ def sandbox_line(report: Report) -> str:
     return f"Sandbox: {report.sandbox} (the kernel confined learner code to its kata)"
 
 
+def protections_line(report: Report) -> str:
+    """The containment this system went without ("" where nothing was off: Linux)."""
+    if not report.protections_off:
+        return ""
+    return f"Protections off on this system: {'; '.join(report.protections_off)}"
+
+
 def to_table(report: Report) -> str:
     rows = [("kata", "pillar", "status", "score", "time")]
     for k in report.katas:
@@ -102,6 +109,8 @@ def to_table(report: Report) -> str:
     out.append(f"\nTotal: {report.score}/{report.max_score} ({report.percent:.1f}%)")
     if report.sandbox:
         out.append(sandbox_line(report))
+    if report.protections_off:
+        out.append(protections_line(report))
     details = []
     for k in report.katas:
         if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
@@ -140,6 +149,8 @@ def to_markdown(report: Report) -> str:
     out += ["", closing_line(report)]
     if report.sandbox:
         out += ["", f"<sub>{_md(sandbox_line(report))}</sub>"]
+    if report.protections_off:
+        out += ["", f"<sub>{_md(protections_line(report))}</sub>"]
     for k in report.katas:
         if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
             continue

@@ -28,20 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import fcntl
 import json
 import os
 import re
-import resource
 import secrets
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sandbox
+from . import portable, sandbox
 from .channel import Reader, new_key
 from .kata import Kata
 
@@ -106,10 +104,6 @@ SPEC_LINE_MIN = 24  # a quoted spec line this long or longer withholds the messa
 WITHHELD_SOURCE = "[withheld: this message quoted the spec's source]"
 WITHHELD_SECRET = "[secret withheld]"
 
-_LINUX = sys.platform.startswith("linux")
-_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
-_libc = ctypes.CDLL(None, use_errno=True) if _LINUX else None
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -173,57 +167,22 @@ def sandbox_paths(run_dir: Path, workspace: Path) -> tuple[list[str], list[str]]
     return write, read
 
 
-def _limit(which: int, soft: int) -> None:
-    _, hard = resource.getrlimit(which)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(which, (soft, hard))
-
-
 def _preexec(limits: Limits, cpu_seconds: int):
-    def apply() -> None:
-        _limit(resource.RLIMIT_AS, limits.address_space)
-        _limit(resource.RLIMIT_FSIZE, limits.file_size)
-        _limit(resource.RLIMIT_NOFILE, limits.open_files)
-        _limit(resource.RLIMIT_CPU, cpu_seconds)
-        _limit(resource.RLIMIT_CORE, 0)
-        if _libc is not None:
-            # the supervisor cleans up and exits if the grader dies
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-            with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as adj:
-                adj.write("1000")  # out of memory: kill this run, not the grader
-
-    return apply
+    return portable.preexec(limits.address_space, limits.file_size, limits.open_files, cpu_seconds)
 
 
 def _protect_grader() -> None:
-    """Make the grader non-dumpable: its /proc files (environ, mem) become unreadable, and
-    the grader untraceable, to processes of the same user that are not root."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    portable.protect_grader()
 
 
 def _run_pids(run_id: str) -> list[int]:
     """Processes carrying this run's marker in their environment (Linux /proc)."""
-    needle = f"{MARKER}={run_id}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            pids.append(int(entry.name))
-    return pids
+    return portable.marked_pids(f"{MARKER}={run_id}".encode())
 
 
 def kill_run(pgid: int, run_id: str) -> None:
     """Stop, then kill, the child's process group and every process that carries the marker."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+    portable.kill_group(pgid)
     for _ in range(20):  # a fork bomb may keep forking between sweeps: freeze, then kill
         pids = [p for p in _run_pids(run_id) if p != os.getpid()]
         if not pids:
@@ -266,7 +225,9 @@ def _pipe() -> tuple[int, int]:
     """A pipe with a 1 MiB buffer where the system allows it: a flood of output then costs
     a few context switches per MiB, not sixteen."""
     read, write = os.pipe()
-    with contextlib.suppress(AttributeError, OSError):
+    with contextlib.suppress(ImportError, AttributeError, OSError):
+        import fcntl  # POSIX; F_SETPIPE_SZ is Linux's
+
         fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)
     return read, write
 
@@ -276,13 +237,40 @@ async def _drain(reader: asyncio.StreamReader, sink) -> None:
         sink(chunk)
 
 
-async def _read_pipe(fd: int, sink) -> tuple[asyncio.Task, asyncio.BaseTransport]:
+async def _read_pipe(fd: int, sink) -> tuple[asyncio.Future, object]:
     """Read the pipe ``fd`` into ``sink`` until every writer has closed it."""
+    if not portable.host().process_groups:  # Windows' event loop reads no anonymous pipe
+        return _read_pipe_in_thread(fd, sink), _NoTransport()
     stream = asyncio.StreamReader(limit=1 << 20)  # at most 2 MiB buffered: reads stay cheap
     transport, _ = await asyncio.get_running_loop().connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(fd, "rb", 0)
     )
     return asyncio.ensure_future(_drain(stream, sink)), transport
+
+
+class _NoTransport:
+    """What a thread-read pipe has in place of a transport: nothing to close (the thread
+    closes the pipe when every writer has)."""
+
+    def close(self) -> None:
+        pass
+
+
+def _read_pipe_in_thread(fd: int, sink) -> asyncio.Future:
+    """The portable way: a daemon thread does blocking reads and hands chunks to the loop."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def pump() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(fd, 1 << 20):
+                loop.call_soon_threadsafe(sink, chunk)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+    threading.Thread(target=pump, name=f"kata-pipe-{fd}", daemon=True).start()
+    return done
 
 
 def _read_status(fd: int) -> dict:
@@ -315,7 +303,7 @@ def _signal(pid: int, *signals: signal.Signals) -> None:
 
 async def _stop(proc: asyncio.subprocess.Process, run_id: str) -> None:
     """Ask the supervisor to stop the run (it kills its descendants), then make sure."""
-    if proc.returncode is None:
+    if proc.returncode is None and portable.host().supervisor:
         _signal(proc.pid, signal.SIGCONT, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), SUPERVISOR_GRACE)
@@ -397,6 +385,7 @@ async def run_specs(
     key_read, key_write = os.pipe()
     out_read, out_write = _pipe()
     log_read, log_write = _pipe()
+    supervised = portable.host().supervisor
     status_read, status_write = os.pipe()
     os.write(key_write, key)
     os.close(key_write)
@@ -408,7 +397,8 @@ async def run_specs(
         "mode": mode,
         "key_fd": key_read,
         "out_fd": out_write,
-        "status_fd": status_write,
+        "status_fd": status_write if supervised else None,
+        "host": portable.host().name,  # the child takes the same pieces (forced in tests)
         "max_processes": limits.processes,
         "spec_timeout": kata.spec_timeout,
         "forbid_imports": list(kata.forbid_imports),
@@ -427,7 +417,11 @@ async def run_specs(
     result = RunResult(sandbox=confinement)
     reader = Reader(key)
     output = _Output()
+    preexec = _preexec(limits, int(kata.timeout + limits.cpu_slack))
     started = time.monotonic()
+    handed = [key_read, out_write, *([status_write] if supervised else [])]
+    spawn, tokens = portable.spawn_options(handed, preexec)
+    config.update(key_fd=tokens[0], out_fd=tokens[1])
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -440,9 +434,7 @@ async def run_specs(
             stderr=log_write,
             cwd=str(workspace),
             env=_environment(run_dir, run_id),
-            pass_fds=(key_read, out_write, status_write),
-            start_new_session=True,
-            preexec_fn=_preexec(limits, int(kata.timeout + limits.cpu_slack)),
+            **spawn,
         )
     except BaseException:
         for fd in (out_read, log_read, status_read):
@@ -467,7 +459,9 @@ async def run_specs(
             pump.cancel()
         for transport in transports:
             transport.close()
-        status = _read_status(status_read)
+        status = _read_status(status_read) if supervised else {}
+        if not supervised:
+            os.close(status_read)
     result.duration = time.monotonic() - started
     result.returncode = status.get("returncode", proc.returncode)
     result.stopped = str(status.get("stopped", ""))

@@ -82,6 +82,7 @@ class Report:
     generated_at: str = ""
     grader_version: str = ""
     sandbox: str = ""  # how the spec processes were confined: "landlock-abi-N", "none: <why>"
+    protections_off: tuple[str, ...] = ()  # containment this system lacks (grader.portable)
     schema: str = field(default=SCHEMA)
 
     @property
@@ -103,6 +104,7 @@ class Report:
             "generated_at": self.generated_at,
             "submission": self.submission,
             "sandbox": self.sandbox,
+            "protections_off": list(self.protections_off),
             "score": self.score,
             "max_score": self.max_score,
             "percent": round(self.percent, 2),
@@ -119,6 +121,7 @@ class Report:
             generated_at=data.get("generated_at", ""),
             grader_version=data.get("grader_version", ""),
             sandbox=data.get("sandbox", ""),
+            protections_off=tuple(data.get("protections_off", ())),
         )
 
 
