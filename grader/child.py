@@ -422,7 +422,8 @@ def _confine(paths: dict, writer) -> None:
     from grader import sandbox
 
     try:
-        sandbox.confine(paths["write"], paths["read"])
+        # the TCP layer was entered before exec (grader.runner), unless "network" says not
+        sandbox.confine(paths["write"], paths["read"], network=paths.get("network", True))
     except OSError as err:
         writer.send("crash", message=f"the spec process could not enter its sandbox: {err}")
         os._exit(70)
