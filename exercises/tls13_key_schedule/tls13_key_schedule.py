@@ -389,8 +389,10 @@ def client_handshake(
     TODO: split the records; data ending inside a record -> TLSAlert("decode_error").
     TODO: the first record is a handshake record holding exactly one ServerHello, else
           TLSAlert("unexpected_message").
-    TODO: cipher suite must be 0x1301 and supported_versions (43) must be 0x0304, else
-          TLSAlert("illegal_parameter").
+    TODO: cipher suite must be 0x1301, supported_versions (43) must be 0x0304, and
+          legacy_session_id_echo must be the ClientHello's session id, else
+          TLSAlert("illegal_parameter") (§4.1.3).
+    TODO: a client_hello that is not exactly one ClientHello message -> ValueError.
     TODO: handshake secrets over ClientHello | ServerHello; server handshake keys.
     TODO: decrypt each following record with sequence numbers 0, 1, 2...; drop a
           change_cipher_spec record whose fragment is b"\\x01" (it does not count); inner

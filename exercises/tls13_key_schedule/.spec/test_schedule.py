@@ -15,6 +15,7 @@ from _helpers import (
     CLIENT_AP_KEY,
     CLIENT_AP_TRAFFIC,
     CLIENT_APPLICATION_RECORD,
+    CLIENT_FINISHED_KEY,
     CLIENT_HS_IV,
     CLIENT_HS_KEY,
     CLIENT_HS_TRAFFIC,
@@ -124,8 +125,16 @@ def test_expand_label_refuses_out_of_range(label, context, length):
         (CLIENT_HS_TRAFFIC, b"key", 16, CLIENT_HS_KEY),
         (CLIENT_HS_TRAFFIC, b"iv", 12, CLIENT_HS_IV),
         (SERVER_HS_TRAFFIC, b"finished", 32, SERVER_FINISHED_KEY),
+        (CLIENT_HS_TRAFFIC, b"finished", 32, CLIENT_FINISHED_KEY),
     ],
-    ids=["server hs key", "server hs iv", "client hs key", "client hs iv", "server finished key"],
+    ids=[
+        "server hs key",
+        "server hs iv",
+        "client hs key",
+        "client hs iv",
+        "server finished key",
+        "client finished key",
+    ],
 )
 def test_expand_label_rfc8448(secret, label, length, want):
     """HKDF-Expand-Label with an empty context gives RFC 8448 §3's keys, IVs and finished key."""
@@ -282,8 +291,8 @@ def oracle_nonce(iv: bytes, seq: int) -> bytes:
 @pytest.mark.points(2)
 @pytest.mark.parametrize(
     "seq",
-    [0, 1, 256, 0x0102030405060708, 2**64 - 1],
-    ids=["0", "1", "256", "0x0102030405060708", "2**64-1"],
+    [0, 1, 256, 0x0102030405060708, 2**64 - 2, 2**64 - 1],
+    ids=["0", "1", "256", "0x0102030405060708", "2**64-2", "2**64-1"],
 )
 def test_record_nonce(seq):
     """The nonce is the IV XOR the 64-bit sequence number, big-endian, left-padded to the IV length (RFC 8446 §5.3)."""
