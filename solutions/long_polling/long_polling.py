@@ -15,6 +15,11 @@ no thread, and no CPU at all until something happens to it.
 One request per connection: every response says ``Connection: close`` and the server closes
 the socket after writing it. That keeps the parser small and makes "the client went away"
 unambiguous (end of stream while parked). Keep-alive is left out on purpose.
+
+Reading a request has a deadline (``request_timeout``) and waiting for news has another
+(``poll_timeout``): a client that never finishes its request (slowloris, or lone-LF line ends
+that never make the CRLF CRLF this parser looks for) gets a 408, while a parked poll may wait
+far longer than any request takes to arrive.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import asyncio
 import contextlib
 import enum
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["MAX_HEAD", "LongPollServer"]
 
-MAX_HEAD = 16 * 1024  # bytes of request line + header fields; more is refused with 431
+MAX_HEAD = 16 * 1024  # bytes of the request head, its empty line included; more gets 431
 
 REASONS = {
     200: "OK",
@@ -40,6 +44,7 @@ REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     411: "Length Required",
     413: "Content Too Large",
     431: "Request Header Fields Too Large",
@@ -49,6 +54,11 @@ REASONS = {
 # RFC 9110 §5.6.2: a token is one or more of these characters (method and field names).
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 VERSIONS = ("HTTP/1.0", "HTTP/1.1")
+# A number of seconds: ASCII digits, maybe a fraction. Never a bare float(), which also takes
+# " 5", "1_0", "1e3", "inf" and Arabic-Indic digits.
+SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")
+OWS = " \t"  # RFC 9110 §5.6.3; str.strip() would also trim "\x85" and "\xa0"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass(frozen=True)
@@ -107,9 +117,11 @@ class LongPollServer:
         poll_timeout: float = 30.0,
         max_batch: int = 100,
         max_body: int = 64 * 1024,
+        request_timeout: float = 10.0,
         on_waiting: Callable[[int], None] | None = None,
     ) -> None:
         self.poll_timeout = poll_timeout
+        self.request_timeout = request_timeout
         self.max_batch = max_batch
         self.max_body = max_body
         self._on_waiting = on_waiting
@@ -175,7 +187,7 @@ class LongPollServer:
         self._connections[writer] = task
         try:
             try:
-                request = await self._read_request(reader)
+                request = await self._receive(reader, writer)
                 response = await self._route(request, reader)
             except HTTPError as error:
                 response = error.response
@@ -188,11 +200,30 @@ class LongPollServer:
             del self._connections[writer]
             writer.close()
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> Request:
+    async def _receive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request:
+        """The request, read within request_timeout seconds of the connection opening.
+
+        One deadline for the whole request, not one per read: a slowloris client that sends a
+        byte every few seconds never makes a read wait long, but it never beats this clock.
+        """
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                return await self._read_request(reader, writer)
+        except TimeoutError:
+            raise HTTPError(
+                408, f"request not received within {self.request_timeout:g} s"
+            ) from None
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Request:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
             raise HTTPError(431, f"request head over {MAX_HEAD} bytes") from None
+        if len(head) > MAX_HEAD:
+            # readuntil's limit counts the bytes before the separator: up to 4 more get here.
+            raise HTTPError(431, f"request head over {MAX_HEAD} bytes")
         request_line, *field_lines = head[:-4].split(b"\r\n")
 
         parts = request_line.split(b" ")
@@ -212,8 +243,10 @@ class LongPollServer:
             headers.setdefault(name.decode("latin-1").lower(), []).append(
                 value.strip(b" \t").decode("latin-1")
             )
-        if version == "HTTP/1.1" and "host" not in headers:
-            raise HTTPError(400, "HTTP/1.1 request without Host")  # RFC 9112 §3.2
+        hosts = len(headers.get("host", []))
+        if hosts > 1 or (version == "HTTP/1.1" and hosts == 0):
+            # RFC 9112 §3.2: a server MUST answer 400 to both.
+            raise HTTPError(400, "a request needs one Host field (HTTP/1.0: at most one)")
         if "transfer-encoding" in headers:
             raise HTTPError(501, "transfer codings are not supported; send Content-Length")
 
@@ -222,9 +255,19 @@ class LongPollServer:
             raise HTTPError(411, "POST needs a Content-Length")
         if length is not None and length > self.max_body:
             raise HTTPError(413, f"body over {self.max_body} bytes")
-        body = await reader.readexactly(length) if length else b""
 
         url = urlsplit(target)
+        expectations = [
+            item.strip(OWS).lower()
+            for value in headers.get("expect", [])
+            for item in value.split(",")
+        ]
+        if length and version == "HTTP/1.1" and "100-continue" in expectations:
+            # RFC 9110 §10.1.1: answer at once, with the final status if the head decides it,
+            # else with 100 Continue: the client waits for one of the two before its body.
+            _check_route(method, url.path)
+            writer.write(CONTINUE)
+        body = await reader.readexactly(length) if length else b""
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         return Request(method, url.path, query, body)
 
@@ -233,23 +276,20 @@ class LongPollServer:
         if values is None:
             return None
         # "5", or repeats of the same value ("5, 5" / two fields): RFC 9112 §6.3 item 5.
-        found = {item.strip() for value in values for item in value.split(",")}
+        found = {item.strip(OWS) for value in values for item in value.split(",")}
         if len(found) != 1:
             raise HTTPError(400, "conflicting Content-Length values")
         return _natural(found.pop(), "Content-Length")
 
     async def _route(self, request: Request, reader: asyncio.StreamReader) -> Response | None:
-        if request.path != "/messages":
-            raise HTTPError(404, f"no resource at {request.path}")
+        _check_route(request.method, request.path)
         if request.method == "POST":
             try:
                 body = request.body.decode("utf-8")
             except UnicodeDecodeError:
                 raise HTTPError(400, "body is not UTF-8") from None
             return Response(201, {"id": self.publish(body)})
-        if request.method == "GET":
-            return await self._poll(request, reader)
-        raise HTTPError(405, f"{request.method} not allowed", (("Allow", "GET, POST"),))
+        return await self._poll(request, reader)
 
     # -- the poll -------------------------------------------------------------------------
 
@@ -311,6 +351,14 @@ async def _until_eof(reader: asyncio.StreamReader) -> None:
             pass
 
 
+def _check_route(method: str, path: str) -> None:
+    """404 for any path but /messages, 405 for any method but GET and POST."""
+    if path != "/messages":
+        raise HTTPError(404, f"no resource at {path}")
+    if method not in ("GET", "POST"):
+        raise HTTPError(405, f"{method} not allowed", (("Allow", "GET, POST"),))
+
+
 def _natural(text: str, name: str) -> int:
     """A non-negative decimal integer written with ASCII digits only, or 400."""
     if not (text.isascii() and text.isdigit()):
@@ -322,10 +370,7 @@ def _natural(text: str, name: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise HTTPError(400, "timeout must be a number of seconds") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise HTTPError(400, "timeout must be finite and not negative")
-    return seconds
+    """A non-negative decimal number of seconds ("25", "0.5"), or 400."""
+    if not SECONDS.fullmatch(text):
+        raise HTTPError(400, "timeout must be seconds in ASCII digits, as 25 or 0.5")
+    return float(text)  # thousands of digits give inf, which poll_timeout then caps

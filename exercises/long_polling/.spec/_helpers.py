@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import resource
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from long_polling import LongPollServer
 
-from grader.spectools import LOCALHOST, bounded, called, short
+from grader.spectools import LOCALHOST, bounded, called, short, step
 
 __all__ = [
     "LOCALHOST",
@@ -26,7 +25,6 @@ __all__ = [
     "called",
     "check_not_blocking",
     "client",
-    "collect_garbage",
     "exchange",
     "open_waiter",
     "parse_reply",
@@ -36,21 +34,6 @@ __all__ = [
     "Server",
     "short",
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage(request: pytest.FixtureRequest):
-    """After a failed spec, collect its garbage (autouse in every spec module importing it).
-
-    A server that fails a spec may leave tasks and transports behind. Their finalizers log
-    tracebacks, and on Python 3.11 before 3.11.8 a traceback formatted while pytest parses a
-    later failure's source trips CPython bug gh-106905 (an INTERNALERROR that would end the
-    run). Collecting right after the failing spec runs them at a harmless moment.
-    """
-    failed_before = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed_before:
-        gc.collect()
 
 
 class Gauge:
@@ -94,8 +77,11 @@ class Server:
 async def running(**options: object) -> AsyncIterator[Server]:
     """A LongPollServer on 127.0.0.1, port 0, reporting to a Gauge; closed on exit."""
     gauge = Gauge()
-    server = LongPollServer(on_waiting=gauge, **options)
-    port = await bounded(server.start(LOCALHOST, 0), 2.0, "server.start()")
+    settings = ", ".join(f"{k}={v}" for k, v in options.items())
+    with step(f"LongPollServer(on_waiting=gauge{', ' if settings else ''}{settings})"):
+        server = LongPollServer(on_waiting=gauge, **options)
+    with step("server.start('127.0.0.1', 0)"):
+        port = await bounded(server.start(LOCALHOST, 0), 2.0, "server.start()")
     try:
         yield Server(server, gauge, port)
     finally:
@@ -156,13 +142,15 @@ def parse_reply(raw: bytes, what: str) -> Reply:
 
 async def exchange(port: int, data: bytes, what: str, timeout: float = 3.0) -> Reply:
     """Send raw bytes on a new connection, read until the server closes, parse the response."""
-    reader, writer = await asyncio.open_connection(LOCALHOST, port)
+    with step(f"connecting and sending {what}"):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
     try:
-        writer.write(data)
-        await writer.drain()
-        raw = await bounded(
-            _read_all(reader), timeout, f"the server to answer {what} and close the connection"
-        )
+        with step(f"sending {what}, then reading the answer"):
+            writer.write(data)
+            await writer.drain()
+            raw = await bounded(
+                _read_all(reader), timeout, f"the server to answer {what} and close the connection"
+            )
     finally:
         writer.close()
     return parse_reply(raw, what)

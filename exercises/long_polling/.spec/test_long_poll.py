@@ -14,12 +14,14 @@ from _helpers import (
     called,
     check_not_blocking,
     client,
-    collect_garbage,  # noqa: F401  (autouse fixture)
     exchange,
     open_waiter,
     read_reply,
     running,
+    short,
 )
+
+from grader.spectools import step
 
 # A parked poll in these specs asks for timeout=3 although nothing should ever make it wait
 # that long: a server that blocks its event loop then fails within 3 s, not at the spec limit.
@@ -114,18 +116,20 @@ async def test_timeout_zero_never_waits() -> None:
         )
 
 
-async def test_server_poll_timeout_caps_the_client_timeout() -> None:
+@pytest.mark.parametrize(
+    "query", ["after=0", "after=0&timeout=3600"], ids=["no-timeout", "timeout=3600"]
+)
+async def test_server_poll_timeout_caps_the_client_timeout(query: str) -> None:
     """The server's poll_timeout is the default and the cap of a client's timeout."""
     async with running(poll_timeout=0.05) as srv, client() as http:
-        for query in ("after=0", "after=0&timeout=3600"):
-            resp = await bounded(
-                http.get(f"{srv.url}/messages?{query}"),
-                3.0,
-                f"GET ?{query} to time out after 0.05 s",
-            )
-            assert resp.status_code == 204, called(
-                f"GET /messages?{query} with poll_timeout=0.05", resp.status_code, 204
-            )
+        resp = await bounded(
+            http.get(f"{srv.url}/messages?{query}"),
+            3.0,
+            f"GET ?{query} to time out after 0.05 s",
+        )
+        assert resp.status_code == 204, called(
+            f"GET /messages?{query} with poll_timeout=0.05", resp.status_code, 204
+        )
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -204,16 +208,64 @@ async def test_a_parked_poll_does_not_hold_up_other_requests() -> None:
 
 
 @pytest.mark.points(2)
-async def test_close_ends_parked_polls_and_stops_listening() -> None:
-    """server.close() returns promptly, ends parked polls and stops accepting connections."""
+async def test_close_ends_parked_polls() -> None:
+    """server.close() returns promptly and ends the connection of a parked poll."""
     async with running(poll_timeout=30.0) as srv:
         reader, _writer = await open_waiter(srv.port, f"after=0&{PARK}")
         await srv.gauge.reaches(1)
         await bounded(srv.server.close(), 2.0, "server.close() with a poll parked")
         await bounded(read_reply_or_eof(reader), 2.0, "the parked poll's connection to end")
-        with pytest.raises(OSError):
-            await asyncio.open_connection(LOCALHOST, srv.port)
-        await bounded(srv.server.close(), 2.0, "a second server.close()")
+        assert srv.server.waiting == 0, called(
+            "server.waiting after server.close()", srv.server.waiting, 0
+        )
+
+
+@pytest.mark.points(1)
+async def test_close_stops_listening() -> None:
+    """After server.close() nothing listens on the port any more: a connection is refused."""
+    async with running() as srv:
+        await bounded(srv.server.close(), 2.0, "server.close()")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(LOCALHOST, srv.port), 2.0)
+        except OSError:
+            pass
+        else:
+            writer.close()
+            raise AssertionError(
+                f"Connected to port {srv.port} after server.close(); expected it refused"
+            )
+
+
+@pytest.mark.points(1)
+async def test_close_leaves_no_task_behind() -> None:
+    """When server.close() returns, no task of the server is left: parked polls and half-read requests are done."""
+    before = asyncio.all_tasks()
+    async with running(poll_timeout=30.0) as srv:
+        _, waiter = await open_waiter(srv.port, f"after=0&{PARK}")
+        _, half = await asyncio.open_connection(LOCALHOST, srv.port)
+        half.write(b"GET /messages HTTP/1.1\r\nHo")
+        await half.drain()
+        try:
+            await srv.gauge.reaches(1)
+            await bounded(srv.server.close(), 2.0, "server.close() with two connections open")
+            left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+        finally:
+            waiter.close()
+            half.close()
+    assert not left, called(
+        "asyncio.all_tasks() right after server.close() (new tasks)",
+        [short(t.get_coro(), 60) for t in left],
+        [],
+    )
+
+
+@pytest.mark.points(1)
+async def test_a_second_close_is_harmless() -> None:
+    """Calling server.close() twice is harmless."""
+    async with running() as srv:
+        await bounded(srv.server.close(), 2.0, "server.close()")
+        with step("a second server.close()"):
+            await bounded(srv.server.close(), 2.0, "a second server.close()")
 
 
 async def read_reply_or_eof(reader: asyncio.StreamReader) -> None:
@@ -222,21 +274,54 @@ async def read_reply_or_eof(reader: asyncio.StreamReader) -> None:
 
 
 @pytest.mark.points(1)
-async def test_a_client_vanishing_mid_request_does_not_hurt_the_server() -> None:
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"GET /messages?after=0 HTTP/1.1\r\nHost: sp",
+        b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 10\r\n\r\nabc",
+    ],
+    ids=["half-head", "half-body"],
+)
+async def test_a_client_vanishing_mid_request_does_not_hurt_the_server(partial: bytes) -> None:
     """A client that closes in the middle of its request head or body is simply forgotten."""
     async with running() as srv:
-        for partial in (
-            b"GET /messages?after=0 HTTP/1.1\r\nHost: sp",
-            b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 10\r\n\r\nabc",
-        ):
-            _, writer = await asyncio.open_connection(LOCALHOST, srv.port)
-            writer.write(partial)
-            await writer.drain()
-            writer.close()
+        _, writer = await asyncio.open_connection(LOCALHOST, srv.port)
+        writer.write(partial)
+        await writer.drain()
+        writer.close()
         reply = await exchange(
             srv.port, b"GET /messages?timeout=0 HTTP/1.1\r\nHost: x\r\n\r\n", "GET"
         )
         assert reply.status in (200, 204), called(
-            "GET /messages?timeout=0 after two half requests", reply.status, "200 or 204"
+            f"GET /messages?timeout=0 after a client left mid-request ({partial[:24]!r}...)",
+            reply.status,
+            "200 or 204",
         )
-        assert srv.server.publish("next") == 1, "a half-sent POST must not publish anything"
+        first = srv.server.publish("next")
+        assert first == 1, called(
+            'server.publish("next") after a half-sent request (nothing published before)', first, 1
+        )
+
+
+@pytest.mark.parametrize("value", ["0", "00", "0.0", "0.000"], ids=lambda v: f"timeout={v}")
+async def test_a_zero_timeout_in_any_spelling_answers_at_once(value: str) -> None:
+    """timeout=0, 00, 0.0 or 0.000 is a valid timeout of zero: 204 at once."""
+    async with running(poll_timeout=30.0) as srv:
+        reply = await exchange(
+            srv.port, _get_bytes(f"/messages?timeout={value}"), f"timeout={value}"
+        )
+        assert reply.status == 204, called(f"GET /messages?timeout={value}", reply.status, 204)
+
+
+async def test_a_timeout_of_thousands_of_digits_is_capped() -> None:
+    """A timeout too long for any clock (5,000 digits) is capped by poll_timeout, not refused."""
+    async with running(poll_timeout=0.05) as srv:
+        target = "/messages?timeout=" + "9" * 5000
+        reply = await exchange(srv.port, _get_bytes(target), "GET /messages?timeout=<5,000 digits>")
+        assert reply.status == 204, called(
+            "GET /messages?timeout=<5,000 digits> with poll_timeout=0.05", reply.status, 204
+        )
+
+
+def _get_bytes(target: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: spec\r\n\r\n".encode()

@@ -7,7 +7,6 @@ from _helpers import (
     bounded,
     called,
     client,
-    collect_garbage,  # noqa: F401  (autouse fixture)
     exchange,
     running,
 )
@@ -111,26 +110,35 @@ async def test_max_batch_caps_any_limit() -> None:
             assert got == want, called(f"GET /messages?{query} with max_batch=3", got, want)
 
 
-async def test_responses_are_valid_http11_and_close_the_connection() -> None:
-    """Each response parses as HTTP/1.1 (h11), frames its body, and says Connection: close."""
+async def test_a_post_answer_is_valid_http11() -> None:
+    """A raw POST /messages gets a valid HTTP/1.1 201 (read with h11) with JSON {"id": 1}."""
     async with running() as srv:
         post = b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 5\r\n\r\nhello"
         reply = await exchange(srv.port, post, "a raw POST /messages")
-        assert reply.status == 201, called("raw POST /messages", reply.status, 201)
-        assert reply.json() == {"id": 1}, called("raw POST /messages", reply.json(), {"id": 1})
+        got = (reply.status, reply.json())
+        assert got == (201, {"id": 1}), called("raw POST /messages", got, (201, {"id": 1}))
 
+
+async def test_a_200_frames_its_body_and_says_connection_close() -> None:
+    """A 200 carries a Content-Length equal to its body and Connection: close."""
+    async with running() as srv:
+        srv.server.publish("hello")
         get = b"GET /messages?after=0 HTTP/1.1\r\nHost: spec\r\n\r\n"
         reply = await exchange(srv.port, get, "a raw GET /messages?after=0")
-        assert reply.status == 200, called("raw GET /messages?after=0", reply.status, 200)
-        length = reply.headers.get("content-length")
-        assert length == str(len(reply.body)), called(
-            "raw GET /messages?after=0 (Content-Length)", length, str(len(reply.body))
+        got = (
+            reply.status,
+            reply.headers.get("content-length"),
+            reply.headers.get("connection", "").lower(),
         )
-        connection = reply.headers.get("connection", "").lower()
-        assert connection == "close", called(
-            "raw GET /messages?after=0 (Connection header)", connection, "close"
+        want = (200, str(len(reply.body)), "close")
+        assert got == want, called(
+            "raw GET /messages?after=0 -> (status, Content-Length, Connection)", got, want
         )
 
+
+async def test_a_204_has_no_body_and_no_content_length() -> None:
+    """A 204 has no body and no Content-Length (RFC 9110 §8.6, §15.3.5)."""
+    async with running() as srv:
         empty = b"GET /messages?after=1&timeout=0 HTTP/1.1\r\nHost: spec\r\n\r\n"
         reply = await exchange(srv.port, empty, "a raw GET /messages?after=1&timeout=0")
         got = (reply.status, reply.body, "content-length" in reply.headers)
