@@ -5,7 +5,7 @@ can be mailed, attached to a CI run or opened from disk years later.
 Three parts, in the order an instructor reads them:
 
 * a heat map, learners x katas, each cell the kata's score coloured from red (0%) through
-  yellow to green (100%), marked ⚠ for an error and ⏱ for a timeout; grey for a kata not
+  yellow to green (100%), marked ⚠ for an error and ◷ for a timeout; grey for a kata not
   started, hatched for a missing submission;
 * per kata, every spec that some learner failed, ordered by how many learners fail it: its
   title is the requirement, so the top of each list is the lesson to re-teach (learners who
@@ -81,6 +81,7 @@ th, td { padding: .3rem .5rem; text-align: left; }
 #heatmap td.total { font-weight: 600; font-variant-numeric: tabular-nums; }
 .legend span { display: inline-block; padding: .1rem .5rem; margin-right: .25rem; }
 .bar { background: #d1242f; height: .8rem; display: inline-block; vertical-align: middle; }
+.struggle th { white-space: nowrap; }
 .struggle td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .struggle td.w { width: 12rem; }
 #distribution { display: flex; align-items: flex-end; gap: 4px; height: 10rem;
@@ -118,7 +119,7 @@ def _heatmap(rows: Sequence[Row], columns: dict[str, tuple[str, int]], possible:
                 style = f"background: {_colour(fraction)}"
                 label = f"{round(100 * fraction)}"
                 if k.status in ("error", "timeout"):  # it says why, not just a red zero
-                    label = f"{label} {'⚠' if k.status == 'error' else '⏱'}"
+                    label = f"{label} {'⚠' if k.status == 'error' else '◷'}"
                 cells.append(f'<td class="cell {k.status}" {common} style="{style}">{label}</td>')
         total = row.report.score
         percent = f"{100 * total / possible:.0f}%" if possible else "-"
@@ -133,7 +134,7 @@ def _heatmap(rows: Sequence[Row], columns: dict[str, tuple[str, int]], possible:
     out.append(
         f'<p class="legend">{legend}<span style="background:#e6e8eb">not started</span>'
         '<span class="missing" style="background: repeating-linear-gradient(45deg, #e6e8eb 0 '
-        '4px, #fff 4px 8px)">missing</span><span>⚠ error</span><span>⏱ timeout</span></p>'
+        '4px, #fff 4px 8px)">missing</span><span>⚠ error</span><span>◷ timeout</span></p>'
     )
     return out
 
