@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from _helpers import chunkings, examples, expect_raise, expect_return, feed_all, show_chunks
-from hypothesis import given
+from _helpers import (
+    cut,
+    cuts,
+    examples,
+    expect_raise,
+    expect_return,
+    feed_all,
+    show_chunks,
+)
+from hypothesis import example, given
 from hypothesis import strategies as st
 from message_framing import FrameTooLarge, FramingError, LineDecoder, TruncatedFrame, encode_line
 
@@ -87,12 +95,19 @@ def test_empty_lines():
 
 
 @examples(120)
-@given(data=st.data(), stream=streams)
+@given(stream=streams, cut_at=cuts)
+@example(stream=b"\n", cut_at=[]).via("one empty line, one read")
+@example(stream=b"a\r\n", cut_at=[2]).via("\\r and \\n in different reads")
+@example(stream=b"\r\n", cut_at=[1]).via("an empty CRLF line split at its \\r")
+@example(stream=b"x\r\r\n", cut_at=[2, 3]).via("\\r\\r\\n, each byte alone")
+@example(stream=b"ab\ncd\n", cut_at=[3]).via("a cut right after a \\n")
+@example(stream=b"ab\r\ncd\n", cut_at=[0, 0, 4, 4, 7, 7]).via("empty reads everywhere")
+@example(stream=b"a\rb\r\n\n", cut_at=list(range(7))).via("one byte per read")
 @pytest.mark.points(4)
-def test_any_chunking_gives_the_same_lines(data, stream):
+def test_any_chunking_gives_the_same_lines(stream, cut_at):
     """However the stream is split into reads (or coalesced), the decoder returns the same lines."""
     want = oracle_lines(stream)
-    chunks = data.draw(chunkings(stream), label="chunks")
+    chunks = cut(stream, cut_at)
     decoder = LineDecoder()
     call = f"feed() for each chunk of {show_chunks(chunks)}"
     got = expect_return(call, feed_all, decoder, chunks)
@@ -114,13 +129,17 @@ def test_bytes_after_a_line_are_kept_for_the_next():
 
 
 @examples(80)
-@given(data=st.data(), payload_list=st.lists(line_payloads, max_size=10))
+@given(payload_list=st.lists(line_payloads, max_size=10), cut_at=cuts)
+@example(payload_list=[], cut_at=[]).via("nothing at all")
+@example(payload_list=[b""], cut_at=[]).via("one empty line")
+@example(payload_list=[b"a\rb", b""], cut_at=[2, 3]).via("a \\r inside, cut around it")
+@example(payload_list=[b"x", b"y"], cut_at=[1, 2, 3]).via("one byte per read")
 @pytest.mark.points(2)
-def test_round_trip(data, payload_list):
-    """Lines made by encode_line decode back to the same payloads, \\r in the middle included."""
+def test_round_trip(payload_list, cut_at):
+    """Lines made by encode_line decode back to the same payloads, \r in the middle included."""
     decoder = LineDecoder()
     parts = [expect_return(f"encode_line({short(p)})", encode_line, p) for p in payload_list]
-    chunks = data.draw(chunkings(b"".join(parts)), label="chunks")
+    chunks = cut(b"".join(parts), cut_at)
     call = f"feed() for each chunk of {show_chunks(chunks)}"
     got = expect_return(call, feed_all, decoder, chunks)
     assert got == payload_list, called(call, got, payload_list)
@@ -145,14 +164,18 @@ def test_encode_line_rejects_payloads_it_cannot_frame():
         expect_raise(FramingError, f"encode_line({payload!r})", encode_line, payload)
 
 
+@pytest.mark.parametrize(
+    "size", [4, 5, 6], ids=["max_line - 1 bytes", "max_line bytes", "max_line + 1 bytes"]
+)
 @pytest.mark.points(1)
-def test_encode_line_enforces_max_line():
-    """encode_line accepts a payload of exactly max_line bytes and raises FrameTooLarge above."""
-    got = expect_return("encode_line(b'x' * 5, max_line=5)", encode_line, b"x" * 5, max_line=5)
-    assert got == b"xxxxx\n", called("encode_line(b'x' * 5, max_line=5)", got, b"xxxxx\n")
-    expect_raise(
-        FrameTooLarge, "encode_line(b'x' * 6, max_line=5)", encode_line, b"x" * 6, max_line=5
-    )
+def test_encode_line_enforces_max_line(size):
+    """encode_line accepts a payload of up to max_line bytes and raises FrameTooLarge above."""
+    call = f"encode_line(b'x' * {size}, max_line=5)"
+    if size > 5:
+        expect_raise(FrameTooLarge, call, encode_line, b"x" * size, max_line=5)
+        return
+    got = expect_return(call, encode_line, b"x" * size, max_line=5)
+    assert got == b"x" * size + b"\n", called(call, got, b"x" * size + b"\n")
 
 
 # -- limits -----------------------------------------------------------------------------------
@@ -168,48 +191,66 @@ def test_long_line_raises_before_its_newline_arrives():
     expect_raise(
         FrameTooLarge, "LineDecoder(max_line=5): feed(b'a') #6, no newline yet", decoder.feed, b"a"
     )
-    err = expect_raise(
-        FrameTooLarge,
-        "LineDecoder(max_line=5).feed(b'abcdef')",
-        LineDecoder(max_line=5).feed,
-        b"abcdef",
-    )
-    assert isinstance(err, FramingError), called(
-        "LineDecoder(max_line=5).feed(b'abcdef')", type(err).__mro__, "a FramingError"
-    )
-    decoder = LineDecoder(max_line=5)
-    expect_raise(
-        FrameTooLarge,
-        "LineDecoder(max_line=5).feed(b'ok\\n' + b'x' * 6)",
-        decoder.feed,
-        b"ok\n" + b"x" * 6,
-    )
 
 
+# (stream, whether LineDecoder(max_line=5).feed(stream) must raise FrameTooLarge), by id.
+COMPLETE_LINES = {
+    "max_line - 1 bytes": (b"abcd\n", False),
+    "max_line bytes": (b"abcde\n", False),
+    "max_line bytes, CRLF": (b"abcde\r\n", False),
+    "max_line + 1 bytes": (b"abcdef\n", True),
+    "max_line + 1 bytes, CRLF": (b"abcdef\r\n", True),
+    "max_line bytes and a \\r of payload, CRLF": (b"abcde\r\r\n", True),
+    "max_line + 1 bytes after a good line": (b"ok\nabcdef\n", True),
+}
+UNTERMINATED = {
+    "max_line - 1 bytes": (b"abcd", False),
+    "max_line bytes": (b"abcde", False),
+    "max_line bytes and a final \\r": (b"abcde\r", False),
+    "max_line + 1 bytes": (b"abcdef", True),
+    "max_line bytes, then \\r\\r (the first is payload)": (b"abcde\r\r", True),
+    "max_line + 1 bytes after a good line": (b"ok\nabcdef", True),
+}
+
+
+def check_limit(stream: bytes, too_long: bool, want: list[bytes]) -> None:
+    call = f"LineDecoder(max_line=5).feed({stream!r})"
+    if too_long:
+        expect_raise(FrameTooLarge, call, LineDecoder(max_line=5).feed, stream)
+        return
+    got = expect_return(call, LineDecoder(max_line=5).feed, stream)
+    assert got == want, called(call, got, want)
+
+
+@pytest.mark.parametrize("stream, too_long", COMPLETE_LINES.values(), ids=list(COMPLETE_LINES))
 @pytest.mark.points(1)
-def test_complete_long_line_raises():
-    """A complete line longer than max_line raises FrameTooLarge, even when it arrives whole."""
-    for stream in (b"abcdef\n", b"abcdef\r\n", b"ok\nabcdef\n"):
-        expect_raise(
-            FrameTooLarge,
-            f"LineDecoder(max_line=5).feed({stream!r})",
-            LineDecoder(max_line=5).feed,
-            stream,
-        )
+def test_complete_line_limit(stream, too_long):
+    """A complete line may hold max_line bytes (its \r\n not counted); one more raises FrameTooLarge."""
+    check_limit(stream, too_long, oracle_lines(stream))
+
+
+@pytest.mark.parametrize("stream, too_long", UNTERMINATED.values(), ids=list(UNTERMINATED))
+@pytest.mark.points(1)
+def test_unterminated_line_limit(stream, too_long):
+    """Without its newline a line may hold max_line bytes plus one final \r; one more byte raises FrameTooLarge."""
+    check_limit(stream, too_long, [])
 
 
 @pytest.mark.points(2)
-def test_line_exactly_at_max_is_accepted():
-    """A line of exactly max_line bytes is accepted, with \\n or \\r\\n, whole or byte by byte."""
+def test_line_exactly_at_max_is_accepted_byte_by_byte():
+    """A line of exactly max_line bytes is accepted when it arrives one byte per read, \r\n included."""
     for stream in (b"abcde\n", b"abcde\r\n"):
-        call, got = decode(stream, max_line=5)
-        assert got == [b"abcde"], called(call, got, [b"abcde"])
         decoder = LineDecoder(max_line=5)
         call = f"LineDecoder(max_line=5): feed() of each byte of {stream!r}"
         got = expect_return(
             call, feed_all, decoder, [stream[i : i + 1] for i in range(len(stream))]
         )
         assert got == [b"abcde"], called(call, got, [b"abcde"])
+
+
+@pytest.mark.points(1)
+def test_max_line_zero_allows_empty_lines():
+    """LineDecoder(max_line=0) accepts empty lines, with \n or \r\n."""
     call, got = decode(b"\n\r\n", max_line=0)
     assert got == [b"", b""], called(call, got, [b"", b""])
 

@@ -10,7 +10,12 @@ import pytest
 from _helpers import STREAMS, assert_linear, frame, in_pieces
 from message_framing import LengthPrefixDecoder, LineDecoder
 
-SIZE = 1 << 20  # bytes in the long stream; each short one has SIZE // STREAMS
+# Bytes in the long stream; each short one has 1 / STREAMS of them. Not more: a quadratic
+# decoder cannot be cut off in the middle of a feed(), and its baseline is slow too.
+# A long line is bigger: searching for b"\n" again is fast (memchr), so rescanning shows
+# clearly only on a longer line.
+SIZE = 2 << 20  # 2 MiB; the short streams hold 32 KiB each
+LINE_SIZE = 4 << 20  # 4 MiB; the short streams hold 64 KiB each
 
 
 def chunked(make_stream, size: int) -> tuple[list[bytes], list[list[bytes]]]:
@@ -49,10 +54,10 @@ def test_many_frames_in_one_read_is_linear():
 @pytest.mark.points(2)
 def test_one_long_line_in_small_chunks_is_linear():
     """A long line arriving in 64-byte reads costs time linear in its length, not quadratic."""
-    whole, parts = chunked(lambda size: in_pieces(b"x" * (size - 1) + b"\n", 64), SIZE)
+    whole, parts = chunked(lambda size: in_pieces(b"x" * (size - 1) + b"\n", 64), LINE_SIZE)
     assert_linear(
         "a long line in 64-byte reads",
-        lambda: LineDecoder(max_line=SIZE),
+        lambda: LineDecoder(max_line=LINE_SIZE),
         whole,
         parts,
         whole_frames=1,
