@@ -161,6 +161,16 @@ class PasswordHasher:
         """
         raise NotImplementedError
 
+    def verify_unknown_user(self, password: str) -> bool:
+        """Do the work of a ``verify`` under the current policy for a user who does not exist.
+
+        TODO: always return False, but only after the same work as a verify at the policy's
+              cost: one PBKDF2 derivation with self.iterations, and one compare(...) call of
+              two 32-byte digests. A login that skips the hash answers faster for unknown
+              users, which tells an attacker which usernames exist.
+        """
+        raise NotImplementedError
+
     def needs_rehash(self, stored: str) -> bool:
         """Whether ``stored`` falls short of the current policy.
 

@@ -7,6 +7,7 @@ malformed strings, the comparator, the policy at its limits, pepper, legacy rows
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 try:
@@ -39,8 +40,8 @@ def test_stored_string_layout():
     stored = hasher.hash("hunter2")
     digest = hashlib.pbkdf2_hmac("sha256", b"hunter2", salt, 10, 32)
     # The salt and hash are standard base64 without "=" padding.
-    want = "$pbkdf2-sha256$i=10$AAECAwQFBgcICQoLDA0ODw$" + (
-        __import__("base64").b64encode(digest).decode().rstrip("=")
+    want = "$pbkdf2-sha256$i=10$AAECAwQFBgcICQoLDA0ODw$" + base64.b64encode(digest).decode().rstrip(
+        "="
     )
     assert stored == want, f"Called hash('hunter2'); returned {stored!r}, expected {want!r}"
     parsed = parse_hash(stored)
@@ -50,15 +51,23 @@ def test_stored_string_layout():
 def test_verify():
     hasher = PasswordHasher(iterations=10)
     stored = hasher.hash("correct horse battery staple")
-    assert hasher.verify("correct horse battery staple", stored) is True
-    assert hasher.verify("correct horse battery stapler", stored) is False
+    ok = hasher.verify("correct horse battery staple", stored)
+    assert ok is True, f"Called verify(<the right password>, {stored!r}); returned {ok!r}"
+    bad = hasher.verify("correct horse battery stapler", stored)
+    assert bad is False, f"Called verify(<a wrong password>, {stored!r}); returned {bad!r}"
 
 
 def test_rehash_on_login_when_the_policy_went_up():
     old = PasswordHasher(iterations=10).hash("pw")
     new_policy = PasswordHasher(iterations=20)
-    assert new_policy.needs_rehash(old) is True
-    ok, upgraded = new_policy.verify_and_update("pw", old)
-    assert ok is True and upgraded is not None and upgraded.startswith("$pbkdf2-sha256$i=20$")
-    assert new_policy.verify_and_update("pw", upgraded) == (True, None)
-    assert new_policy.verify_and_update("wrong", old) == (False, None)
+    assert new_policy.needs_rehash(old) is True, f"needs_rehash({old!r}) under i=20 was not True"
+    got = new_policy.verify_and_update("pw", old)
+    assert got[0] is True and str(got[1]).startswith("$pbkdf2-sha256$i=20$"), (
+        f"Called verify_and_update('pw', {old!r}); returned {got!r}; expected (True, a new i=20 hash)"
+    )
+    again = new_policy.verify_and_update("pw", got[1])
+    assert again == (True, None), (
+        f"Called verify_and_update('pw', <the new hash>); returned {again!r}"
+    )
+    wrong = new_policy.verify_and_update("wrong", old)
+    assert wrong == (False, None), f"Called verify_and_update('wrong', {old!r}); returned {wrong!r}"

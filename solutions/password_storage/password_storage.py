@@ -218,6 +218,17 @@ class PasswordHasher:
         # first differ: the response time tells an attacker nothing about the stored hash.
         return bool(self._compare(parsed.digest, computed))
 
+    def verify_unknown_user(self, password: str) -> bool:
+        """Do the work of a ``verify`` under the current policy for a user who does not exist.
+
+        Always False. A login that skips the hash when the user is unknown answers faster, and
+        the difference tells an attacker which usernames exist (OWASP Authentication Cheat
+        Sheet, "Authentication and Error Messages").
+        """
+        computed = self._derive(password.encode("utf-8"), bytes(self.salt_size), self.iterations)
+        self._compare(bytes(DIGEST_SIZE), computed)
+        return False
+
     def needs_rehash(self, stored: str) -> bool:
         """Whether ``stored`` falls short of the current policy (so a login should replace it)."""
         parsed = parse_hash(stored)

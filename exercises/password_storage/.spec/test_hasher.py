@@ -16,6 +16,7 @@ from _helpers import (
     Comparator,
     Salts,
     b64,
+    best_times,
     fake_hash,
     oracle_hash,
     oracle_parts,
@@ -287,6 +288,47 @@ def test_verify_trusts_the_comparator_verdict():
                 got,
                 verdict,
             )
+
+
+# --- unknown users --------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_unknown_user_is_refused_after_one_comparison():
+    """verify_unknown_user is always False, after one compare of two 32-byte digests, like a verify."""
+    for password in ("", "pw", "correct horse battery staple"):
+        compare = Comparator(lambda a, b: True)  # even a comparator saying "equal" changes nothing
+        h = hasher(compare=compare)
+        got = do(f"verify_unknown_user({password!r})", h.verify_unknown_user, password)
+        assert got is False, called(f"verify_unknown_user({password!r})", got, False)
+        lengths = [
+            (len(a), len(b))
+            for a, b in compare.calls
+            if isinstance(a, bytes | bytearray) and isinstance(b, bytes | bytearray)
+        ]
+        assert lengths == [(32, 32)], called(
+            f"verify_unknown_user({password!r})",
+            f"compare called with {short(compare.calls, 100)}",
+            "one compare of two 32-byte digests, as verify does",
+        )
+
+
+@pytest.mark.points(2)
+def test_unknown_user_costs_what_a_verify_costs():
+    """verify_unknown_user takes about as long as verify at the policy's cost (within 4x either way)."""
+    h = hasher(iterations=2000)
+    stored = oracle_hash("pw", bytes(16), 2000)
+    do("verify_unknown_user('guess')", h.verify_unknown_user, "guess")
+    do(f"verify('guess', {stored!r})", h.verify, "guess", stored)
+    unknown_time, known_time = best_times(
+        lambda: h.verify_unknown_user("guess"), lambda: h.verify("guess", stored)
+    )
+    ratio = unknown_time / known_time
+    assert 0.25 <= ratio <= 4, (
+        f"Called verify_unknown_user('guess') and verify('guess', <an i=2000 hash>) with "
+        f"PasswordHasher(iterations=2000); the unknown user took {ratio:.2f}x the time of the "
+        "known one (allowed: 0.25x to 4x). A faster answer tells an attacker the user does not exist."
+    )
 
 
 # --- the policy: needs_rehash and verify_and_update -----------------------------------------

@@ -8,11 +8,10 @@ microsecond per iteration at best.
 from __future__ import annotations
 
 import hashlib
-import time
 
 import password_storage
 import pytest
-from _helpers import RFC6070, spy_pbkdf2
+from _helpers import RFC6070, best_times, spy_pbkdf2
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 from password_storage import pbkdf2_hmac
@@ -179,17 +178,6 @@ def test_does_not_call_hashlib_pbkdf2(monkeypatch):
         f"Called PasswordHasher.hash and .verify; they called hashlib.pbkdf2_hmac {len(calls)} "
         "time(s). Derive with your own pbkdf2_hmac: the library function is off limits here."
     )
-
-
-def best_times(*fns, runs: int = 7) -> list[float]:
-    """The best of ``runs`` timings of each function, measured in turns so load hits all alike."""
-    best = [float("inf")] * len(fns)
-    for _ in range(runs):
-        for index, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[index] = min(best[index], time.perf_counter() - start)
-    return best
 
 
 @pytest.mark.points(2)
