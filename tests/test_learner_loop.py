@@ -173,3 +173,40 @@ def test_the_closing_line_counts_katas_in_the_reports_words():
     line = closing_line(report, "`nox -s grade -- beta`")
     assert line.endswith(" — next: `nox -s grade -- beta`")
     assert closing_line(report) in render(report, "markdown")
+
+
+# -- the README and CI -------------------------------------------------------------------
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_the_readme_starts_with_the_learners_loop():
+    readme = (ROOT / "README.md").read_text()
+    start = _section(readme, "Start here")
+    steps = [
+        start.index(c) for c in ("nox -s list", "README.md", "nox -s try --", "nox -s grade --")
+    ]
+    assert steps == sorted(steps)  # list -> read the lesson -> examples -> grade
+    assert "nox -s watch --" in start
+    assert "about 30 s, once" in start  # the first run's wait, said before it happens
+    assert "nox -s tests" not in start  # the maintainers' command lives under its own title
+    assert "nox -s tests" in _section(readme, "For maintainers")
+    learners = _section(readme, "For learners")
+    assert "**Exit status.**" in learners and "--fail-under" in learners
+    assert "nox -s test " not in readme and "nox -s test --" not in readme
+
+
+def test_ci_runs_on_the_learners_systems_and_installs_a_browser_only_when_missing():
+    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert '"3.14"' in ci and "macos-latest" in ci and "windows-latest" in ci
+    assert "--solutions --fail-under 100" in ci and "nox -s try --" in ci
+    run = (ROOT / ".ci" / "run").read_text()
+    guard = run.index("if ! have chromium")
+    assert guard < run.index("apt-get install -y -qq chromium") < run.index("nox -s tests")
+    if shutil.which("actionlint"):
+        lint = subprocess.run(["actionlint", str(ROOT / ".github/workflows/ci.yml")], text=True)
+        assert lint.returncode == 0
