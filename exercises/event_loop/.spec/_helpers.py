@@ -103,6 +103,7 @@ class Recorder(selectors.BaseSelector):
         self.calls: list[SelectCall] = []
         self.peers: dict[int, tuple] = {}  # fd -> remote address, for registered TCP clients
         self.probe_errors: list[BaseException] = []
+        self.spurious: list[tuple] = []  # peers to report readable once, whether or not they are
         self._probes: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._kick_r, self._kick_w = socket.socketpair()
@@ -135,6 +136,7 @@ class Recorder(selectors.BaseSelector):
             left = None if end is None else max(end - time.monotonic(), 0)
             ready = self.inner.select(left)
             theirs = [(key, events) for key, events in ready if key.fd != self._kick_fd]
+            theirs += self._spurious_events(theirs)
             if len(theirs) < len(ready):
                 with contextlib.suppress(BlockingIOError):
                     while self._kick_r.recv(4096):
@@ -142,6 +144,17 @@ class Recorder(selectors.BaseSelector):
             if theirs or len(theirs) == len(ready) or (end is not None and left == 0):
                 self.calls.append(SelectCall(timeout, len(theirs)))
                 return theirs
+
+    def _spurious_events(self, ready: list) -> list:
+        """(key, EVENT_READ) for each peer in ``spurious`` not already reported readable."""
+        extra = []
+        for peer in self.spurious:
+            for fd, address in list(self.peers.items()):
+                key = self.inner.get_map().get(fd)
+                if address == peer and key is not None and all(k.fd != fd for k, _ in ready):
+                    extra.append((key, selectors.EVENT_READ))
+        self.spurious.clear()
+        return extra
 
     def close(self) -> None:
         self.inner.close()

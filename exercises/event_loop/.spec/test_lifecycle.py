@@ -20,11 +20,12 @@ from _helpers import (
     pump,
     receive,
     serving,
+    sockopt,
     wait_listen_queue,
 )
 from event_loop import EchoServer
 
-from grader.spectools import called
+from grader.spectools import called, step
 
 # -- accepting ---------------------------------------------------------------------------------
 
@@ -254,6 +255,55 @@ def test_clients_that_reset_are_dropped_and_the_server_goes_on():
             pump(server, lambda: server.connection_count == 1)
             [echo] = echo_in_step(server, [polite], [b"still serving"])
         assert echo == b"still serving", called("echo for a new client", echo, b"still serving")
+    finally:
+        server.close()
+
+
+@pytest.mark.points(2)
+def test_a_readiness_report_with_nothing_to_read_is_ignored():
+    """A client reported readable with nothing to read (recv raises BlockingIOError) stays connected and served."""
+    recorder = Recorder()
+    server = EchoServer(selector_factory=lambda: recorder)
+    try:
+        with connect(server.address) as client:
+            pump(server, lambda: server.connection_count == 1)
+            recorder.spurious.append(client.getsockname())  # readiness is a hint, not a promise
+            with step("server.run_once(0) with a client reported readable but nothing to read"):
+                server.run_once(0)
+            count = server.connection_count
+            assert count == 1, called(
+                "server.connection_count after a readiness report with nothing to read",
+                count,
+                1,
+            )
+            with step("an echo after the spurious readiness report"):
+                [echo] = echo_in_step(server, [client], [b"still here"])
+            assert echo == b"still here", called(
+                "echo after a readiness report with nothing to read", echo, b"still here"
+            )
+    finally:
+        server.close()
+
+
+@pytest.mark.points(1)
+def test_the_listener_sets_so_reuseaddr():
+    """The listening socket sets SO_REUSEADDR, so a restarted server can listen on its port at once, TIME_WAIT or not."""
+    # Binding the old port again is what this protects, but the grader's sandbox allows only
+    # port 0: the spec reads the option on the socket registered in the selector instead.
+    recorder = Recorder()
+    server = EchoServer(selector_factory=lambda: recorder)
+    try:
+        keys = list(recorder.get_map().values())
+        listening = [k.fileobj for k in keys if sockopt(k.fileobj, socket.SO_ACCEPTCONN)]
+        assert len(listening) == 1, called(
+            "EchoServer(selector_factory=...): listening sockets registered in the selector",
+            len(listening),
+            1,
+        )
+        reuse = sockopt(listening[0], socket.SO_REUSEADDR)
+        assert reuse, called(
+            "getsockopt(SOL_SOCKET, SO_REUSEADDR) on the listening socket", reuse, "non-zero"
+        )
     finally:
         server.close()
 
