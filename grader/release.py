@@ -115,9 +115,9 @@ with a lesson (`README.md`), a stub for you to complete and a few visible exampl
 3. Run the visible tests (you need Python 3.11 or newer and `pip install nox`):
 
    ```console
-   $ nox -s test -- {first}    # one kata
-   $ nox -s test               # every kata
-   $ nox -s list               # the curriculum
+   $ nox -s list              # the curriculum
+   $ nox -s try -- {first}    # the examples of one kata
+   $ nox -s try               # the examples of every kata
    ```
 
 4. Commit and push. GitHub Actions runs the visible tests of every kata on each push; the
@@ -146,15 +146,15 @@ from __future__ import annotations
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["test"]
+nox.options.sessions = ["try"]
 
 
-@nox.session
-def test(session: nox.Session) -> None:
-    """Run the visible tests: nox -s test -- SLUG (one kata), or every kata without SLUG."""
+@nox.session(name="try")
+def try_(session: nox.Session) -> None:
+    """Run the visible examples: nox -s try -- SLUG (one kata), or every kata without SLUG."""
     session.install("-q", "-e", ".")
     if session.posargs:
-        session.run("kata", "test", *session.posargs)
+        session.run("kata", "try", *session.posargs)
     else:
         session.run("pytest", "exercises")
 
@@ -199,7 +199,7 @@ jobs:
       - name: Install nox
         run: python -m pip install nox
       - name: Visible tests
-        run: nox -s test -- "${{{{ matrix.kata }}}}"
+        run: nox -s try -- "${{{{ matrix.kata }}}}"
 """
 
 

@@ -101,7 +101,7 @@ def test_template_has_what_learners_need(two_katas, tmp_path):
         assert (out / rel).is_file(), f"{rel} is missing from the template"
     assert not list(out.rglob("__pycache__"))
     readme = (out / "README.md").read_text()
-    assert "`exercises/adder/adder.py`" in readme and "nox -s test -- adder" in readme
+    assert "`exercises/adder/adder.py`" in readme and "nox -s try -- adder" in readme
     workflow = (out / ".github/workflows/test.yml").read_text()
     assert "kata: [adder, greeter]" in workflow and "on:\n  push:" in workflow
 
@@ -157,7 +157,7 @@ def test_visible_tests_run_in_the_template_with_its_own_grader(two_katas, tmp_pa
     out = tmp_path / "template"
     release.main(root=two_katas.root, outdir=out, slugs=["adder"])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    command = [sys.executable, "-m", "grader", "test", "adder", "-q", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "grader", "try", "adder", "-q", "-p", "no:cacheprovider"]
     (out / "exercises" / "adder" / "adder.py").write_text(ADDER_SOLUTION)  # the learner's work
     solved = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True)
     assert solved.returncode == 0, solved.stdout[-2000:] + solved.stderr[-2000:]
@@ -175,9 +175,9 @@ def test_template_workflow_passes_actionlint(two_katas, tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("nox"), reason="nox is not installed")
-def test_template_noxfile_offers_test_and_list(two_katas, tmp_path):
+def test_template_noxfile_offers_try_and_list(two_katas, tmp_path):
     out = tmp_path / "template"
     release.main(root=two_katas.root, outdir=out)
     listed = subprocess.run(["nox", "-l"], cwd=out, capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
-    assert "* test" in listed.stdout and "list" in listed.stdout
+    assert "* try" in listed.stdout and "list" in listed.stdout
