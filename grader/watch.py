@@ -18,6 +18,7 @@ processes killed), with exit status 0.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -140,7 +141,13 @@ class Watcher:
         else:
             lines += ["examples: failing (the end of pytest's output):", result.examples_tail]
         lines += ["", render(result.report, "table").rstrip(), "", closing_line(result.report)]
-        self.out.write((CLEAR if self.clear else "\n" + "=" * 72 + "\n") + "\n".join(lines) + "\n")
+        if self.clear and os.name == "nt" and self.out is sys.stdout:
+            os.system("cls")  # a legacy Windows console does not read ANSI escapes
+            self.out.write("\n".join(lines) + "\n")
+        else:
+            self.out.write(
+                (CLEAR if self.clear else "\n" + "=" * 72 + "\n") + "\n".join(lines) + "\n"
+            )
         self.out.flush()
 
     def loop(self, rounds: int | None = None) -> int:
