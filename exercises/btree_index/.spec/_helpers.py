@@ -6,9 +6,10 @@ so checking a tree costs the learner no page reads and trusts none of the learne
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from btree_index import BTree
@@ -50,12 +51,120 @@ class CountingStore:
         self.freed.add(page_id)
 
 
-def new_tree(t: int) -> tuple[BTree, CountingStore]:
+class Traced:
+    """The learner's tree, with every call described when it raises something unexpected.
+
+    A spec calls ``tree.delete(7)`` and then ``len(tree)``; if ``len`` raises, the learner
+    reads "Called tree.delete(7) on a tree of 40 keys; then len(tree) raised ValueError: ..."
+    instead of a bare exception. The key count comes from the keys the spec put in and took
+    out (calls that returned), never from the learner's code. The exceptions a call may raise
+    by contract (``KeyError`` from search and delete, ``ValueError`` from min and max) pass
+    through unchanged; so does ``NotImplementedError`` (an untouched stub). Attributes
+    (``root``, ``store``, ``t``) are the learner tree's own.
+    """
+
+    def __init__(self, tree: BTree, keys: Iterable[Any] = ()) -> None:
+        self.__dict__["_tree"] = tree
+        self.__dict__["_keys"] = set(keys)
+        self.__dict__["_last"] = ""  # the last insert or delete, described
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tree, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._tree, name, value)
+
+    @contextlib.contextmanager
+    def _calling(
+        self, text: str, allowed: tuple[type[BaseException], ...] = (), *, changes: bool = False
+    ) -> Iterator[str]:
+        """Run a call of the learner's tree; word anything unexpected it raises.
+
+        A call that changes the tree is described on its own ("Called tree.delete(7) on a tree
+        of 40 keys; raised ..."); a call that reads it after the last change names that change
+        too ("Called tree.delete(7) on a tree of 40 keys; then len(tree) raised ...").
+        """
+        here = f"{text} on a tree of {plural(len(self._keys), 'key')}"
+        if changes or not self._last:
+            what, verb = f"Called {here}", "; raised"
+        else:
+            what, verb = f"Called {self._last}; then {text}", " raised"
+        try:
+            yield here
+        except (NotImplementedError, *allowed):
+            raise
+        except AssertionError as exc:  # the counting store refused a page id
+            raise AssertionError(f"{what}; {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - shown to the learner, worded
+            raise AssertionError(f"{what}{verb} {type(exc).__name__}: {exc}") from exc
+
+    def _changed(self, here: str) -> None:
+        self.__dict__["_last"] = here
+
+    def insert(self, key: Any, value: Any) -> None:
+        text = f"tree.insert({short(key, 40)}, {short(value, 40)})"
+        with self._calling(text, changes=True) as here:
+            self._tree.insert(key, value)
+        self._keys.add(key)
+        self._changed(here)
+
+    def delete(self, key: Any) -> None:
+        with self._calling(f"tree.delete({short(key, 40)})", (KeyError,), changes=True) as here:
+            try:
+                self._tree.delete(key)
+            finally:
+                self._changed(here)
+        self._keys.discard(key)
+
+    def search(self, key: Any) -> Any:
+        with self._calling(f"tree.search({short(key, 40)})", (KeyError,)):
+            return self._tree.search(key)
+
+    def min(self) -> Any:
+        with self._calling("tree.min()", (ValueError,)):
+            return self._tree.min()
+
+    def max(self) -> Any:
+        with self._calling("tree.max()", (ValueError,)):
+            return self._tree.max()
+
+    def __len__(self) -> int:
+        with self._calling("len(tree)"):
+            return len(self._tree)
+
+    def __contains__(self, key: Any) -> bool:
+        with self._calling(f"{short(key, 40)} in tree"):
+            return key in self._tree
+
+    def _lazily(self, text: str, make: Callable[[], Any]) -> Iterator[Any]:
+        with self._calling(text):
+            items = iter(make())
+        while True:
+            with self._calling(f"next() on {text}"):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+
+    def range(self, lo: Any, hi: Any) -> Iterator[tuple[Any, Any]]:
+        return self._lazily(
+            f"tree.range({short(lo, 40)}, {short(hi, 40)})", lambda: self._tree.range(lo, hi)
+        )
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        return self._lazily("tree.items()", self._tree.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._lazily("iter(tree)", lambda: iter(self._tree))
+
+
+def new_tree(t: int) -> tuple[Traced, CountingStore]:
     store = CountingStore()
-    return BTree(t, store=store), store
+    return Traced(BTree(t, store=store)), store
 
 
-def build(t: int, keys: Iterable[Any], value=lambda k: f"v{k}") -> tuple[BTree, CountingStore]:
+def build(t: int, keys: Iterable[Any], value=lambda k: f"v{k}") -> tuple[Traced, CountingStore]:
     """A tree of minimum degree t holding ``keys`` (inserted in the given order)."""
     tree, store = new_tree(t)
     for key in keys:

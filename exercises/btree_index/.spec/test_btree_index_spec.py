@@ -9,6 +9,7 @@ import random
 import pytest
 from _helpers import (
     CountingStore,
+    Traced,
     build,
     check,
     height,
@@ -113,7 +114,7 @@ def test_insert_then_search_finds_every_value():
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("t", [2, 3, 5])
+@pytest.mark.parametrize("t", [2, 3, 5], ids=lambda t: f"t={t}")
 @pytest.mark.parametrize("order", ORDERS)
 def test_invariants_hold_after_every_insert(t, order):
     """Every insert leaves a valid B-tree: node sizes, child counts, sorted keys, leaves at one depth."""
@@ -137,7 +138,7 @@ def test_insert_of_existing_key_in_a_leaf_replaces_its_value():
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("t", [2, 3])
+@pytest.mark.parametrize("t", [2, 3], ids=lambda t: f"t={t}")
 def test_reinserting_every_key_replaces_values_wherever_the_key_sits(t):
     """Re-inserting a key replaces its value even when it sits in an internal node or a full node."""
     keys = shuffled(200, seed=3)
@@ -206,7 +207,7 @@ def test_invariants_hold_after_every_delete(order):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("t", [2, 3])
+@pytest.mark.parametrize("t", [2, 3], ids=lambda t: f"t={t}")
 def test_deleting_keys_of_internal_nodes(t):
     """Deleting a key held by an internal node (CLRS case 2: predecessor, successor or merge) works."""
     keys = shuffled(200, seed=21)
@@ -366,7 +367,7 @@ def test_insert_and_delete_read_a_few_pages_per_level():
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("t", [2, 3])
+@pytest.mark.parametrize("t", [2, 3], ids=lambda t: f"t={t}")
 def test_range_matches_the_sorted_keys(t):
     """range(lo, hi) yields exactly the pairs with lo <= key < hi, in key order, separators included."""
     keys = [2 * k for k in shuffled(250, seed=71)]
@@ -496,7 +497,7 @@ def test_page_store_allocates_reads_and_frees_pages():
 @pytest.mark.points(1)
 def test_tree_without_a_store_uses_its_own():
     """BTree(t) with no store argument keeps its pages in a fresh PageStore and works the same."""
-    tree = BTree(3)
+    tree = Traced(BTree(3))
     model = {}
     for key in shuffled(200, seed=91):
         tree.insert(key, -key)
@@ -524,7 +525,7 @@ class TreeVersusDict(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.store = CountingStore()
-        self.tree = BTree(self.T, store=self.store)
+        self.tree = Traced(BTree(self.T, store=self.store))
         self.model: dict[int, int] = {}
         self.last = "BTree()"
 
