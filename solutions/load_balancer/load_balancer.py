@@ -276,6 +276,11 @@ class TcpProxy:
                 self._picker.report_failure(backend)
                 self._picker.release(backend)
                 continue
+            except asyncio.CancelledError:
+                # close() while the connect is still pending: no session will ever release
+                # this slot, so give it back here. Not a failure of the backend.
+                self._picker.release(backend)
+                raise
             self._picker.report_success(backend)
             return backend, reader, writer
         return None

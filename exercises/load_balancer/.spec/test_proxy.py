@@ -262,7 +262,8 @@ async def test_a_connect_that_hangs_times_out_and_moves_on():
         with blackhole() as hole_port:
             hole = Backend("hole", LOCALHOST, hole_port)
             spy = Spy(RoundRobin([hole, live], max_fails=1, fail_timeout=30.0, clock=FakeClock()))
-            proxy = TcpProxy(spy, connect_timeout=0.2)
+            # 1 s: long enough that a busy machine never times out the live backend's connect.
+            proxy = TcpProxy(spy, connect_timeout=1.0)
             async with running(proxy) as port:
                 got = await exchange(port, b"ping")
     assert got == b"ping", called("echo with the first backend never answering SYNs", got, b"ping")
@@ -383,3 +384,36 @@ async def test_close_ends_live_sessions_and_stops_listening():
                 called("connect to the proxy after close()", "connected", "refused")
             )
         await bounded(proxy.close(), 5.0, "a second TcpProxy.close() to return")
+
+
+@pytest.mark.points(2)
+async def test_close_while_a_connect_hangs_releases_the_slot():
+    """close() during a connect that has not completed yet releases that backend's slot and leaves no task behind."""
+    with blackhole() as hole_port:
+        hole = Backend("hole", LOCALHOST, hole_port)
+        spy = Spy(RoundRobin([hole], clock=FakeClock()))
+        proxy = TcpProxy(spy, connect_timeout=30.0)
+        before = {task for task in asyncio.all_tasks() if not task.done()}
+        port = await bounded(proxy.start(LOCALHOST, 0), 5.0, "TcpProxy.start() to return")
+        reader, writer = await open_client(port)
+        try:
+            await spy.until(lambda: spy.count("pick") == 1, "the proxy to pick a backend")
+            await bounded(proxy.close(), 5.0, "TcpProxy.close() with a connect pending to return")
+            in_flight = spy.in_flight(hole)
+            assert in_flight == 0, called(
+                "TcpProxy.close() while the connect to hole hung; then in_flight(hole)",
+                in_flight,
+                0,
+            )
+            left = [
+                task
+                for task in asyncio.all_tasks()
+                if not task.done() and task not in before and task is not asyncio.current_task()
+            ]
+            assert not left, called(
+                "TcpProxy.close() while a connect hung; then the proxy's unfinished tasks",
+                [task.get_coro().__qualname__ for task in left],
+                [],
+            )
+        finally:
+            writer.close()
