@@ -234,10 +234,17 @@ class Relay:
         self.pump()
         if done():
             return
+        idle = [
+            name for name, (endpoint, _) in self._nodes.items() if endpoint.next_deadline() is None
+        ]
+        stalled = (
+            f"the {' and the '.join(idle)} had no timer left to run (nothing would ever resend)"
+            if idle
+            else "both still had timers running"
+        )
         raise AssertionError(
-            f"{what}: not done after {self.steps} timer rounds "
-            f"({self.clock.now - START:g} s of fake time, {len(self.wire)} datagrams sent); "
-            f"{self.progress()}"
+            f"{what}: incomplete, {self.progress()}, after {self.clock.now - START:g} s of fake "
+            f"time and {len(self.wire)} datagrams; {stalled}"
         )
 
     def advance(self, seconds: float) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import SERVER, Relay, decode_ack, decode_data, first_difference, payload, show
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from reliable_udp import Closed, Connected
 
@@ -140,6 +140,14 @@ _CHUNKS = st.lists(st.one_of(_NASTY, st.binary(max_size=2500)), min_size=1, max_
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(chunks=_CHUNKS)
+@example(chunks=[b""])
+@example(chunks=[b"/"])
+@example(chunks=[b"\\"])
+@example(chunks=[b"x" * 983])  # exactly fills one datagram: /data/987654/0/ + 983 + / = 999
+@example(chunks=[b"x" * 984])  # one byte more: two datagrams
+@example(chunks=[b"x" * 982 + b"/"])  # the escape would straddle the limit: never split it
+@example(chunks=[b"/" * 491 + b"x"])  # 983 bytes once escaped
+@example(chunks=[b"\\" * 2500])
 def test_escaping_round_trips_any_bytes(chunks):
     """Any bytes, full of "/" and "\\", arrive unchanged; every datagram is valid LRCP under 1000 bytes."""
     relay = Relay(0, loss=0.0, duplicate=0.0, delay=0.0)

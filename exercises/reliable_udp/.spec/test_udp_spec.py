@@ -7,6 +7,7 @@ every wait is bounded, none sleeps for a condition.
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from _helpers import RawClient, UdpRelay, first_difference, payload
@@ -186,4 +187,57 @@ async def test_two_sockets_through_a_lossy_udp_relay():
     finally:
         client.shutdown()
         relay.close()
+        server.shutdown()
+
+
+@pytest.mark.points(1)
+async def test_shutdown_releases_the_port():
+    """After shutdown() (and one turn of the loop) the socket is closed: its port can be bound again."""
+    server = await LrcpSocket.open(LOCALHOST, 0)
+    host, port = server.address
+    server.shutdown()
+    await asyncio.sleep(0)  # transport.close() closes the socket on the loop's next turn
+    await asyncio.sleep(0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise AssertionError(
+                f"Called shutdown(); then binding {host}:{port} raised {short(exc)}; "
+                "expected the port to be free"
+            ) from None
+
+
+@pytest.mark.points(1)
+async def test_shutdown_stops_the_timer():
+    """After shutdown() with data unacked, the endpoint's timer never fires again: no tick() calls."""
+    server = await LrcpSocket.open(LOCALHOST, 0, retransmit_after=0.02, expire_after=5.0)
+    client = await RawClient.open()
+    ticks = 0
+    try:
+        real_tick = server.endpoint.tick
+
+        def counting_tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            real_tick()
+
+        server.endpoint.tick = counting_tick  # type: ignore[method-assign]
+        client.send(b"/connect/%d/" % S, server.address)
+        await next_event(server, "Connected")
+        server.send(S, b"never acked\n")
+        await client.recv_until(lambda d: d.startswith(b"/data/"), 3.0, "the data after send()")
+        server.shutdown()
+        ticks = 0
+        # Not a wait for a condition: the window in which a shut-down socket must do nothing,
+        # 10 retransmission intervals long.
+        await asyncio.sleep(0.2)
+        assert ticks == 0, called(
+            "shutdown() with data unacked (retransmit_after=0.02), then 0.2 s; "
+            "endpoint.tick() calls",
+            ticks,
+            0,
+        )
+    finally:
+        client.close()
         server.shutdown()
