@@ -13,6 +13,7 @@ import hmac
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
@@ -240,10 +241,12 @@ HASHES = {
 
 
 def oracle_extract(salt: bytes | None, ikm: bytes, hash_name: str = "sha256") -> bytes:
-    """HKDF-Extract is HMAC-Hash(salt, IKM) (RFC 5869 §2.2); cryptography keeps its extract
-    private, so this is hashlib's HMAC (checked against the one-shot ``oracle_hkdf`` below)."""
+    """HKDF-Extract = HMAC-Hash(salt, IKM) (RFC 5869 §2.2), by cryptography's HMAC (its HKDF keeps
+    the extract step private; ``oracle_hkdf`` checks the whole of it end to end)."""
     size = hashlib.new(hash_name).digest_size
-    return hmac.new(salt if salt else bytes(size), ikm, hash_name).digest()
+    mac = crypto_hmac.HMAC(salt if salt else bytes(size), HASHES[hash_name]())
+    mac.update(ikm)
+    return mac.finalize()
 
 
 def oracle_expand(prk: bytes, info: bytes, length: int, hash_name: str = "sha256") -> bytes:
@@ -340,3 +343,28 @@ def expect_value_error(call: str, fn: Any, *args: Any, **kwargs: Any) -> None:
     assert ok, (
         f"Called {call}; {hx(got) if isinstance(got, Raised) else 'returned ' + hx(got)}; expected ValueError"
     )
+
+
+def oracle_schedule(
+    shared: bytes, hellos: bytes, flight: bytes, psk: bytes | None
+) -> dict[str, bytes]:
+    """The RFC 8446 §7.1 key schedule, built on cryptography's HMAC and HKDFExpand."""
+
+    def derive(secret: bytes, label: bytes, messages: bytes) -> bytes:
+        return oracle_label(secret, label, hashlib.sha256(messages).digest(), 32)
+
+    zeros = bytes(32)
+    early = oracle_extract(zeros, psk if psk is not None else zeros)
+    handshake = oracle_extract(derive(early, b"derived", b""), shared)
+    master = oracle_extract(derive(handshake, b"derived", b""), zeros)
+    transcript = hellos + flight
+    return {
+        "early_secret": early,
+        "handshake_secret": handshake,
+        "client_handshake_traffic_secret": derive(handshake, b"c hs traffic", hellos),
+        "server_handshake_traffic_secret": derive(handshake, b"s hs traffic", hellos),
+        "master_secret": master,
+        "client_application_traffic_secret": derive(master, b"c ap traffic", transcript),
+        "server_application_traffic_secret": derive(master, b"s ap traffic", transcript),
+        "exporter_master_secret": derive(master, b"exp master", transcript),
+    }

@@ -35,6 +35,7 @@ from _helpers import (
     SERVER_AP_KEY,
     SERVER_AP_TRAFFIC,
     SERVER_FINISHED_KEY,
+    SERVER_FLIGHT,
     SERVER_HS_IV,
     SERVER_HS_KEY,
     SERVER_HS_TRAFFIC,
@@ -49,6 +50,7 @@ from _helpers import (
     expect_value_error,
     hx,
     oracle_label,
+    oracle_schedule,
     said,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -213,6 +215,35 @@ def test_application_secrets_rfc8448(field, want):
     assert got == want, said(f"{call}.{field}", got, want)
 
 
+@pytest.mark.points(3)
+@settings(max_examples=30)
+@given(
+    shared=st.binary(min_size=32, max_size=32),
+    hellos=st.binary(max_size=300),
+    flight=st.binary(max_size=300),
+    psk=st.none() | st.binary(min_size=32, max_size=32),
+)
+@example(shared=bytes(32), hellos=b"", flight=b"", psk=None)
+@example(shared=SHARED_SECRET, hellos=HELLOS, flight=SERVER_FLIGHT, psk=None)
+@example(shared=SHARED_SECRET, hellos=HELLOS, flight=SERVER_FLIGHT, psk=RESUMPTION_PSK)
+def test_schedule_matches_oracle(shared, hellos, flight, psk):
+    """handshake_secrets and application_secrets follow RFC 8446 §7.1 for any shared secret, PSK and transcript (oracle: cryptography's HMAC and HKDF)."""
+    want = oracle_schedule(shared, hellos, flight, psk)
+    shown = f"<{hx(shared)[:16]}...>, <{len(hellos)} bytes>, psk={'None' if psk is None else '<32 bytes>'}"
+    call = f"handshake_secrets({shown})"
+    with step(call):
+        hs = handshake_secrets(shared, hellos, psk)
+        got = {f: getattr(hs, f) for f in list(want)[:4]}
+    for field, value in got.items():
+        assert value == want[field], said(f"{call}.{field}", value, want[field])
+    call = f"application_secrets(<handshake secret>, <{len(hellos) + len(flight)} bytes>)"
+    with step(call):
+        app = application_secrets(want["handshake_secret"], hellos + flight)
+        got = {f: getattr(app, f) for f in list(want)[4:]}
+    for field, value in got.items():
+        assert value == want[field], said(f"{call}.{field}", value, want[field])
+
+
 KEYS = [
     ("server handshake", SERVER_HS_TRAFFIC, SERVER_HS_KEY, SERVER_HS_IV),
     ("client handshake", CLIENT_HS_TRAFFIC, CLIENT_HS_KEY, CLIENT_HS_IV),
@@ -231,6 +262,22 @@ def test_traffic_keys_rfc8448(what, secret, key, iv):
         pair = (got.key, got.iv)
     assert pair == (key, iv), said(
         call, f"key={hx(pair[0])} iv={hx(pair[1])}", f"key={hx(key)} iv={hx(iv)}"
+    )
+
+
+@pytest.mark.points(1)
+def test_traffic_keys_other_lengths():
+    """traffic_keys derives keys of the requested lengths, e.g. 32 bytes for AES-256-GCM (RFC 8446 §7.3)."""
+    call = "traffic_keys(<server application traffic secret>, 32, 12)"
+    want = (
+        oracle_label(SERVER_AP_TRAFFIC, b"key", b"", 32),
+        oracle_label(SERVER_AP_TRAFFIC, b"iv", b"", 12),
+    )
+    with step(call):
+        keys = traffic_keys(SERVER_AP_TRAFFIC, 32, 12)
+        got = (keys.key, keys.iv)
+    assert got == want, said(
+        call, f"key={hx(got[0])} iv={hx(got[1])}", f"key={hx(want[0])} iv={hx(want[1])}"
     )
 
 
