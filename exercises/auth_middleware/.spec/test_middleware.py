@@ -11,7 +11,7 @@ import pytest
 from _helpers import KEY, OTHER_KEY, EchoApp, b64, challenge, mint, request, segments
 from auth_middleware import AuthMiddleware, Rule
 
-from grader.spectools import FakeClock, bounded, called, short
+from grader.spectools import FakeClock, bounded, called, short, step
 
 START = 1_700_000_000.0
 REALM = "katas"
@@ -102,24 +102,33 @@ async def test_missing_token_gets_bare_401():
         await expect_refused(middleware, app, "GET", path, None, 401, None, "without a token")
 
 
-@pytest.mark.points(3)
-async def test_invalid_token_gets_401_invalid_token():
-    """A bad, forged or expired token gets 401 with error="invalid_token"; the app is not called."""
-    middleware, app, _ = make(standard_rules())
-    good = token_for(roles=["admin"])
-    header, payload, signature = segments(good)
+def _invalid_tokens() -> dict[str, str]:
+    header, _, signature = segments(token_for(roles=["admin"]))
     forged_payload = b64(json.dumps({"sub": "alice", "roles": ["admin"], "x": 1}).encode())
-    cases = [
-        (f"{header}.{forged_payload}.{signature}", "with a tampered payload"),
-        (token_for(exp=int(START) - 1), "with an expired token"),
-        (mint({"sub": "alice"}, key=OTHER_KEY), "with a token signed by another key"),
-        (mint({"sub": "alice", "roles": ["admin"]}, key=None, algorithm="none"), "with alg none"),
-        (mint({"sub": "alice", "roles": ["admin"]}, algorithm="HS512"), "with an HS512 token"),
-        ("not-a-jwt", "with the token 'not-a-jwt'"),
-        ("", "with an empty bearer token"),
-    ]
-    for token, why in cases:
-        await expect_refused(middleware, app, "GET", "/admin", token, 401, "invalid_token", why)
+    return {
+        "a tampered payload": f"{header}.{forged_payload}.{signature}",
+        "an expired token": token_for(exp=int(START) - 1),
+        "a token signed by another key": mint({"sub": "alice"}, key=OTHER_KEY),
+        "alg none": mint({"sub": "alice", "roles": ["admin"]}, key=None, algorithm="none"),
+        "an HS512 token": mint({"sub": "alice", "roles": ["admin"]}, algorithm="HS512"),
+        "a crit header": token_for(roles=["admin"]).replace(
+            header, b64(b'{"alg":"HS256","crit":["exp"]}'), 1
+        ),
+        "the token 'not-a-jwt'": "not-a-jwt",
+        "an empty bearer token": "",
+    }
+
+
+INVALID_TOKENS = _invalid_tokens()
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("token", list(INVALID_TOKENS.values()), ids=list(INVALID_TOKENS))
+async def test_invalid_token_gets_401_invalid_token(token, request):
+    """A bad, forged or expired token gets 401 with error="invalid_token"; the app is not called (RFC 6750 §3.1)."""
+    middleware, app, _ = make(standard_rules())
+    why = f"with {request.node.callspec.id}"
+    await expect_refused(middleware, app, "GET", "/admin", token, 401, "invalid_token", why)
 
 
 @pytest.mark.points(1)
@@ -227,13 +236,19 @@ async def test_missing_role_gets_403_insufficient_scope():
     await expect_ok(middleware, app, "GET", "/admin/users", token_for(roles=["user", "admin"]))
 
 
-@pytest.mark.points(2)
-async def test_roles_any_of_and_only_from_a_list():
-    """Any one of a rule's roles suffices; a roles claim that is not a JSON array grants nothing."""
+@pytest.mark.points(1)
+@pytest.mark.parametrize("roles", [["auditor"], ["x", "admin"]], ids=repr)
+async def test_any_one_of_a_rules_roles_suffices(roles):
+    """A token holding any one of a rule's roles (among others) reaches the app."""
+    middleware, app, _ = make([Rule("/audit", roles={"admin", "auditor"})])
+    await expect_ok(middleware, app, "GET", "/audit", token_for(roles=roles))
+
+
+@pytest.mark.points(1)
+async def test_a_roles_claim_that_is_not_a_list_grants_nothing():
+    """A roles claim that is not a JSON array ("superadmin", "admin", an object) grants no role."""
     rules = [Rule("/audit", roles={"admin", "auditor"})]
     middleware, app, _ = make(rules)
-    await expect_ok(middleware, app, "GET", "/audit", token_for(roles=["auditor"]))
-    await expect_ok(middleware, app, "GET", "/audit", token_for(roles=["x", "admin"]))
     for roles in ("superadmin", "admin", {"admin": True}):
         await expect_refused(
             middleware,
@@ -449,4 +464,42 @@ async def test_existing_state_is_kept():
         'GET /me with scope["state"] == {"db": "pool-1"}; the app saw state',
         short(state),
         "a dict holding both 'db' and 'claims'",
+    )
+
+
+@pytest.mark.points(1)
+async def test_the_servers_scope_is_left_unmodified():
+    """The middleware passes a copy on: the scope dict and its state, owned by the server, are unchanged."""
+    middleware, app, _ = make(standard_rules())
+    token = token_for()
+    state = {"db": "pool-1"}
+    headers = [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/me",
+        "raw_path": b"/me",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "state": state,
+    }
+    before = {**scope, "state": dict(state), "headers": list(headers)}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    with step("middleware(http scope for GET /me with a valid token, receive, send)"):
+        await bounded(middleware(scope, receive, send), 5.0, "the request to finish")
+    after = {**scope, "state": dict(scope.get("state") or {})}
+    assert after == before and scope["state"] is state, called(
+        "middleware(scope, ...); the caller's scope afterwards",
+        {k: v for k, v in after.items() if before.get(k) != v},
+        "unchanged (claims go in a copy of scope and of its state)",
     )
