@@ -26,7 +26,7 @@ from _helpers import (
     zone,
 )
 from dns_server import Zone
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from grader.spectools import called, short
@@ -62,131 +62,197 @@ def expect(name, rdtype, rcode, answers, *, aa=True, ordered=False, the_zone=Non
 # --- answers --------------------------------------------------------------------------------
 
 
-@pytest.mark.points(4)
-def test_queries_get_their_records_with_the_zone_ttls():
-    """A, AAAA and MX queries get every record of that type at the name, with its TTL, and AA set."""
-    expect("www.example.com.", "A", "NOERROR", WWW_A)
-    aaaa = [rr("www.example.com.", 3600, "AAAA", "2001:db8::1")]
-    expect("www.example.com.", "AAAA", "NOERROR", aaaa)
-    mail = [rr("mail.example.com.", 3600, "A", "192.0.2.25")]
-    expect("mail.example.com.", "A", "NOERROR", mail)
-    mx = [
-        rr("example.com.", 3600, "MX", "10 mail.example.com."),
-        rr("example.com.", 3600, "MX", "20 mail.backup.example.net."),
-    ]
-    expect("example.com.", "MX", "NOERROR", mx)
-
-
-@pytest.mark.points(3)
-def test_response_echoes_the_id_the_rd_bit_and_the_question():
-    """The response has the query's ID, QR and AA set, opcode QUERY, RD as asked, RA clear, the question byte for byte."""
-    the_zone = zone()
-    for ident, rd in [(0, True), (1, False), (0xBEEF, True), (0xFFFF, False)]:
-        query = dns.message.make_query("www.example.com.", "A", id=ident)
-        query.flags = dns.flags.RD if rd else 0
-        wire = query.to_wire()
-        what = (
-            f"answer(zone, <query www.example.com. A, id {ident}, RD {'set' if rd else 'clear'}>)"
-        )
-        raw = respond(the_zone, wire, what)
-        response = parse(raw, what)
-        assert response.id == ident, called(f"{what} -> id", response.id, ident)
-        want_flags = dns.flags.QR | dns.flags.AA | (dns.flags.RD if rd else 0)
-        got_flags = f"{flag_names(response)}, opcode {opcode_name(response)}"
-        assert response.flags == want_flags and opcode_name(response) == "QUERY", called(
-            f"{what} -> flags", got_flags, f"{dns.flags.to_text(want_flags)}, opcode QUERY"
-        )
-        qdcount = struct.unpack_from(">H", raw, 4)[0]
-        echoed = raw[12 : 12 + len(question_bytes(wire))]
-        assert qdcount == 1 and echoed == question_bytes(wire), called(
-            f"{what} -> QDCOUNT and question section", (qdcount, echoed), (1, question_bytes(wire))
-        )
-
-
-@pytest.mark.points(3)
-def test_names_not_in_the_zone_get_nxdomain():
-    """A name under the zone that does not exist gets NXDOMAIN (RCODE 3), AA set, no answer."""
-    for name in ("nope.example.com.", "www.nope.example.com.", "x.a.b.deep.example.com."):
-        for rdtype in ("A", "MX"):
-            expect(name, rdtype, "NXDOMAIN", [])
-
-
-@pytest.mark.points(3)
-def test_a_name_without_the_asked_type_gets_nodata():
-    """A name that exists without the asked type gets NOERROR with an empty answer (NODATA), AA set."""
-    for name, rdtype in [
-        ("www.example.com.", "MX"),
-        ("mail.example.com.", "AAAA"),
-        ("example.com.", "A"),
-        ("www.example.com.", "TXT"),
-    ]:
-        expect(name, rdtype, "NOERROR", [])
+RECORDS = {
+    "www A": ("www.example.com.", "A", WWW_A),
+    "www AAAA": ("www.example.com.", "AAAA", [rr("www.example.com.", 3600, "AAAA", "2001:db8::1")]),
+    "mail A": ("mail.example.com.", "A", [rr("mail.example.com.", 3600, "A", "192.0.2.25")]),
+    "apex MX": (
+        "example.com.",
+        "MX",
+        [
+            rr("example.com.", 3600, "MX", "10 mail.example.com."),
+            rr("example.com.", 3600, "MX", "20 mail.backup.example.net."),
+        ],
+    ),
+}
 
 
 @pytest.mark.points(1)
-def test_an_empty_non_terminal_exists():
+@pytest.mark.parametrize("case", list(RECORDS.values()), ids=list(RECORDS))
+def test_queries_get_their_records_with_the_zone_ttls(case):
+    """A, AAAA and MX queries get every record of that type at the name, with its TTL, and AA set."""
+    name, rdtype, want = case
+    expect(name, rdtype, "NOERROR", want)
+
+
+HEADERS = [(0, True), (1, False), (0xBEEF, True), (0xFFFF, False)]
+HEADER_IDS = [f"id {ident:#06x}, RD {'set' if rd else 'clear'}" for ident, rd in HEADERS]
+
+
+def _echo(ident: int, rd: bool) -> tuple[str, bytes, bytes, dns.message.Message]:
+    query = dns.message.make_query("www.example.com.", "A", id=ident)
+    query.flags = dns.flags.RD if rd else 0
+    wire = query.to_wire()
+    what = f"answer(zone, <query www.example.com. A, id {ident}, RD {'set' if rd else 'clear'}>)"
+    raw = respond(zone(), wire, what)
+    return what, wire, raw or b"", parse(raw, what)
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("header_case", HEADERS, ids=HEADER_IDS)
+def test_the_response_echoes_the_query_id(header_case):
+    """The response carries the query's ID, whatever its value (RFC 1035 §4.1.1)."""
+    ident, rd = header_case
+    what, _, _, response = _echo(ident, rd)
+    assert response.id == ident, called(f"{what} -> id", response.id, ident)
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("header_case", HEADERS, ids=HEADER_IDS)
+def test_the_response_flags_are_qr_aa_and_the_query_rd(header_case):
+    """An answer has QR and AA set, opcode QUERY, RD as in the query, RA clear (no recursion here)."""
+    ident, rd = header_case
+    what, _, _, response = _echo(ident, rd)
+    want_flags = dns.flags.QR | dns.flags.AA | (dns.flags.RD if rd else 0)
+    got = f"{flag_names(response)}, opcode {opcode_name(response)}"
+    assert response.flags == want_flags and opcode_name(response) == "QUERY", called(
+        f"{what} -> flags", got, f"{dns.flags.to_text(want_flags)}, opcode QUERY"
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("header_case", HEADERS[:1], ids=HEADER_IDS[:1])
+def test_the_response_echoes_the_question_byte_for_byte(header_case):
+    """The response has QDCOUNT 1 and the query's question section, byte for byte."""
+    what, wire, raw, _ = _echo(*header_case)
+    qdcount = struct.unpack_from(">H", raw, 4)[0]
+    echoed = raw[12 : 12 + len(question_bytes(wire))]
+    assert qdcount == 1 and echoed == question_bytes(wire), called(
+        f"{what} -> QDCOUNT and question section", (qdcount, echoed), (1, question_bytes(wire))
+    )
+
+
+NXDOMAINS = [
+    (name, rdtype)
+    for name in ("nope.example.com.", "www.nope.example.com.", "x.a.b.deep.example.com.")
+    for rdtype in ("A", "MX")
+]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", NXDOMAINS, ids=[f"{n} {t}" for n, t in NXDOMAINS])
+def test_names_not_in_the_zone_get_nxdomain(case):
+    """A name under the zone that does not exist gets NXDOMAIN (RCODE 3), AA set, no answer."""
+    expect(*case, "NXDOMAIN", [])
+
+
+NODATA = [
+    ("www.example.com.", "MX"),
+    ("mail.example.com.", "AAAA"),
+    ("example.com.", "A"),
+    ("www.example.com.", "TXT"),
+]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", NODATA, ids=[f"{n} {t}" for n, t in NODATA])
+def test_a_name_without_the_asked_type_gets_nodata(case):
+    """A name that exists without the asked type gets NOERROR with an empty answer (NODATA), AA set."""
+    expect(*case, "NOERROR", [])
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("name", ["b.deep.example.com.", "deep.example.com."])
+def test_an_empty_non_terminal_exists(name):
     """A name with no records but names below it (deep, b.deep) gets NODATA, not NXDOMAIN (RFC 8020)."""
-    for name in ("b.deep.example.com.", "deep.example.com."):
-        expect(name, "A", "NOERROR", [])
+    expect(name, "A", "NOERROR", [])
 
 
-@pytest.mark.points(2)
-def test_negative_answers_carry_the_zone_soa():
-    """NXDOMAIN and NODATA responses carry the SOA in the authority section, TTL min(SOA TTL, MINIMUM)."""
-    for name, rdtype, rcode in [
-        ("nope.example.com.", "A", "NXDOMAIN"),
-        ("www.example.com.", "MX", "NOERROR"),
-    ]:
-        response = expect(name, rdtype, rcode, [])
-        got = records(response.authority)
-        assert got == [SOA], called(
-            f"answer(zone, <query {name} {rdtype}>) -> authority section", got, [SOA]
-        )
+NEGATIVE = [("nope.example.com.", "A", "NXDOMAIN"), ("www.example.com.", "MX", "NOERROR")]
 
 
-@pytest.mark.points(2)
-def test_names_outside_the_zone_are_refused():
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", NEGATIVE, ids=["NXDOMAIN", "NODATA"])
+def test_negative_answers_carry_the_zone_soa(case):
+    """NXDOMAIN and NODATA responses carry the SOA in the authority section, TTL min(SOA TTL, MINIMUM) (RFC 2308 §3)."""
+    name, rdtype, rcode = case
+    response = expect(name, rdtype, rcode, [])
+    got = records(response.authority)
+    assert got == [SOA], called(
+        f"answer(zone, <query {name} {rdtype}>) -> authority section", got, [SOA]
+    )
+
+
+REFUSED = [
+    ("www.example.org.", "IN"),
+    ("com.", "IN"),
+    (".", "IN"),
+    ("evilexample.com.", "IN"),
+    ("example.com.evil.", "IN"),
+    ("www.example.com.", "CH"),
+]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", REFUSED, ids=[f"{n} {c}" for n, c in REFUSED])
+def test_names_outside_the_zone_are_refused(case):
     """A name outside the zone (or a class other than IN) gets REFUSED, AA clear, the question echoed."""
-    the_zone = zone()
-    cases = [
-        ("www.example.org.", "IN"),
-        ("com.", "IN"),
-        (".", "IN"),
-        ("evilexample.com.", "IN"),
-        ("example.com.evil.", "IN"),
-        ("www.example.com.", "CH"),
-    ]
-    for name, rdclass in cases:
-        query = dns.message.make_query(name, "A", rdclass)
-        what = f"answer(zone, <query {name} A {rdclass}>)"
-        response = parse(respond(the_zone, query.to_wire(), what), what)
-        got = (rcode_name(response), bool(response.flags & dns.flags.AA), records(response.answer))
-        want = ("REFUSED", False, [])
-        assert got == want, called(f"{what} -> (RCODE, AA, answer)", got, want)
-        assert query.is_response(response), called(
-            f"{what} -> question section", response.question, query.question
-        )
+    name, rdclass = case
+    query = dns.message.make_query(name, "A", rdclass)
+    what = f"answer(zone, <query {name} A {rdclass}>)"
+    response = parse(respond(zone(), query.to_wire(), what), what)
+    got = (rcode_name(response), bool(response.flags & dns.flags.AA), records(response.answer))
+    want = ("REFUSED", False, [])
+    assert got == want, called(f"{what} -> (RCODE, AA, answer)", got, want)
+    assert query.is_response(response), called(
+        f"{what} -> question section", response.question, query.question
+    )
 
 
-@pytest.mark.points(3)
-def test_a_cname_is_followed_inside_the_zone():
-    """A query at an alias gets the CNAME first, then the target's records; a CNAME query gets the CNAME only."""
-    alias = rr("alias.example.com.", 3600, "CNAME", "www.example.com.")
-    chain = rr("chain.example.com.", 3600, "CNAME", "alias.example.com.")
-    www_aaaa = rr("www.example.com.", 3600, "AAAA", "2001:db8::1")
-    expect("alias.example.com.", "A", "NOERROR", [alias, *WWW_A], ordered=True)
-    expect("chain.example.com.", "A", "NOERROR", [chain, alias, *WWW_A], ordered=True)
-    expect("alias.example.com.", "AAAA", "NOERROR", [alias, www_aaaa], ordered=True)
-    expect("alias.example.com.", "CNAME", "NOERROR", [alias])
+ALIAS = rr("alias.example.com.", 3600, "CNAME", "www.example.com.")
+CHAIN = rr("chain.example.com.", 3600, "CNAME", "alias.example.com.")
+CNAMES = {
+    "alias A": ("alias.example.com.", "A", [ALIAS, *WWW_A]),
+    "chain of two A": ("chain.example.com.", "A", [CHAIN, ALIAS, *WWW_A]),
+    "alias AAAA": (
+        "alias.example.com.",
+        "AAAA",
+        [ALIAS, rr("www.example.com.", 3600, "AAAA", "2001:db8::1")],
+    ),
+}
 
 
-@pytest.mark.points(2)
-def test_cname_chasing_stops_at_the_zone_edge_and_at_dead_ends():
-    """A CNAME leaving the zone is answered alone; one to a missing name gets NXDOMAIN (RFC 6604); loops end."""
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", list(CNAMES.values()), ids=list(CNAMES))
+def test_a_cname_is_followed_inside_the_zone(case):
+    """A query at an alias gets the CNAME first, then the target's records (RFC 1034 §3.6.2)."""
+    name, rdtype, want = case
+    expect(name, rdtype, "NOERROR", want, ordered=True)
+
+
+@pytest.mark.points(1)
+def test_a_cname_query_gets_the_cname_only():
+    """A query of type CNAME at an alias gets the CNAME record itself, not its target's records."""
+    expect("alias.example.com.", "CNAME", "NOERROR", [ALIAS])
+
+
+@pytest.mark.points(1)
+def test_a_cname_leaving_the_zone_is_answered_alone():
+    """A CNAME whose target is outside the zone is answered alone: the resolver goes on from there."""
     away = rr("away.example.com.", 3600, "CNAME", "www.example.net.")
     expect("away.example.com.", "A", "NOERROR", [away])
+
+
+@pytest.mark.points(1)
+def test_a_cname_to_a_missing_name_gets_nxdomain():
+    """A CNAME to a name missing from the zone: the CNAME, and NXDOMAIN for the end of the chain (RFC 6604)."""
     dangling = rr("dangling.example.com.", 3600, "CNAME", "missing.example.com.")
     expect("dangling.example.com.", "A", "NXDOMAIN", [dangling])
+
+
+@pytest.mark.points(1)
+def test_a_cname_loop_ends():
+    """A CNAME loop (loop1 -> loop2 -> loop1) ends: the answer starts with loop1's CNAME and stops."""
     _, response, _ = ask(zone(), "loop1.example.com.", "A")
     got = records(response.answer)
     first = rr("loop1.example.com.", 3600, "CNAME", "loop2.example.com.")
@@ -197,17 +263,30 @@ def test_cname_chasing_stops_at_the_zone_edge_and_at_dead_ends():
     )
 
 
-@pytest.mark.points(3)
-def test_names_match_ignoring_case_and_the_question_keeps_the_query_case():
-    """Mixed-case (0x20) queries match the zone, and the echoed question keeps the query's exact case."""
-    for name in ("wWw.ExAmPlE.cOm.", "WWW.EXAMPLE.COM."):
-        query, response, raw = ask(zone(), name, "A")
-        what = f"answer(zone, <query {name} A>)"
-        got = sorted(records(response.answer))
-        assert got == sorted(WWW_A), called(f"{what} -> answer section", got, sorted(WWW_A))
-        sent = question_bytes(query.to_wire())
-        echoed = raw[12 : 12 + len(sent)]
-        assert echoed == sent, called(f"{what} -> question section bytes", echoed, sent)
+@pytest.mark.points(2)
+@pytest.mark.parametrize("name", ["wWw.ExAmPlE.cOm.", "WWW.EXAMPLE.COM."])
+def test_names_match_ignoring_case(name):
+    """Mixed-case (0x20) queries find the zone's records: names compare ignoring ASCII case (RFC 4343)."""
+    _, response, _ = ask(zone(), name, "A")
+    got = sorted(records(response.answer))
+    assert got == sorted(WWW_A), called(
+        f"answer(zone, <query {name} A>) -> answer", got, sorted(WWW_A)
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("name", ["wWw.ExAmPlE.cOm.", "WWW.EXAMPLE.COM."])
+def test_the_echoed_question_keeps_the_query_case(name):
+    """The echoed question keeps the query's exact letter case (resolvers check it: 0x20 encoding)."""
+    query, _, raw = ask(zone(), name, "A")
+    sent = question_bytes(query.to_wire())
+    echoed = raw[12 : 12 + len(sent)]
+    assert echoed == sent, called(f"answer(zone, <query {name} A>) -> question bytes", echoed, sent)
+
+
+@pytest.mark.points(1)
+def test_a_zone_written_in_upper_case_matches_lower_case_queries():
+    """A zone whose text is in upper case ($ORIGIN Example.COM., WWW) answers lower-case queries."""
     upper = Zone.from_text("$ORIGIN Example.COM.\nWWW 60 IN A 192.0.2.7\n")
     want = [rr("www.example.com.", 60, "A", "192.0.2.7")]
     expect("www.example.com.", "A", "NOERROR", want, the_zone=upper)
@@ -215,49 +294,61 @@ def test_names_match_ignoring_case_and_the_question_keeps_the_query_case():
 
 # --- errors ---------------------------------------------------------------------------------
 
+OPCODES = [dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY, dns.opcode.UPDATE]
+
 
 @pytest.mark.points(1)
-def test_opcodes_other_than_query_get_notimp():
+@pytest.mark.parametrize("opcode", OPCODES, ids=[dns.opcode.to_text(op) for op in OPCODES])
+def test_opcodes_other_than_query_get_notimp(opcode):
     """IQUERY, STATUS, NOTIFY and UPDATE get NOTIMP (RCODE 4) with the ID and the opcode echoed."""
-    the_zone = zone()
-    for opcode in (dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY, dns.opcode.UPDATE):
-        query = dns.message.make_query("www.example.com.", "A", id=4242)
-        query.set_opcode(opcode)
-        what = f"answer(zone, <{dns.opcode.to_text(opcode)} message>)"
-        response = parse(respond(the_zone, query.to_wire(), what), what)
-        qr = bool(response.flags & dns.flags.QR)
-        got = (response.id, opcode_name(response), rcode_name(response), qr)
-        want = (4242, dns.opcode.to_text(opcode), "NOTIMP", True)
-        assert got == want, called(f"{what} -> (id, opcode, RCODE, QR)", got, want)
+    query = dns.message.make_query("www.example.com.", "A", id=4242)
+    query.set_opcode(opcode)
+    what = f"answer(zone, <{dns.opcode.to_text(opcode)} message>)"
+    response = parse(respond(zone(), query.to_wire(), what), what)
+    qr = bool(response.flags & dns.flags.QR)
+    got = (response.id, opcode_name(response), rcode_name(response), qr)
+    want = (4242, dns.opcode.to_text(opcode), "NOTIMP", True)
+    assert got == want, called(f"{what} -> (id, opcode, RCODE, QR)", got, want)
 
 
-@pytest.mark.points(3)
-def test_malformed_queries_with_a_readable_header_get_formerr():
+@pytest.mark.points(1)
+@pytest.mark.parametrize("data", list(MALFORMED.values()), ids=list(MALFORMED))
+def test_malformed_queries_with_a_readable_header_get_formerr(data, request):
     """QDCOUNT 0 or 2, pointer loops, cut-off names, bad label types: FORMERR with the ID echoed."""
-    the_zone = zone()
-    for why, data in MALFORMED.items():
-        what = f"answer(zone, <{why}: {short(data, 60)}>)"
-        response = parse(respond(the_zone, data, what), what)
-        got = (response.id, rcode_name(response), flag_names(response))
-        want = (0x1234, "FORMERR", "QR RD")
-        assert got == want, called(f"{what} -> (id, RCODE, flags)", got, want)
+    what = f"answer(zone, <{request.node.callspec.id}: {short(data, 60)}>)"
+    response = parse(respond(zone(), data, what), what)
+    got = (response.id, rcode_name(response), flag_names(response))
+    want = (0x1234, "FORMERR", "QR RD")
+    assert got == want, called(f"{what} -> (id, RCODE, flags)", got, want)
 
 
-@pytest.mark.points(2)
-def test_short_datagrams_and_responses_are_dropped():
+_QUERY = dns.message.make_query("www.example.com.", "A")
+DROPPED = {
+    "an empty datagram": b"",
+    "one byte": b"\x12",
+    "11 bytes": _QUERY.to_wire()[:11],
+    "a response message": dns.message.make_response(_QUERY).to_wire(),
+    "a FORMERR response": header(flags=0x8001, qd=0),
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("data", list(DROPPED.values()), ids=list(DROPPED))
+def test_short_datagrams_and_responses_are_dropped(data, request):
     """Fewer than 12 bytes, or the QR bit set (a response, not a query): answer returns None."""
-    the_zone = zone()
-    query = dns.message.make_query("www.example.com.", "A")
-    cases = {
-        "an empty datagram": b"",
-        "11 bytes": query.to_wire()[:11],
-        "a response message": dns.message.make_response(query).to_wire(),
-        "a FORMERR response": header(flags=0x8001, qd=0),
-    }
-    for why, data in cases.items():
-        what = f"answer(zone, <{why}: {short(data, 40)}>)"
-        got = respond(the_zone, data, what)
-        assert got is None, called(what, got, None)
+    what = f"answer(zone, <{request.node.callspec.id}: {short(data, 40)}>)"
+    got = respond(zone(), data, what)
+    assert got is None, called(what, got, None)
+
+
+@pytest.mark.points(1)
+def test_a_12_byte_header_alone_gets_formerr():
+    """Exactly 12 bytes (a header with QDCOUNT 1 and no question) is read and answered FORMERR, not dropped."""
+    data = header()
+    what = f"answer(zone, <a 12-byte header alone: {short(data)}>)"
+    response = parse(respond(zone(), data, what), what)
+    got = (response.id, rcode_name(response))
+    assert got == (0x1234, "FORMERR"), called(f"{what} -> (id, RCODE)", got, (0x1234, "FORMERR"))
 
 
 def _mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
@@ -302,6 +393,16 @@ _ZONES: list[Zone] = []  # one zone for all examples of the property below (a sp
 @pytest.mark.points(3)
 @settings(max_examples=150, phases=[Phase.explicit, Phase.generate])
 @given(DATAGRAMS)
+@example(b"")
+@example(b"\x00" * 11)  # one byte short of a header
+@example(b"\x00" * 12)  # a header alone, QDCOUNT 0
+@example(header())  # QDCOUNT 1 and nothing after it
+@example(header(flags=0x8000))  # a response: dropped
+@example(header(flags=0x7900))  # opcode 15
+@example(_QUERIES[0][:-1])  # QCLASS cut in half
+@example(_QUERIES[0] + b"\x00")  # a trailing byte
+@example(header(ar=1) + _QUERIES[0][12:] + b"\x00\x00\x29\x02\x00")  # an OPT cut off
+@example(header(ar=1) + _QUERIES[0][12:] + b"\x00\x00\x29\xff\xff\x00\x00\x00\x00\x00\x00")
 def test_any_datagram_gets_a_well_formed_answer_or_is_dropped(data):
     """Whatever bytes arrive, answer never raises: None for a short datagram or a response, else a valid reply."""
     if not _ZONES:

@@ -7,6 +7,7 @@ RFC 1035 §4.1.4 (F.ISI.ARPA, FOO.F.ISI.ARPA, ARPA and the root in one message).
 from __future__ import annotations
 
 import io
+import struct
 
 import dns.flags
 import dns.message
@@ -14,10 +15,10 @@ import dns.name
 import pytest
 from _helpers import MALFORMED, QTYPE_A_IN, bounded_call, header, wire_name
 from dns_server import FormatError, decode_name, encode_name, parse_query
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from grader.spectools import called, short
+from grader.spectools import called, short, step
 
 
 def rfc1035_example() -> bytes:
@@ -78,6 +79,12 @@ def dnspython_encoding(names: list[str]) -> tuple[bytes, list[int]]:
 @pytest.mark.points(2)
 @settings(max_examples=80, phases=[Phase.explicit, Phase.generate])
 @given(st.lists(NAMES, min_size=1, max_size=6))
+@example(["."])  # the root alone: one zero byte
+@example([".", "."])  # the root twice: dnspython never points at the root
+@example(["com.", "com."])  # a whole name as one pointer
+@example(["www.example.com.", "mail.example.com."])  # a pointer to a suffix
+@example(["a.B.a.B."])  # repeated labels inside one name
+@example(["LongLongLongLongLong.com.", "x-1.LongLongLongLongLong.com.", "com."])
 def test_decode_name_reads_names_compressed_by_dnspython(names):
     """decode_name reads every name of a message compressed by dnspython, case kept."""
     data, offsets = dnspython_encoding(names)
@@ -88,55 +95,81 @@ def test_decode_name_reads_names_compressed_by_dnspython(names):
         assert tuple(got) == want, called(f"decode_name({short(data, 90)}, {offset})", got, want)
 
 
-@pytest.mark.points(3)
-def test_decode_name_rejects_pointer_loops():
-    """A compression pointer loop raises FormatError promptly instead of looping forever."""
-    cases = {
-        "a pointer to itself": header() + b"\xc0\x0c",
-        "two pointers pointing at each other": header() + b"\xc0\x0e\xc0\x0c",
-        "a label, then a pointer back to that label": header() + b"\x01a\xc0\x0c",
-        "a three-pointer cycle": header() + b"\xc0\x10\xc0\x0c\xc0\x0e",
-    }
-    for why, data in cases.items():
-        what = f"decode_name(<{why}: {short(data, 60)}>, 12)"
-        try:
-            got = bounded_call(decode_name, data, 12, what=what)
-        except FormatError:
-            continue
-        raise AssertionError(called(what, got, "FormatError"))
+LOOPS = {
+    "a pointer to itself": header() + b"\xc0\x0c",
+    "two pointers pointing at each other": header() + b"\xc0\x0e\xc0\x0c",
+    "a label, then a pointer back to that label": header() + b"\x01a\xc0\x0c",
+    "a three-pointer cycle": header() + b"\xc0\x10\xc0\x0c\xc0\x0e",
+}
 
 
-@pytest.mark.points(2)
-def test_decode_name_rejects_names_that_run_off_or_are_invalid():
+@pytest.mark.points(1)
+@pytest.mark.parametrize("data", list(LOOPS.values()), ids=list(LOOPS))
+def test_decode_name_rejects_pointer_loops(data, request):
+    """A compression pointer loop raises FormatError promptly instead of looping forever (RFC 9267 §2)."""
+    what = f"decode_name(<{request.node.callspec.id}: {short(data, 60)}>, 12)"
+    try:
+        got = bounded_call(decode_name, data, 12, what=what)
+    except FormatError:
+        return
+    raise AssertionError(called(what, got, "FormatError"))
+
+
+def _name_of(octets: int) -> bytes:
+    """An uncompressed wire name of exactly ``octets`` octets (length bytes and root included)."""
+    labels, left = [], octets - 1
+    while left:
+        size = min(63, left - 1)
+        labels.append(b"n" * size)
+        left -= size + 1
+    return wire_name(*labels)
+
+
+@pytest.mark.points(1)
+def test_decode_name_reads_a_name_of_exactly_255_octets():
+    """A name of exactly 255 octets, the limit (RFC 1035 §2.3.4), is read; FormatError only past it."""
+    data = header() + _name_of(255)
+    with step(f"decode_name(<a 255-octet name: {short(data, 40)}>, 12)"):
+        got = decode(data, 12)
+    assert got[1] == len(data), called(
+        "decode_name(<a 255-octet name>, 12) -> next offset", got[1], len(data)
+    )
+
+
+_LONG = wire_name(*[b"y" * 63] * 3)  # 193 octets at offset 12
+RUN_OFF = {
+    "a pointer past the end": (header() + b"\x03www\xc0\xff", 12),
+    "a pointer cut in half": (header() + b"\x03www\xc0", 12),
+    "a label longer than the rest": (header() + b"\x3fwww", 12),
+    "a label one byte longer than the rest": (header() + b"\x04www", 12),
+    "no terminating zero": (header() + b"\x03www\x07example", 12),
+    "an offset past the end": (header(), 12),
+    "label type 0x40": (header() + b"\x41abc\x00", 12),
+    "label type 0x80": (header() + b"\x81abc\x00", 12),
+    "a 256-octet name": (header() + _name_of(256), 12),
+    "a 257-octet name": (header() + wire_name(*[b"x" * 63] * 4), 12),
+    "a 259-octet name made with a pointer": (
+        header() + _LONG + b"\x02zz\x3e" + b"w" * 62 + b"\xc0\x0c",
+        12 + len(_LONG),
+    ),
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", list(RUN_OFF.values()), ids=list(RUN_OFF))
+def test_decode_name_rejects_names_that_run_off_or_are_invalid(case, request):
     """Labels or pointers past the end, reserved label types and names over 255 octets raise FormatError."""
-    long_name = wire_name(*[b"y" * 63] * 3)  # 193 octets at offset 12
-    cases = {
-        "a pointer past the end": (header() + b"\x03www\xc0\xff", 12),
-        "a pointer cut in half": (header() + b"\x03www\xc0", 12),
-        "a label longer than the rest": (header() + b"\x3fwww", 12),
-        "no terminating zero": (header() + b"\x03www\x07example", 12),
-        "an offset past the end": (header(), 12),
-        "label type 0x40": (header() + b"\x41abc\x00", 12),
-        "label type 0x80": (header() + b"\x81abc\x00", 12),
-        "a 257-octet name": (header() + wire_name(*[b"x" * 63] * 4), 12),
-        "a 259-octet name made with a pointer": (
-            header() + long_name + b"\x02zz\x3e" + b"w" * 62 + b"\xc0\x0c",
-            12 + len(long_name),
-        ),
-    }
-    for why, (data, offset) in cases.items():
-        what = f"decode_name(<{why}: {short(data, 50)}>, {offset})"
-        try:
-            got = bounded_call(decode_name, data, offset, what=what)
-        except FormatError:
-            continue
-        except (AssertionError, NotImplementedError):
-            raise
-        except Exception as exc:
-            raise AssertionError(
-                f"Called {what}; raised {short(exc)}; expected FormatError"
-            ) from None
-        raise AssertionError(called(what, got, "FormatError"))
+    data, offset = case
+    what = f"decode_name(<{request.node.callspec.id}: {short(data, 50)}>, {offset})"
+    try:
+        got = bounded_call(decode_name, data, offset, what=what)
+    except FormatError:
+        return
+    except (AssertionError, NotImplementedError):
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected FormatError") from None
+    raise AssertionError(called(what, got, "FormatError"))
 
 
 @pytest.mark.points(1)
@@ -175,6 +208,12 @@ def test_encode_name_compresses_like_rfc1035():
 @pytest.mark.points(3)
 @settings(max_examples=80, phases=[Phase.explicit, Phase.generate])
 @given(st.lists(NAMES.map(str.lower), min_size=1, max_size=6))
+@example(["."])
+@example([".", "."])
+@example(["com.", "com."])
+@example(["example.com.", "www.example.com.", "com."])  # a suffix, then a longer name
+@example(["www.example.com.", "mail.example.org.", "mail.example.com."])  # longest suffix wins
+@example(["a.a.a."])
 def test_encode_name_matches_dnspython_compression(names):
     """A run of names encoded with one compression table is byte for byte what dnspython writes."""
     want, _ = dnspython_encoding(names)
@@ -188,45 +227,65 @@ def test_encode_name_matches_dnspython_compression(names):
 
 
 @pytest.mark.points(1)
-def test_encode_name_points_only_below_16k():
-    """A pointer holds 14 bits: a name written at offset 0x4000 or later is never pointed at."""
+@pytest.mark.parametrize(
+    "case",
+    [(0x3FFF, True), (0x4000, False)],
+    ids=["written at 0x3fff: pointed at", "written at 0x4000: not"],
+)
+def test_encode_name_points_only_below_16k(case):
+    """A pointer holds 14 bits: a name written at 0x3FFF can be pointed at, one at 0x4000 or later never."""
+    offset, pointed = case
     table: dict = {}
-    first = encode_name("www.example.com.", table, 0x4000)
-    got = encode_name("example.com.", table, 0x4100)
-    want = b"\x07example\x03com\x00"
+    encode_name("example.com.", table, offset)
+    got = encode_name("www.example.com.", table, 0x4100)
+    want = b"\x03www" + (
+        struct.pack(">H", 0xC000 | offset) if pointed else b"\x07example\x03com\x00"
+    )
     assert got == want, called(
-        "encode_name('example.com.', table, 0x4100) after www.example.com. at 0x4000",
+        f"encode_name('www.example.com.', table, 0x4100) after example.com. at {offset:#x}",
         got,
         want,
     )
-    assert first == b"\x03www" + want, called(
-        "encode_name('www.example.com.', {}, 0x4000)", first, b"\x03www" + want
-    )
+
+
+NOT_WRITABLE = {
+    "a relative name": "www.example.com",
+    "an empty label": "www..example.com.",
+    "a 64-octet label": "x" * 64 + ".example.com.",
+    "a 256-octet name": ("y" * 63 + ".") * 3 + "z" * 62 + ".",
+    "a 257-octet name": ("y" * 63 + ".") * 4,
+    "a character beyond one byte": "caf\u20ac.example.com.",
+}
 
 
 @pytest.mark.points(1)
-def test_encode_name_rejects_names_it_cannot_write():
-    """encode_name raises ValueError for a relative name, an empty label, a 64-octet label, a 256-octet name."""
-    cases = {
-        "a relative name": "www.example.com",
-        "an empty label": "www..example.com.",
-        "a 64-octet label": "x" * 64 + ".example.com.",
-        "a 257-octet name": ("y" * 63 + ".") * 4,
-        "a character beyond one byte": "caf\u20ac.example.com.",
-    }
-    for why, name in cases.items():
-        what = f"encode_name({short(name, 50)}, {{}}, 12) ({why})"
-        try:
-            got = encode_name(name, {}, 12)
-        except ValueError:
-            continue
-        except (AssertionError, NotImplementedError):
-            raise
-        except Exception as exc:
-            raise AssertionError(
-                f"Called {what}; raised {short(exc)}; expected ValueError"
-            ) from None
-        raise AssertionError(called(what, got, "ValueError"))
+@pytest.mark.parametrize("name", list(NOT_WRITABLE.values()), ids=list(NOT_WRITABLE))
+def test_encode_name_rejects_names_it_cannot_write(name, request):
+    """encode_name raises ValueError for a relative name, an empty label, a 64-octet label, a name over 255 octets."""
+    what = f"encode_name({short(name, 50)}, {{}}, 12) ({request.node.callspec.id})"
+    try:
+        got = encode_name(name, {}, 12)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(called(what, got, "ValueError"))
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "name",
+    ["x" * 63 + ".example.com.", ("y" * 63 + ".") * 3 + "z" * 61 + "."],
+    ids=["a 63-octet label", "a 255-octet name"],
+)
+def test_encode_name_writes_names_at_the_limits(name, request):
+    """A 63-octet label and a 255-octet name, exactly at the limits, are written like dnspython does."""
+    with step(f"encode_name(<{request.node.callspec.id}>, {{}}, 12)"):
+        got = encode_name(name, {}, 12)
+    want = dns.name.from_text(name).to_wire()
+    assert got == want, called(f"encode_name(<{request.node.callspec.id}>, {{}}, 12)", got, want)
 
 
 # --- parsing a query ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from _helpers import ask, rcode_name, records, rr
 from dns_server import Zone
 
-from grader.spectools import called, short
+from grader.spectools import called, short, step
 
 SYNTAX = """\
 ; a comment line, then a blank line
@@ -107,19 +107,69 @@ BAD_ZONES = {
 }
 
 
-@pytest.mark.points(2)
-def test_bad_zone_text_raises_value_error():
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", list(BAD_ZONES.values()), ids=list(BAD_ZONES))
+def test_bad_zone_text_raises_value_error(case, request):
     """Unsupported types, bad addresses, CNAME conflicts, out-of-zone names, missing TTL or origin: ValueError."""
-    for why, (text, origin) in BAD_ZONES.items():
-        what = f"Zone.from_text({short(text, 60)}, origin={origin!r}) ({why})"
-        try:
-            got = Zone.from_text(text, origin=origin)
-        except ValueError:
-            continue
-        except (AssertionError, NotImplementedError):
-            raise
-        except Exception as exc:
-            raise AssertionError(
-                f"Called {what}; raised {short(exc)}; expected ValueError"
-            ) from None
-        raise AssertionError(called(what, got, "ValueError"))
+    text, origin = case
+    what = f"Zone.from_text({short(text, 60)}, origin={origin!r}) ({request.node.callspec.id})"
+    try:
+        got = Zone.from_text(text, origin=origin)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(called(what, got, "ValueError"))
+
+
+LIMITS = {
+    "TTL 2**31 - 1 (the largest, RFC 2181 §8)": ("www 2147483647 IN A 192.0.2.1\n", "www", "A"),
+    "TTL 0": ("www 0 IN A 192.0.2.1\n", "www", "A"),
+    "MX preference 65535": ("@ 60 IN MX 65535 mail\n", "@", "MX"),
+    "MX preference 0": ("@ 60 IN MX 0 mail\n", "@", "MX"),
+    "a 63-octet label": (f"{'x' * 63} 60 IN A 192.0.2.1\n", "x" * 63, "A"),
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("case", list(LIMITS.values()), ids=list(LIMITS))
+def test_values_at_their_limits_are_accepted(case, request):
+    """A TTL of 2**31 - 1, an MX preference of 65535, a 63-octet label: at the limit, accepted and served."""
+    text, owner, rdtype = case
+    name = "example.com." if owner == "@" else f"{owner}.example.com."
+    with step(f"Zone.from_text({short(text, 60)}, origin='example.com.')"):
+        the_zone = Zone.from_text(text, origin="example.com.")
+    _, response, _ = ask(the_zone, name, rdtype)
+    got = len(records(response.answer))
+    assert got == 1, called(
+        f"answer(<zone with {request.node.callspec.id}>, <query {short(name, 40)} {rdtype}>) "
+        "-> answer records",
+        got,
+        1,
+    )
+
+
+OVER_LIMITS = {
+    "TTL 2**31": "www 2147483648 IN A 192.0.2.1\n",
+    "MX preference 65536": "@ 60 IN MX 65536 mail\n",
+    "a 64-octet label": f"{'x' * 64} 60 IN A 192.0.2.1\n",
+    "a TTL with a sign": "www +60 IN A 192.0.2.1\n",
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("text", list(OVER_LIMITS.values()), ids=list(OVER_LIMITS))
+def test_values_one_past_their_limits_are_rejected(text, request):
+    """A TTL of 2**31, an MX preference of 65536, a 64-octet label: one past the limit, ValueError."""
+    what = f"Zone.from_text({short(text, 60)}, origin='example.com.') ({request.node.callspec.id})"
+    try:
+        got = Zone.from_text(text, origin="example.com.")
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(called(what, got, "ValueError"))
