@@ -105,14 +105,18 @@ def bounded_call(fn: Callable[..., Any], *args: Any, what: str) -> Any:
         thread.join(0.02)
         if not thread.is_alive():
             break
-        if _cpu_seconds(thread) > CPU_LIMIT or time.monotonic() - started > WALL_LIMIT:
+        spun = _cpu_seconds(thread) > CPU_LIMIT
+        if spun or time.monotonic() - started > WALL_LIMIT:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread.ident or 0), ctypes.py_object(_Hung)
             )
             thread.join(1.0)
-            raise AssertionError(
-                f"Called {what}; it ran for {CPU_LIMIT:g} s of CPU without returning (a loop?)"
+            how = (
+                f"it ran for {CPU_LIMIT:g} s of CPU without returning (a loop?)"
+                if spun
+                else f"it did not return within {WALL_LIMIT:g} s (blocked?)"
             )
+            raise AssertionError(f"Called {what}; {how}")
     if "error" in box:
         raise box["error"]
     return box.get("result")
