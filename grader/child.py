@@ -422,8 +422,11 @@ def _confine(paths: dict, writer) -> None:
     from grader import sandbox
 
     try:
-        # the TCP layer was entered before exec (grader.runner), unless "network" says not
-        sandbox.confine(paths["write"], paths["read"], network=paths.get("network", True))
+        network = paths.get("network_fd")  # the TCP layer the grader made once
+        if network is not None:
+            sandbox.enter(network)
+            os.close(network)
+        sandbox.confine(paths["write"], paths["read"], network=network is None)
     except OSError as err:
         writer.send("crash", message=f"the spec process could not enter its sandbox: {err}")
         os._exit(70)

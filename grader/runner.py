@@ -153,20 +153,6 @@ def sandbox_status(limits: Limits) -> str:
     return sandbox.probe() if limits.sandbox else NO_SANDBOX
 
 
-def _entering(preexec, network: int | None):
-    """``preexec``, then, in the child before ``exec``, the sandbox's TCP layer: a ruleset
-    the grader made once (``sandbox.network_ruleset``), rather than ~28,000 rules per run."""
-    if network is None:
-        return preexec
-
-    def apply() -> None:
-        if preexec is not None:
-            preexec()
-        sandbox.enter(network)
-
-    return apply
-
-
 def sandbox_paths(run_dir: Path, workspace: Path) -> tuple[list[str], list[str]]:
     """(write, read) paths of the spec process's sandbox: it writes in its workspace and temp
     folder only; it reads its run folder (workspace, temp folder, ini file), the Python
@@ -393,7 +379,9 @@ async def run_specs(
     run_dir = workspace.parent
     (run_dir / "tmp" / "home").mkdir(parents=True, exist_ok=True)
     confinement = sandbox_status(limits)
-    network = None  # the sandbox's TCP layer: one ruleset for every run of this grader
+    # The sandbox's TCP layer, one rule per ephemeral port: made once by this grader, handed
+    # to every spec process, which enters it (sandbox.network_ruleset).
+    network = None
     if confinement.startswith("landlock"):
         with contextlib.suppress(OSError):
             network = sandbox.network_ruleset()
@@ -424,7 +412,7 @@ async def run_specs(
         "phantoms": [Path(f).stem for f in kata.files] if mode == "collect" else [],
         "coverage": str(coverage_file) if coverage else "",
         "sandbox": (
-            {"write": write_paths, "read": read_paths, "network": network is None}
+            {"write": write_paths, "read": read_paths, "network_fd": None}
             if confinement.startswith("landlock")
             else None
         ),
@@ -435,11 +423,15 @@ async def run_specs(
     result = RunResult(sandbox=confinement)
     reader = Reader(key)
     output = _Output()
-    preexec = _entering(_preexec(limits, int(kata.timeout + limits.cpu_slack)), network)
+    preexec = _preexec(limits, int(kata.timeout + limits.cpu_slack))
     started = time.monotonic()
     handed = [key_read, out_write, *([status_write] if supervised else [])]
+    if network is not None:
+        handed.append(network)
     spawn, tokens = portable.spawn_options(handed, preexec)
     config.update(key_fd=tokens[0], out_fd=tokens[1])
+    if network is not None:
+        config["sandbox"]["network_fd"] = tokens[-1]
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
