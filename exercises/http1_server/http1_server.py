@@ -226,6 +226,10 @@ class HttpServer:
 
     Per connection: read, ``feed`` the parser, answer every complete request in order, write.
 
+    TODO: after each write, ``await writer.drain()`` before the next request: a client that
+          pipelines requests and reads nothing must not make the server buffer every answer.
+    TODO: ``close()`` returns only once every connection task has finished.
+
     TODO: a request with keep_alive False -> its response carries Connection: close, then
           close the connection (ignore anything pipelined behind it).
     TODO: an HTTP/1.0 request that keeps the connection alive -> add "Connection: keep-alive"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import h11_parse, ours_parse, parse, pipelines, what
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 # Shrinking a failing example can take long on a wrong parser; the first example is enough.
@@ -67,9 +67,44 @@ def compare(data: bytes) -> None:
     )
 
 
+# Explicit examples: the boundaries that random draws find only by luck.
+VALID_EXAMPLES = [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: a\n\n",  # lone LF line ends in the head
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"1;a=b\r\nx\r\n0\r\nX-T: 1\r\nX-U:\r\n\r\n"
+    b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX-A: \xa0v\x85\r\n\r\n",
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+]
+INVALID_EXAMPLES = [
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\x85\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \xa0chunked\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\xa0\r\n\r\nx",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\nxy",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX-A : b\r\nHost: a\r\n\r\n",
+]
+
+
+def examples(cases):
+    def decorate(spec):
+        for case in reversed(cases):
+            spec = example(case)(spec)
+        return spec
+
+    return decorate
+
+
 @pytest.mark.points(4)
 @FAST
 @given(pipelines(corrupt=False))
+@examples(VALID_EXAMPLES)
 def test_valid_requests_agree_with_h11(data):
     """Valid pipelined requests parse exactly as h11 parses them (method, target, fields, body)."""
     compare(data)
@@ -78,6 +113,7 @@ def test_valid_requests_agree_with_h11(data):
 @pytest.mark.points(4)
 @FAST
 @given(pipelines(corrupt=True))
+@examples(INVALID_EXAMPLES)
 def test_subtly_invalid_requests_agree_with_h11(data):
     """Subtly broken requests (bad names, bad lengths, bad chunks...) are refused exactly where h11 refuses."""
     compare(data)
@@ -108,3 +144,32 @@ def test_any_chunking_gives_the_same_requests(data):
         f"Fed {what(stream, 200)} in {len(pieces)} pieces; got {pieced}; "
         f"fed at once it gave {whole}"
     )
+
+
+SPLIT_STREAMS = {
+    "chunked-with-trailers": VALID_EXAMPLES[3],
+    "lone-LF-head": VALID_EXAMPLES[1] + VALID_EXAMPLES[0],
+    "two-lengths": VALID_EXAMPLES[4],
+    "bad-chunk-end": INVALID_EXAMPLES[5],
+}
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("name", list(SPLIT_STREAMS))
+def test_every_split_point_gives_the_same_requests(name):
+    """The same bytes cut in two at any point (a CRLF split across reads included) give the same requests."""
+    stream = SPLIT_STREAMS[name]
+
+    def shape(parsed):
+        requests = [
+            (r.method, r.target, list(r.headers), r.body, list(r.trailers)) for r in parsed.requests
+        ]
+        return requests, parsed.status
+
+    whole = shape(parse(stream))
+    for cut in range(1, len(stream)):
+        pieced = shape(parse([stream[:cut], stream[cut:]]))
+        assert pieced == whole, (
+            f"Fed {what(stream, 200)} cut after byte {cut} ({what(stream[:cut][-12:], 30)} | "
+            f"{what(stream[cut:][:12], 30)}); got {pieced}; fed at once it gave {whole}"
+        )

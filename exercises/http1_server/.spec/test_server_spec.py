@@ -9,12 +9,22 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
 
 import h11
 import httpx
 import pytest
-from _helpers import Client, Recorder, exchange, replies, request_bytes, running, what
-from http1_server import HttpServer
+from _helpers import (
+    Client,
+    CountingLoop,
+    Recorder,
+    exchange,
+    replies,
+    request_bytes,
+    running,
+    what,
+)
+from http1_server import HttpServer, Response
 
 from grader.spectools import LOCALHOST, bounded, called, short, step
 
@@ -368,8 +378,8 @@ async def test_request_deadline_drops_an_idle_connection():
 
 
 @pytest.mark.points(1)
-async def test_close_stops_the_server():
-    """server.close() returns promptly, closes kept-alive connections and stops accepting."""
+async def test_close_closes_kept_alive_connections():
+    """server.close() returns promptly and closes an idle kept-alive connection."""
     recorder = Recorder()
     server = HttpServer(recorder.router())
     port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
@@ -383,13 +393,84 @@ async def test_close_stops_the_server():
         assert rest == b"", called("bytes after server.close()", rest, b"")
     finally:
         await client.close()
+
+
+@pytest.mark.points(1)
+async def test_close_stops_listening():
+    """After server.close() nothing listens on the port any more: a connection is refused."""
+    server = HttpServer(Recorder().router())
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+    await bounded(server.close(), 3.0, "server.close()")
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(LOCALHOST, port), 2.0)
     except OSError:
-        return
-    writer.close()
-    raise AssertionError(
-        f"Connected to port {port} after server.close(); expected the connection refused"
+        pass
+    else:
+        writer.close()
+        raise AssertionError(
+            f"Connected to port {port} after server.close(); expected the connection refused"
+        )
+
+
+@pytest.mark.points(1)
+async def test_close_leaves_no_task_behind():
+    """When server.close() returns, no task of the server is left (idle, half-read and busy connections)."""
+    before = asyncio.all_tasks()
+    server = HttpServer(Recorder().router())
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+    idle = await Client.connect(port)
+    half = await Client.connect(port)
+    try:
+        await idle.send(request_bytes("GET", "/hello"))
+        await idle.reply("the reply to GET /hello")
+        await half.send(b"POST /echo HTTP/1.1\r\nHost: spec\r\nContent-Length: 10\r\n\r\nabc")
+        await bounded(server.close(), 3.0, "server.close() with two connections open")
+        left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    finally:
+        await idle.close()
+        await half.close()
+    assert not left, called(
+        "asyncio.all_tasks() right after server.close() (new tasks)",
+        [short(t.get_coro(), 60) for t in left],
+        [],
+    )
+
+
+@pytest.mark.points(2)
+async def test_a_client_that_reads_nothing_stops_the_server_answering():
+    """A client that pipelines 64 requests for 1 MiB each and reads nothing gets at most 16 answered: the server waits for its writes to drain."""
+    recorder = Recorder()
+    router = recorder.router()
+    big = b"x" * (1 << 20)
+
+    async def big_handler(request):
+        recorder.seen.append(request)
+        return Response(200, [], big)
+
+    router.route("GET", "/big", big_handler)
+    server = HttpServer(router)
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+    _, writer = await asyncio.open_connection(LOCALHOST, port)
+    other = await Client.connect(port)
+    try:
+        writer.write(request_bytes("GET", "/big") * 64)
+        await writer.drain()
+        # The clock is an event, not a sleep: once another connection's request is answered,
+        # a server that never waits for its writes has answered all 64 (nothing in its loop
+        # yields while requests are buffered); one that waits is stuck on the first few.
+        await other.send(request_bytes("GET", "/hello"))
+        reply = await other.reply("the reply to GET /hello on a second connection", timeout=5.0)
+        assert reply.status == 200, called("GET /hello on a second connection", reply.status, 200)
+        answered = sum(1 for r in recorder.seen if r.target == "/big")
+    finally:
+        writer.close()
+        await other.close()
+        await bounded(server.close(), 5.0, "server.close()")
+    assert answered <= 16, called(
+        "64 pipelined GET /big (1 MiB each), client reading nothing: requests answered "
+        "once another connection was served",
+        answered,
+        "at most 16 (about 16 MiB buffered)",
     )
 
 
@@ -540,4 +621,46 @@ async def test_http_client_absolute_form_is_routed():
         f"http.client: GET http://{LOCALHOST}:{port}/hello?x=1 -> (status, body)",
         got,
         (200, b"hello"),
+    )
+
+
+async def _wakeups_over(loop, seconds: float) -> int:
+    # A measurement window, not a wait for a condition: count what the loop does meanwhile.
+    before = loop.wakeups
+    await asyncio.sleep(seconds)
+    return loop.wakeups - before
+
+
+async def _idle_then_kept_alive(loop, connections: int, window: float) -> tuple[int, int]:
+    server = HttpServer(Recorder().router(), request_timeout=10.0)
+    port = await bounded(server.start(LOCALHOST, 0), 3.0, "server.start()")
+    clients = []
+    try:
+        idle = await _wakeups_over(loop, window)
+        for _ in range(connections):
+            client = await Client.connect(port)
+            clients.append(client)
+            await client.send(request_bytes("GET", "/hello"))
+            await client.reply("the reply to GET /hello")
+        kept = await _wakeups_over(loop, window)
+    finally:
+        for client in clients:
+            await client.close()
+        await bounded(server.close(), 5.0, "server.close()")
+    return idle, kept
+
+
+@pytest.mark.points(2)
+def test_idle_kept_alive_connections_cost_no_wakeups():
+    """20 idle kept-alive connections cost (almost) no event-loop wake-ups: no polling for the deadline."""
+    connections, window = 20, 0.3
+    loop = CountingLoop()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        idle, kept = runner.run(_idle_then_kept_alive(loop, connections, window))
+    limit = 2 * idle + 20
+    assert kept <= limit, called(
+        f"event-loop wake-ups over {window} s with {connections} idle kept-alive connections "
+        f"(with none open: {idle})",
+        kept,
+        f"at most {limit}",
     )
