@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import random
+import secrets
 import urllib.parse
 from html.parser import HTMLParser
 from typing import Any
@@ -146,8 +148,10 @@ class Browser:
                 return cookie.value
         return None
 
-    def set_cookie(self, name: str, value: str) -> None:
-        self.client.cookies.clear()
+    def set_cookie(self, name: str, value: str, *, keep: bool = False) -> None:
+        """Put one cookie in the jar (by default instead of every other one)."""
+        if not keep:
+            self.client.cookies.clear()
         self.client.cookies.set(name, value, domain="auth.example", path="/")
 
     async def login_form(self, next_url: str | None = None) -> dict[str, str]:
@@ -292,3 +296,39 @@ async def userinfo(world: World, access_token: str) -> httpx.Response:
     return await browser.send(
         "GET", "/userinfo", headers={"authorization": f"Bearer {access_token}"}
     )
+
+
+def spy_compare_digest(monkeypatch: Any, module: Any) -> list[tuple[Any, Any]]:
+    """Route every way of reaching hmac.compare_digest through a recorder; return its log.
+
+    Covers ``hmac.compare_digest``, ``secrets.compare_digest`` and any name in ``module`` bound
+    to the real function. Counted, never timed.
+    """
+    real = hmac.compare_digest
+    calls: list[tuple[Any, Any]] = []
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    monkeypatch.setattr(secrets, "compare_digest", spy)
+    for name, value in list(vars(module).items()):
+        if value is real:
+            monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    return b""
+
+
+def b64url_decode(text: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return None

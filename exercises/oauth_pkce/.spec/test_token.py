@@ -244,36 +244,31 @@ async def test_unknown_code_is_invalid_grant():
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize(
-    ("change", "error"),
-    [
-        ({"grant_type": None}, "invalid_request"),
-        ({"grant_type": "password"}, "unsupported_grant_type"),
-        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
-        ({"grant_type": "implicit"}, "unsupported_grant_type"),
-        ({"code": None}, "invalid_request"),
-        ({"code": ""}, "invalid_request"),
-        ({"client_id": None}, "invalid_request"),
-        ({"redirect_uri": None}, "invalid_request"),
-        ({"code_verifier": None}, "invalid_request"),
-    ],
-    ids=[
-        "no-grant-type",
-        "password-grant",
-        "client-credentials",
-        "implicit",
-        "no-code",
-        "empty-code",
-        "no-client-id",
-        "no-redirect-uri",
-        "no-verifier",
-    ],
-)
-async def test_malformed_token_request(change, error):
-    """A missing parameter gets invalid_request, another grant type unsupported_grant_type (RFC 6749 §5.2)."""
+async def test_missing_parameter_is_invalid_request():
+    """A token request without grant_type, code, client_id, redirect_uri or code_verifier gets 400 invalid_request (RFC 6749 §5.2)."""
     world = World()
     code, verifier = await new_code(world)
-    await expect_error(world, token_form(code, verifier, **change), error, f"with {change}")
+    for name in ("grant_type", "code", "client_id", "redirect_uri", "code_verifier"):
+        form = token_form(code, verifier, **{name: None})
+        await expect_error(world, form, "invalid_request", f"without {name}")
+    await expect_error(world, token_form(code, verifier, code=""), "invalid_request", "with code=")
+    await expect_token(world, token_form(code, verifier), "with every parameter, after those")
+
+
+@pytest.mark.points(2)
+async def test_other_grant_types_are_unsupported():
+    """A grant_type other than authorization_code gets 400 unsupported_grant_type (RFC 6749 §5.2)."""
+    world = World()
+    code, verifier = await new_code(world)
+    for grant_type in (
+        "password",
+        "client_credentials",
+        "implicit",
+        "refresh_token",
+        "AUTHORIZATION_CODE",
+    ):
+        form = token_form(code, verifier, grant_type=grant_type)
+        await expect_error(world, form, "unsupported_grant_type", f"with grant_type={grant_type}")
 
 
 @pytest.mark.points(2)
@@ -362,3 +357,19 @@ async def test_userinfo_refuses_missing_and_unknown_tokens():
         assert got == (401, True), called(
             f"GET /userinfo {why}", describe(response), "401 invalid_token"
         )
+
+
+async def test_replay_revokes_only_that_codes_tokens():
+    """Revocation after a code replay takes back that code's tokens only; other users' tokens keep working."""
+    world = World()
+    code, verifier = await new_code(world)
+    other_code, other_verifier = await new_code(world)
+    first = await expect_token(world, token_form(code, verifier), "the first time")
+    other = await expect_token(world, token_form(other_code, other_verifier), "with another code")
+    await expect_error(world, token_form(code, verifier), "invalid_grant", "a second time")
+    got = ((await userinfo(world, first)).status_code, (await userinfo(world, other)).status_code)
+    assert got == (401, 200), called(
+        "GET /userinfo with the replayed code's token, then with another code's token",
+        got,
+        (401, 200),
+    )
