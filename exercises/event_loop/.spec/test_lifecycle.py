@@ -195,7 +195,12 @@ def test_closed_clients_release_their_connections_and_descriptors():
     with serving(server):
         fds_idle = open_fds()
         results = exchange(server.address, sent)  # each client closes once it has its echo
-        assert [r.data for r in results] == sent, "20 clients: at least one echo was wrong"
+        wrong = [i for i, (r, p) in enumerate(zip(results, sent, strict=True)) if r.data != p]
+        assert not wrong, called(
+            "20 clients each echo a payload, then close; clients whose echo was wrong",
+            [f"#{i}: {results[i].describe(sent[i])}" for i in wrong[:3]],
+            [],
+        )
         emptied = recorder.wait_for(lambda: server.connection_count == 0)
         count = server.connection_count
         leaked = open_fds() - fds_idle
