@@ -513,7 +513,21 @@ def test_b64url_decode_decodes_unpadded_base64url(raw):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("text", B64_INVALID, ids=repr)
+@pytest.mark.parametrize(
+    "text",
+    B64_INVALID,
+    ids=[
+        "two pad chars",
+        "one pad char",
+        "a plus",
+        "a slash",
+        "length 4k+3, unused bits set",
+        "length 4k+1",
+        "a space",
+        "unused bits set",
+        "the standard alphabet",
+    ],
+)
 def test_b64url_decode_rejects_anything_else(text):
     """b64url_decode raises InvalidToken for padding, + and /, spaces, a length of 4k+1, non-canonical bits."""
     try:
