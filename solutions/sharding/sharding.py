@@ -98,14 +98,17 @@ class JumpRouter:
 
     @property
     def nodes(self) -> list[str]:
+        """The nodes in bucket order (a copy)."""
         return list(self._nodes)
 
     def add(self, node: str) -> None:
+        """Add ``node`` as the new last bucket; ValueError if it is already there."""
         if node in self._nodes:
             raise ValueError(f"node {node!r} is already placed")
         self._nodes.append(node)
 
     def remove(self, node: str) -> None:
+        """Remove the last node; KeyError if absent, ValueError for any other node."""
         if node not in self._nodes:
             raise KeyError(node)
         # Jump hash only knows bucket numbers: dropping bucket i < n-1 would renumber every
@@ -115,6 +118,7 @@ class JumpRouter:
         self._nodes.pop()
 
     def node_for(self, key: str) -> str:
+        """The node of ``key``; LookupError when there are no nodes."""
         if not self._nodes:
             raise LookupError("no nodes")
         return self._nodes[jump_hash(key_hash(key), len(self._nodes))]
@@ -139,9 +143,11 @@ class HashRing:
 
     @property
     def nodes(self) -> list[str]:
+        """The nodes on the ring, sorted."""
         return sorted(self._nodes)
 
     def add(self, node: str) -> None:
+        """Put ``node``'s points on the ring; ValueError if it is already there."""
         if node in self._nodes:
             raise ValueError(f"node {node!r} is already on the ring")
         self._nodes.add(node)
@@ -149,12 +155,14 @@ class HashRing:
             bisect.insort(self._points, (key_hash(f"{node}#{i}"), node))
 
     def remove(self, node: str) -> None:
+        """Take ``node``'s points off the ring; KeyError if it is absent."""
         if node not in self._nodes:
             raise KeyError(node)
         self._nodes.remove(node)
         self._points = [point for point in self._points if point[1] != node]
 
     def node_for(self, key: str) -> str:
+        """The node of the first point at or after ``key_hash(key)``; LookupError if empty."""
         if not self._points:
             raise LookupError("the ring is empty")
         # (h, "") sorts before every (h, node): a key whose hash equals a point's position
@@ -177,19 +185,24 @@ class Rendezvous:
 
     @property
     def nodes(self) -> list[str]:
+        """The nodes, sorted."""
         return sorted(self._nodes)
 
     def add(self, node: str) -> None:
+        """Add ``node``; ValueError if it is already there."""
         if node in self._nodes:
             raise ValueError(f"node {node!r} is already placed")
         self._nodes.add(node)
 
     def remove(self, node: str) -> None:
+        """Remove ``node``; KeyError if it is absent."""
         if node not in self._nodes:
             raise KeyError(node)
         self._nodes.remove(node)
 
     def node_for(self, key: str) -> str:
+        """The node with the highest score for ``key``; LookupError when there are no nodes."""
+        # n hashes per lookup: the price of needing no shared state but the list of nodes.
         if not self._nodes:
             raise LookupError("no nodes")
         return max(self._nodes, key=lambda node: (key_hash(f"{node}/{key}"), node))
@@ -214,11 +227,13 @@ class RangeRouter:
     """
 
     def __init__(self, node: str) -> None:
+        """One range, ["", no end), on ``node``."""
         self._starts: list[str] = [""]  # sorted; range i is [starts[i], starts[i+1])
         self._nodes: list[str] = [node]
 
     @property
     def ranges(self) -> list[Range]:
+        """The ranges in key order."""
         ends: list[str | None] = [*self._starts[1:], None]
         return [Range(s, e, n) for s, e, n in zip(self._starts, ends, self._nodes, strict=True)]
 
@@ -227,14 +242,20 @@ class RangeRouter:
         return bisect.bisect_right(self._starts, key) - 1
 
     def range_for(self, key: str) -> Range:
+        """The range holding ``key``."""
         i = self._index(key)
         end = self._starts[i + 1] if i + 1 < len(self._starts) else None
         return Range(self._starts[i], end, self._nodes[i])
 
     def node_for(self, key: str) -> str:
+        """The node of the range holding ``key``."""
         return self._nodes[self._index(key)]
 
     def split(self, at: str, node: str | None = None) -> None:
+        """Cut the range holding ``at`` into [start, at) and [at, end); the upper half on ``node``.
+
+        ValueError if ``at`` already starts a range.
+        """
         i = self._index(at)
         if self._starts[i] == at:
             raise ValueError(f"{at!r} already starts a range")
@@ -242,6 +263,7 @@ class RangeRouter:
         self._nodes.insert(i + 1, self._nodes[i] if node is None else node)
 
     def ranges_for(self, lo: str, hi: str) -> list[Range]:
+        """The ranges holding a key in [lo, hi), in key order: what a scan must visit."""
         if lo >= hi:
             return []
         first = self._index(lo)
@@ -249,6 +271,11 @@ class RangeRouter:
         return self.ranges[first:last]
 
     def split_hot(self, load: Mapping[str, int], threshold: int) -> str | None:
+        """Split the hottest range, if its load exceeds ``threshold``, where it balances best.
+
+        Returns the split key, or None when nothing was split (not hot enough, or all its load
+        on one key, which no split can divide).
+        """
         totals = [0] * len(self._starts)
         for key, count in load.items():
             totals[self._index(key)] += count

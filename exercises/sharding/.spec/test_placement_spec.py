@@ -21,6 +21,8 @@ from _helpers import (
     outcome,
     spread,
 )
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sharding import HashRing, JumpRouter, Move, Rendezvous, plan_moves
 
 from grader.spectools import called, short, step
@@ -76,10 +78,12 @@ def test_plan_moves_lists_the_keys_that_change_node_in_key_order():
     before = Table({"a": "n1", "b": "n1", "c": "n2", "d": "n3", "e": "n2"})
     after = Table({"a": "n1", "b": "n4", "c": "n2", "d": "n1", "e": "n4"})
     keys = ["e", "a", "d", "c", "b"]
-    with step("plan_moves(before, after, ['e', 'a', 'd', 'c', 'b'])"):
-        got = list(plan_moves(before, after, keys))
+    with step("plan_moves(before, after, iter(['e', 'a', 'd', 'c', 'b']))"):
+        got = list(plan_moves(before, after, iter(keys)))  # any iterable, read once
     want = [Move("e", "n2", "n4"), Move("d", "n3", "n1"), Move("b", "n1", "n4")]
-    assert got == want, called("plan_moves(before, after, ['e', 'a', 'd', 'c', 'b'])", got, want)
+    assert got == want, called(
+        "plan_moves(before, after, iter(['e', 'a', 'd', 'c', 'b']))", got, want
+    )
     with step("plan_moves(before, before, keys)"):
         same = list(plan_moves(before, before, keys))
     assert same == [], called("plan_moves(before, before, keys)", same, [])
@@ -121,6 +125,17 @@ def test_jump_router_removes_only_its_last_node():
     bad = mismatch(router.node_for, lambda k: oracle_jump(k, ns[:3]), KEYS[:300], "router")
     assert bad is None, bad
     check_errors(router, "router", "node-0")
+    copy = router.nodes
+    copy.append("intruder")
+    assert router.nodes == ns[:3], called(
+        "router.nodes after appending to the list it returned", router.nodes, ns[:3]
+    )
+    with step("router.add('node-3') after remove('node-3')"):
+        router.add("node-3")
+    bad = mismatch(
+        router.node_for, lambda k: oracle_jump(k, ns), KEYS[:300], "router (node-3 back)"
+    )
+    assert bad is None, bad
 
 
 @pytest.mark.points(1)
@@ -183,6 +198,60 @@ def test_ring_wraps_past_the_last_point():
         with step(f"ring.node_for({key!r})"):
             got = ring.node_for(key)
         assert got == first[1], called(f"ring.node_for({key!r}), a key {where}", got, first[1])
+
+
+NAMES = st.text(alphabet="ab#/é0", min_size=1, max_size=4)
+
+
+@pytest.mark.points(2)
+@given(
+    names=st.lists(NAMES, min_size=1, max_size=5, unique=True),
+    keys=st.lists(st.text(alphabet="ab#/é0", max_size=5), min_size=1, max_size=10),
+    vnodes=st.integers(1, 4),
+)
+@example(names=["a"], keys=["a#0", "", "b"], vnodes=1)
+@example(names=["a", "b"], keys=["b#1", "a#1", "a#0"], vnodes=2)
+@example(names=["a#", "a"], keys=["a##0", "a#0"], vnodes=1)
+@example(names=["é", "e"], keys=["é#0", "é"], vnodes=3)
+def test_ring_agrees_with_the_contract_for_any_names_and_keys(names, keys, vnodes):
+    """For any node names and keys (UTF-8 included), the ring places keys as the contract says."""
+    with step(f"HashRing({names}, vnodes={vnodes})"):
+        ring = HashRing(names, vnodes=vnodes)
+    bad = mismatch(
+        ring.node_for,
+        OracleRing(names, vnodes).node_for,
+        keys,
+        f"HashRing({names}, vnodes={vnodes})",
+    )
+    assert bad is None, bad
+
+
+@pytest.mark.points(2)
+def test_ring_add_and_remove_keep_the_contract_placement():
+    """After any adds and removes, the ring places keys exactly as a ring built from its current nodes."""
+    with step("HashRing(['n1', 'n2'], vnodes=8)"):
+        ring = HashRing(["n1", "n2"], vnodes=8)
+    current = ["n1", "n2"]
+    for action, node in [
+        ("add", "n3"),
+        ("add", "n4"),
+        ("remove", "n1"),
+        ("add", "n1"),
+        ("remove", "n4"),
+    ]:
+        with step(f"ring.{action}({node!r}) on a ring of {current}"):
+            getattr(ring, action)(node)
+        current = sorted({*current, node} if action == "add" else set(current) - {node})
+        assert ring.nodes == current, called(
+            f"ring.nodes after ring.{action}({node!r})", ring.nodes, current
+        )
+        bad = mismatch(
+            ring.node_for,
+            OracleRing(current, 8).node_for,
+            KEYS[:300],
+            f"ring (after {action} {node})",
+        )
+        assert bad is None, bad
 
 
 @pytest.mark.points(1)
@@ -264,6 +333,24 @@ def test_rendezvous_picks_the_highest_scoring_node(n):
     with step(f"Rendezvous({ns})"):
         router = Rendezvous(ns)
     bad = mismatch(router.node_for, lambda k: oracle_rendezvous(k, ns), KEYS[:1000], "rendezvous")
+    assert bad is None, bad
+
+
+@pytest.mark.points(2)
+@given(
+    names=st.lists(NAMES, min_size=1, max_size=5, unique=True),
+    keys=st.lists(st.text(alphabet="ab#/é0", max_size=5), min_size=1, max_size=10),
+)
+@example(names=["a"], keys=["", "a"])
+@example(names=["a/", "a"], keys=["/b", "b"])  # "a/" for "b" and "a" for "/b" both hash "a//b"
+@example(names=["é", "e"], keys=["é", "e"])
+def test_rendezvous_agrees_with_the_contract_for_any_names_and_keys(names, keys):
+    """For any node names and keys (UTF-8 included), rendezvous picks the node the contract says."""
+    with step(f"Rendezvous({names})"):
+        router = Rendezvous(names)
+    bad = mismatch(
+        router.node_for, lambda k: oracle_rendezvous(k, names), keys, f"Rendezvous({names})"
+    )
     assert bad is None, bad
 
 
