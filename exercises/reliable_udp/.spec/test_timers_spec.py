@@ -277,37 +277,79 @@ def test_next_deadline_is_the_earliest_running_timer(case):
     assert ok, called(f"next_deadline() {when}", got_shown, shown)
 
 
-@pytest.mark.points(2)
-def test_client_connects_and_retransmits_its_connect():
-    """connect(S, addr) sends /connect/S/ until acked; data sent meanwhile waits for the ack."""
+def _connecting() -> Peer:
     peer = Peer(addr=SERVER, retransmit_after=3.0, expire_after=60.0)
     peer.endpoint.connect(S, SERVER)
+    return peer
+
+
+@pytest.mark.points(1)
+def test_connect_sends_connect_to_the_address():
+    """connect(S, addr) puts /connect/S/ on the wire, addressed to addr."""
+    peer = _connecting()
     out = peer.endpoint.datagrams_to_send()
     want = [(b"/connect/%d/" % S, SERVER)]
     assert out == want, called(f"connect({S}, {SERVER})", out, want)
+
+
+@pytest.mark.points(1)
+def test_an_unanswered_connect_is_resent_every_retransmit_after():
+    """An unanswered /connect/ is resent retransmit_after seconds later (not before), and again after that."""
+    peer = _connecting()
+    peer.sent()
+    early = peer.advance(2.999)
+    assert early == [], called("tick() 2.999 s after an unanswered connect", early, [])
+    for _ in range(2):
+        again = peer.advance(0.001)
+        assert again == [b"/connect/%d/" % S], called(
+            f"tick() {at(peer.clock.now)}, the connect still unanswered",
+            again,
+            [b"/connect/%d/" % S],
+        )
+        peer.advance(2.999)
+
+
+@pytest.mark.points(1)
+def test_data_sent_while_connecting_waits_for_the_ack():
+    """Bytes given to send() before the connect is acked stay off the wire, then go out on the ack."""
+    peer = _connecting()
+    peer.sent()
     peer.endpoint.send(S, b"early")
     held = peer.sent()
     assert held == [], called(f"send({S}, b'early') before the connect was acked", held, [])
-    again = peer.advance(3.0)
-    assert again == [b"/connect/%d/" % S], called(
-        "tick() 3 s after an unanswered connect", again, [b"/connect/%d/" % S]
-    )
     out = peer.replies(b"/ack/%d/0/" % S)
+    assert out == [b"/data/%d/0/early/" % S], called_on(
+        b"/ack/%d/0/ (the connect's ack)" % S, out, [b"/data/%d/0/early/" % S]
+    )
+
+
+@pytest.mark.points(1)
+def test_the_connects_ack_reports_connected_once():
+    """The peer's ack of the connect reports Connected(S); a duplicate of that ack reports nothing."""
+    peer = _connecting()
+    peer.sent()
+    peer.replies(b"/ack/%d/0/" % S)
     events = peer.events()
     assert events == [Connected(S)], called_on(
         b"/ack/%d/0/" % S, events, [Connected(S)], "events()"
     )
-    assert out == [b"/data/%d/0/early/" % S], called_on(
-        b"/ack/%d/0/ (the connect's ack)" % S, out, [b"/data/%d/0/early/" % S]
-    )
-    out = peer.replies(b"/ack/%d/0/" % S)  # a duplicate ack of the connect: no second Connected
+    out = peer.replies(b"/ack/%d/0/" % S)
     events = peer.events()
     assert events == [] and out == [], called_on(b"/ack/%d/0/ again" % S, (out, events), ([], []))
-    peer.replies(b"/data/%d/0/hi/" % S)
+
+
+@pytest.mark.points(1)
+def test_data_from_the_peer_also_answers_the_connect():
+    """Data from the peer answers our connect too: Connected(S), then the data, then no more connects."""
+    peer = _connecting()
+    peer.sent()
+    out = peer.replies(b"/data/%d/0/hi/" % S)
     events = peer.events()
-    assert events == [DataReceived(S, b"hi")], called_on(
-        b"/data/%d/0/hi/" % S, events, [DataReceived(S, b"hi")]
-    )
+    want = [Connected(S), DataReceived(S, b"hi")]
+    assert events == want, called_on(b"/data/%d/0/hi/" % S, events, want, "events()")
+    assert out == [b"/ack/%d/2/" % S], called_on(b"/data/%d/0/hi/" % S, out, [b"/ack/%d/2/" % S])
+    later = peer.advance(3.0)
+    assert later == [], called("tick() 3 s after the connect was answered", later, [])
 
 
 @pytest.mark.points(1)

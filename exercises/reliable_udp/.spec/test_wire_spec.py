@@ -188,29 +188,29 @@ def test_messages_from_another_address_are_ignored():
 # --- validation -----------------------------------------------------------------------------
 
 
-MALFORMED = [
-    b"",
-    b"/",
-    b"//",
-    b"connect/5/",
-    b"/connect/5",
-    b"/connect/5//",
-    b"/Connect/5/",
-    b"/hello/5/",
-    b"/connect/5/6/",
-    b"/ack/%d/" % S,
-    b"/ack/%d/3/4/" % S,
-    b"/data/%d/3/" % S,
-    b"/data/%d/3/d/e/" % S,  # an unescaped slash inside DATA: one field too many
-    b"/data/%d/3/d" % S,
-    b"/close/%d/x/" % S,
-    b" /connect/5/",
-    b"/connect/5/\n",
-]
+MALFORMED = {
+    "empty": b"",
+    "a lone slash": b"/",
+    "two slashes": b"//",
+    "no leading slash": b"connect/5/",
+    "no trailing slash": b"/connect/5",
+    "an empty extra field": b"/connect/5//",
+    "the type in capitals": b"/Connect/5/",
+    "an unknown type": b"/hello/5/",
+    "connect with two fields": b"/connect/5/6/",
+    "ack without a length": b"/ack/%d/" % S,
+    "ack with three fields": b"/ack/%d/3/4/" % S,
+    "data without a payload field": b"/data/%d/3/" % S,
+    "data with an unescaped slash (one field too many)": b"/data/%d/3/d/e/" % S,
+    "data without its closing slash": b"/data/%d/3/d" % S,
+    "close with an extra field": b"/close/%d/x/" % S,
+    "a leading space": b" /connect/5/",
+    "a trailing newline": b"/connect/5/\n",
+}
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("datagram", MALFORMED, ids=repr)
+@pytest.mark.parametrize("datagram", list(MALFORMED.values()), ids=list(MALFORMED))
 def test_malformed_messages_are_ignored(datagram):
     """Messages without both slashes, of an unknown type, or with the wrong field count are ignored."""
     peer = Peer()
@@ -220,28 +220,28 @@ def test_malformed_messages_are_ignored(datagram):
     expect(peer, data_msg(S, 3, b"d"), [b"/ack/%d/4/" % S], [DataReceived(S, b"d")])
 
 
-BAD_NUMBERS = [
-    b"/connect/-5/",
-    b"/connect/+5/",
-    b"/connect/ 5/",
-    b"/connect/5 /",
-    b"/connect/5.0/",
-    b"/connect/0x5/",
-    b"/connect/1_000/",
-    "/connect/\u0663/".encode(),  # ARABIC-INDIC DIGIT THREE: int() would accept it
-    "/connect/\uff15/".encode(),  # FULLWIDTH DIGIT FIVE: so would this
-    b"/connect//",
-    b"/connect/2147483648/",
-    b"/connect/99999999999999999999999/",
-    b"/data/%d/-1/x/" % S,
-    b"/data/%d/2147483648/x/" % S,
-    b"/ack/%d/2147483648/" % S,
-    b"/ack/%d/x/" % S,
-]
+BAD_NUMBERS = {
+    "session -5": b"/connect/-5/",
+    "session +5": b"/connect/+5/",
+    "session with a leading space": b"/connect/ 5/",
+    "session with a trailing space": b"/connect/5 /",
+    "session 5.0": b"/connect/5.0/",
+    "session 0x5": b"/connect/0x5/",
+    "session 1_000": b"/connect/1_000/",
+    "an Arabic-Indic digit three (int() takes it)": "/connect/\u0663/".encode(),
+    "a fullwidth digit five (int() takes it)": "/connect/\uff15/".encode(),
+    "an empty session": b"/connect//",
+    "session 2**31": b"/connect/2147483648/",
+    "a 23-digit session": b"/connect/99999999999999999999999/",
+    "data at position -1": b"/data/%d/-1/x/" % S,
+    "data at position 2**31": b"/data/%d/2147483648/x/" % S,
+    "ack of 2**31": b"/ack/%d/2147483648/" % S,
+    "ack of x": b"/ack/%d/x/" % S,
+}
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("datagram", BAD_NUMBERS, ids=repr)
+@pytest.mark.parametrize("datagram", list(BAD_NUMBERS.values()), ids=list(BAD_NUMBERS))
 def test_numbers_must_be_plain_decimals_below_2_to_the_31(datagram):
     """Numeric fields are ASCII digits only, and smaller than 2147483648; anything else is ignored."""
     peer = Peer()
@@ -282,7 +282,11 @@ def test_datagrams_of_1000_bytes_or_more_are_ignored(size):
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("raw", [b"a\\nb", b"\\x", b"abc\\", b"\\\\\\"], ids=repr)
+@pytest.mark.parametrize(
+    "raw",
+    [b"a\\nb", b"\\x", b"abc\\", b"\\\\\\"],
+    ids=["backslash n", "backslash x", "a trailing backslash", "three backslashes"],
+)
 def test_data_with_a_bad_escape_is_ignored(raw):
     """DATA with a backslash escaping anything but / or \\ (or a lone trailing backslash) is ignored."""
     peer = Peer()
