@@ -150,7 +150,7 @@ async def test_stolen_code_with_another_verifier_is_refused():
 
 @pytest.mark.points(2)
 async def test_challenge_itself_is_not_a_verifier():
-    """Sending the challenge as the verifier (the "plain" comparison) gets invalid_grant (RFC 9700 §4.8)."""
+    """Sending the challenge as the verifier (the "plain" comparison) gets invalid_grant (RFC 7636 §4.6, RFC 9700 §4.8)."""
     world = World()
     code, verifier = await new_code(world)
     challenge = oracle_s256(verifier)
@@ -232,7 +232,7 @@ async def test_code_expires_after_its_lifetime(elapsed, accepted):
 
 
 async def test_unknown_code_is_invalid_grant():
-    """A code the server never issued gets invalid_grant."""
+    """A code the server never issued gets invalid_grant (RFC 6749 §5.2)."""
     world = World()
     await new_code(world)
     await expect_error(
@@ -360,7 +360,7 @@ async def test_userinfo_refuses_missing_and_unknown_tokens():
 
 
 async def test_replay_revokes_only_that_codes_tokens():
-    """Revocation after a code replay takes back that code's tokens only; other users' tokens keep working."""
+    """Revocation after a code replay takes back that code's tokens only; other codes' tokens keep working."""
     world = World()
     code, verifier = await new_code(world)
     other_code, other_verifier = await new_code(world)
