@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import socket
 import struct
+import tracemalloc
 from collections import Counter
 
 import pytest
@@ -417,3 +419,54 @@ async def test_close_while_a_connect_hangs_releases_the_slot():
             )
         finally:
             writer.close()
+
+
+FIREHOSE = 48 << 20  # bytes a backend tries to push at a client that never reads
+PROXY_MEMORY = 8 << 20  # what a proxy with back-pressure holds is far less (a few chunks)
+STALL = 1.0  # seconds without one more chunk leaving the backend: the chain has stopped
+
+
+@pytest.mark.points(2)
+async def test_a_client_that_never_reads_stops_the_backend():
+    """While a client does not read, the proxy stops reading from its backend (drain()): its memory stays bounded."""
+    # Counted, not timed: tracemalloc measures the memory the process holds, kernel buffers not
+    # included. A proxy without back-pressure reads everything the backend sends and keeps it.
+    chunk = b"\xab" * 65536
+    sent = [0]
+    moved = asyncio.Event()
+
+    async def firehose(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(FIREHOSE // len(chunk)):
+                writer.write(chunk)
+                await writer.drain()
+                sent[0] += len(chunk)
+                moved.set()
+
+    async with farm({"a": firehose}) as (_, backends):
+        proxy = TcpProxy(RoundRobin(backends, clock=FakeClock()))
+        async with running(proxy) as port:
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                _, writer = await open_client(port)  # and never read from it
+                held = 0
+                try:
+                    while sent[0] < FIREHOSE and held <= PROXY_MEMORY:
+                        moved.clear()
+                        try:
+                            await asyncio.wait_for(moved.wait(), STALL)
+                        except TimeoutError:
+                            break  # nothing moved for STALL seconds: the backend is held back
+                        held = tracemalloc.get_traced_memory()[0] - base
+                finally:
+                    writer.close()
+            finally:
+                tracemalloc.stop()
+    assert held <= PROXY_MEMORY, (
+        f"Called a backend that writes {FIREHOSE >> 20} MiB (awaiting drain()) through the "
+        f"proxy to a client that never reads; the backend got {sent[0] >> 20} MiB out and the "
+        f"process held {held >> 20} MiB more than before; expected at most "
+        f"{PROXY_MEMORY >> 20} MiB: the proxy must await drain() after each write, so a slow "
+        "reader slows the sender instead of filling the proxy's memory"
+    )
