@@ -90,7 +90,8 @@ class LongPollServer:
     #   - HTTP/1.1 with "Expect: 100-continue" and a body to come: answer at once, before
     #     reading the body: the final status if the head decides it (404, 405, 413...), else
     #     "HTTP/1.1 100 Continue\r\n\r\n". HTTP/1.0: ignore Expect (RFC 9110 §10.1.1).
-    #   - path other than /messages -> 404; method other than GET/POST -> 405 + Allow header
+    #   - path other than /messages -> 404; method other than GET/POST -> 405 + Allow header;
+    #     the answer to a HEAD request has its fields and no body (RFC 9110 §9.3.2)
     #   - POST body not UTF-8 -> 400
     # TODO: GET query: after (default 0), limit (default max_batch) are ASCII digits, limit >= 1,
     #   timeout is seconds: ASCII digits with an optional fraction ("25", "0.5"; never a bare

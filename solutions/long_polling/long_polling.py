@@ -83,7 +83,8 @@ class Response:
     payload: object = None  # serialised as JSON; a 204 has no body at all
     headers: tuple[tuple[str, str], ...] = field(default=())
 
-    def encode(self) -> bytes:
+    def encode(self, *, head: bool = False) -> bytes:
+        """The response as bytes; ``head``: for a HEAD request, the same fields and no body."""
         lines = [f"HTTP/1.1 {self.status} {REASONS[self.status]}"]
         body = b""
         if self.status != 204:  # RFC 9110 §15.3.5: a 204 has no content and no Content-Length
@@ -91,6 +92,8 @@ class Response:
             lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in self.headers]
         lines.append("Connection: close")
+        if head:  # RFC 9110 §9.3.2: a response to HEAD ends with its header section
+            body = b""
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -185,6 +188,7 @@ class LongPollServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections[writer] = task
+        request: Request | None = None
         try:
             try:
                 request = await self._receive(reader, writer)
@@ -192,7 +196,8 @@ class LongPollServer:
             except HTTPError as error:
                 response = error.response
             if response is not None:  # None: the client left while its poll was parked
-                writer.write(response.encode())
+                head = request is not None and request.method == "HEAD"
+                writer.write(response.encode(head=head))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client closed the connection in the middle of a request

@@ -7,11 +7,17 @@ a socket with unread data (which would reset the connection and lose the respons
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from _helpers import (
+    LOCALHOST,
+    bounded,
     called,
     exchange,
     running,
+    short,
 )
 
 
@@ -223,3 +229,28 @@ async def test_content_length_with_unicode_whitespace_gets_400(value: bytes) -> 
 async def test_timeout_is_ascii_digits_with_an_optional_fraction(value: str) -> None:
     """timeout= is ASCII digits with an optional fraction (25, 0.5); float() spellings such as " 5", "1_0", "1e1" or "٥" get 400."""
     await _expect(_get(f"/messages?timeout={value}"), 400, f"GET /messages?timeout={value}")
+
+
+async def test_head_gets_405_without_a_body() -> None:
+    """HEAD /messages gets 405 with Allow and no body: a response to HEAD ends with its header section (RFC 9110 §9.3.2)."""
+    async with running() as srv:
+        reader, writer = await asyncio.open_connection(LOCALHOST, srv.port)
+        try:
+            writer.write(b"HEAD /messages HTTP/1.1\r\nHost: spec\r\n\r\n")
+            await writer.drain()
+            raw = await bounded(_read_all(reader), 3.0, "the answer to HEAD /messages")
+        finally:
+            writer.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nallow:" in head.lower(), called(
+        "HEAD /messages -> the status line and fields", short(head), "405 with an Allow field"
+    )
+    assert rest == b"", called("HEAD /messages -> bytes after the header section", short(rest), b"")
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    with contextlib.suppress(ConnectionError):
+        while chunk := await reader.read(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
