@@ -22,7 +22,13 @@ def router_with(splits: list[tuple[str, str | None]], first: str = "n0") -> Rang
 
 
 SPLITS = [("m", "n1"), ("f", "n2"), ("t", None), ("m5", "n3")]
-# ranges: ["", f) n0, [f, m) n2, [m, m5) n1, [m5, t) n3, [t, -) n1
+RANGES = [
+    ("", "f", "n0"),
+    ("f", "m", "n2"),
+    ("m", "m5", "n1"),
+    ("m5", "t", "n3"),
+    ("t", None, "n1"),
+]
 
 
 @pytest.mark.points(1)
@@ -41,13 +47,7 @@ def test_a_new_router_has_one_range_covering_every_key():
 def test_splits_cut_ranges_in_key_order():
     """split(at, node) cuts the range holding at into [start, at) and [at, end), the upper half on node."""
     router = router_with(SPLITS)
-    want = [
-        ("", "f", "n0"),
-        ("f", "m", "n2"),
-        ("m", "m5", "n1"),
-        ("m5", "t", "n3"),
-        ("t", None, "n1"),
-    ]
+    want = RANGES
     got = as_tuples(router.ranges)
     assert got == want, called(f"router.ranges after splits {SPLITS}", got, want)
     assert all(isinstance(r, Range) for r in router.ranges), called(
@@ -89,9 +89,9 @@ def test_a_key_equal_to_a_split_point_opens_the_upper_range(key, want):
     )
     with step(f"router.range_for({key!r})"):
         holding = router.range_for(key)
-    assert key in holding and holding.node == want, called(
-        f"router.range_for({key!r})", holding, f"the range holding {key!r}"
-    )
+    want_range = next(r for r in RANGES if r[0] <= key and (r[1] is None or key < r[1]))
+    got_range = (holding.start, holding.end, holding.node)
+    assert got_range == want_range, called(f"router.range_for({key!r})", got_range, want_range)
 
 
 @pytest.mark.points(1)
@@ -248,6 +248,20 @@ def test_a_hot_split_breaks_ties_toward_the_smaller_key():
     assert got == "b", called(f"router.split_hot({load}, 0)", got, "b")
 
 
+@pytest.mark.points(1)
+def test_the_first_of_two_equally_hot_ranges_is_split():
+    """When two ranges carry the same greatest load, split_hot splits the first in key order."""
+    router = router_with([("m", "n1")])
+    load = {"a": 3, "b": 3, "n": 3, "o": 3}  # both ranges carry 6
+    with step(f"router.split_hot({load}, 5)"):
+        got = router.split_hot(load, 5)
+    want = [("", "b", "n0"), ("b", "m", "n0"), ("m", None, "n1")]
+    after = as_tuples(router.ranges)
+    assert (got, after) == ("b", want), called(
+        f"router.split_hot({load}, 5)", (got, after), ("b", want)
+    )
+
+
 @pytest.mark.points(2)
 def test_one_hot_key_cannot_be_split():
     """A hot range whose load is all on one key is not split: split_hot returns None and changes nothing."""
@@ -268,7 +282,9 @@ def test_one_hot_key_cannot_be_split():
     load=st.dictionaries(KEY, st.integers(0, 9), max_size=10),
     threshold=st.integers(0, 30),
 )
-@example(splits=["m"], load={"a": 3, "m": 3}, threshold=2)  # equal ranges: the first is hottest
+@example(
+    splits=["m"], load={"a": 3, "b": 3, "m": 3, "n": 3}, threshold=2
+)  # equal: the first is hottest
 @example(splits=[], load={"": 4, "\x00": 4}, threshold=7)
 @example(splits=[], load={}, threshold=0)
 def test_hot_splits_agree_with_a_model(splits, load, threshold):
