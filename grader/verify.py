@@ -63,8 +63,17 @@ class MutantVerdict:
 
     @property
     def killed(self) -> bool:
+        """A spec that ran failed, or the kata crashed on the mutant (not on a broken kata).
+
+        Specs that did not run (after the first failure, or an id that matched nothing) never
+        count: a mutant is killed by evidence, not by absence."""
         r = self.result
-        return r is not None and r.max_score > 0 and r.score < r.max_score
+        if r is None:
+            return False
+        if any(s.outcome in ("failed", "error", "timeout") for s in r.specs):
+            return True
+        broken_kata = r.reason.startswith("the kata itself is broken")
+        return r.status in ("error", "timeout") and not broken_kata
 
     @property
     def killed_by(self) -> str:

@@ -14,6 +14,9 @@ from grader.verify import cpu_load
 
 from .conftest import ADDER_SOLUTION, ADDER_SPEC
 
+# Each verify grades a small kata eight or nine times: minutes on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(300)
+
 
 def run(capsys, *argv):
     code = main(list(argv))
@@ -189,3 +192,25 @@ def test_cpu_load_runs_the_burners_while_the_body_runs_and_reaps_them():
 def test_cpu_load_defaults_to_one_burner_per_core():
     with cpu_load() as burners:
         assert len(burners) == (os.cpu_count() or 1)
+
+
+def test_a_covering_spec_with_any_characters_in_its_id_is_selected(course, capsys, tmp_path):
+    spec = ADDER_SPEC + (
+        "\n\n@pytest.mark.parametrize('b', [2], ids=['RFC 9110 §8.6 a/b [x]::y'])\n"
+        "def test_mul_odd_id(b):\n"
+        '    """mul(3, b) is 3 * b."""\n'
+        "    got = mul(3, b)\n"
+        "    assert got == 3 * b, f'Called mul(3, {b}); returned {got!r}'\n"
+    )
+    course.add_adder(
+        specs={"test_adder.py": spec.replace("def test_mul(", "def _unused_mul(")},
+    )
+    report = tmp_path / "verify.json"
+    code, out, _ = run(
+        capsys, "--root", str(course.root), "verify", "--runs", "1", "--json", str(report)
+    )
+    (kata,) = json.loads(report.read_text())
+    mul = next(m for m in kata["mutants"] if m["name"] == "mul_is_add")
+    assert mul["scope"] == "1 covering spec(s)", mul
+    assert mul["killed_by"] == "test_adder.py::test_mul_odd_id[RFC 9110 \\xa78.6 a/b [x]::y]", mul
+    assert code == 0, out
