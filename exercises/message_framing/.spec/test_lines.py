@@ -103,6 +103,7 @@ def test_empty_lines():
 @example(stream=b"ab\ncd\n", cut_at=[3]).via("a cut right after a \\n")
 @example(stream=b"ab\r\ncd\n", cut_at=[0, 0, 4, 4, 7, 7]).via("empty reads everywhere")
 @example(stream=b"a\rb\r\n\n", cut_at=list(range(7))).via("one byte per read")
+@example(stream=b" a \r\n\tb\t\n\x00\n", cut_at=[]).via("spaces, tabs and NUL are payload")
 @pytest.mark.points(4)
 def test_any_chunking_gives_the_same_lines(stream, cut_at):
     """However the stream is split into reads (or coalesced), the decoder returns the same lines."""
