@@ -216,8 +216,12 @@ def covering_specs(coverage: dict | None, kata: Kata, mutant: Mutant) -> tuple[l
     return list(chosen), f"{len(chosen)} covering spec(s)"
 
 
+VISIBLE_TIMEOUT = -2  # _visible_tests: the run did not finish in time
+
+
 def _visible_tests(kata: Kata, folder: Path) -> int:
-    """Run the visible tests against the learner files of ``folder``; pytest's exit status."""
+    """Run the visible tests against the learner files of ``folder``: pytest's exit status,
+    -1 when the kata has none, VISIBLE_TIMEOUT when they did not finish in time."""
     if not kata.visible_tests.is_file():
         return -1
     with tempfile.TemporaryDirectory(prefix="kata-visible-") as tmp:
@@ -226,26 +230,29 @@ def _visible_tests(kata: Kata, folder: Path) -> int:
             if (folder / name).is_file():
                 shutil.copy(folder / name, tmp)
         env = {**os.environ, "PYTEST_ADDOPTS": ""}
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-x",
-                "-c",
-                str(kata.root / "pyproject.toml"),
-                "--rootdir",
-                tmp,
-                tmp,
-            ],
-            cwd=tmp,
-            env=env,
-            capture_output=True,
-            timeout=kata.timeout * 2,
-        )
+        try:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-x",
+                    "-c",
+                    str(kata.root / "pyproject.toml"),
+                    "--rootdir",
+                    tmp,
+                    tmp,
+                ],
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                timeout=kata.timeout * 4,
+            )
+        except subprocess.TimeoutExpired:
+            return VISIBLE_TIMEOUT
     return proc.returncode
 
 
@@ -325,6 +332,11 @@ async def verify_kata(
         )
     if on_solution == -1:
         verdict.visible = f"no visible tests ({kata.visible_tests.name})"
+    elif VISIBLE_TIMEOUT in (on_solution, on_stub):
+        which = "solution" if on_solution == VISIBLE_TIMEOUT else "stub"
+        verdict.visible = (
+            f"visible tests on the {which} did not finish in {kata.timeout * 4:g} s (a hang?)"
+        )
     elif on_solution != 0:
         verdict.visible = f"visible tests fail on the solution (pytest exit {on_solution})"
     elif on_stub == 0:

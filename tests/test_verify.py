@@ -214,3 +214,15 @@ def test_a_covering_spec_with_any_characters_in_its_id_is_selected(course, capsy
     assert mul["scope"] == "1 covering spec(s)", mul
     assert mul["killed_by"] == "test_adder.py::test_mul_odd_id[RFC 9110 \\xa78.6 a/b [x]::y]", mul
     assert code == 0, out
+
+
+def test_visible_tests_that_never_finish_are_a_verdict_not_a_crash(adder, monkeypatch):
+    from grader import verify
+
+    _, kata = adder
+
+    def hang(*args, **kwargs):
+        raise verify.subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(verify.subprocess, "run", hang)
+    assert verify._visible_tests(kata, kata.solution_dir) == verify.VISIBLE_TIMEOUT
