@@ -92,6 +92,7 @@ def test_a_key_equal_to_a_split_point_opens_the_upper_range(key, want):
     want_range = next(r for r in RANGES if r[0] <= key and (r[1] is None or key < r[1]))
     got_range = (holding.start, holding.end, holding.node)
     assert got_range == want_range, called(f"router.range_for({key!r})", got_range, want_range)
+    assert key in holding, called(f"{key!r} in router.range_for({key!r})", False, True)
 
 
 @pytest.mark.points(1)
