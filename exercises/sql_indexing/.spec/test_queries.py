@@ -15,7 +15,9 @@ Three checks per query, each against an independent oracle measured in the same 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -381,6 +383,7 @@ def tiny(tmp_path):
     conn = connect(tmp_path / "tiny.db")
     conn.executescript(TABLES)
     conn.execute("INSERT INTO users VALUES (1, 'a@example.org', 'SE', ?)", (MAY_5,))
+    conn.execute("INSERT INTO users VALUES (2, 'b@example.org', 'SE', ?)", (MAY_5,))  # no orders
     conn.executemany(
         "INSERT INTO orders VALUES (?, 1, 'paid', ?, ?)",
         [
@@ -425,3 +428,39 @@ def test_recent_orders_since_is_inclusive(tiny, since, want_ids):
     with step(call):
         got = [row[0] for row in sql_indexing.recent_orders(tiny, 1, "paid", since)]
     assert got == want_ids, called(call + " (order ids)", got, want_ids)
+
+
+@pytest.mark.points(1)
+def test_user_orders_of_a_user_without_orders_is_empty(tiny):
+    """user_orders of a user who never ordered is [] (an inner join: no row of NULLs)."""
+    with step("user_orders(conn, 'b@example.org')"):
+        got = [tuple(row) for row in sql_indexing.user_orders(tiny, "b@example.org")]
+    assert got == [], called(
+        "user_orders(conn, 'b@example.org') for a user with no orders", got, []
+    )
+
+
+@pytest.fixture
+def eastern_time():
+    """The process's local time zone set to UTC-5 (a POSIX TZ string: no tz database needed)."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "EST+5"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+@pytest.mark.points(2)
+def test_orders_on_day_is_the_utc_day_whatever_the_local_zone(tiny, eastern_time):
+    """orders_on_day counts the day in UTC, also when the machine's local time zone is not UTC."""
+    day = dt.date(2024, 5, 5)
+    with step(f"orders_on_day(conn, {day!r}) with TZ=EST+5"):
+        got = [tuple(row) for row in sql_indexing.orders_on_day(tiny, day)]
+    want = [(2, 1, 200), (3, 1, 300)]
+    assert got == want, called(f"orders_on_day(conn, {day!r}) with local time UTC-5", got, want)
