@@ -1,6 +1,6 @@
-"""Replication, the BASE way: leaderless Dynamo-style quorums, as sans-IO nodes.
+"""Replication two ways, as sans-IO nodes: a leader-follower log, and leaderless Dynamo-style quorums.
 
-You write the node: it never touches a socket or a real clock. The network (in the tests, a
+You write the nodes: it never touches a socket or a real clock. The network (in the tests, a
 seeded simulator) hands it messages with ``receive``, moves time with the injected ``clock`` and
 calls ``tick``; the node answers by queueing messages (collected with ``outbox``) and finished
 client requests (collected with ``replies``). Every node is both a replica (it stores versions)
@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Follower",
+    "Leader",
+    "LogMessage",
     "Message",
     "Node",
     "Reply",
@@ -185,4 +188,85 @@ class Node:
 
     def replies(self) -> list[Reply]:
         """The client requests finished since the last call, in order; empties the queue."""
+        raise NotImplementedError
+
+
+# --- leader-follower log replication --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    """Leader to follower: ``append`` entry number ``index`` (1-based) with its ``entry``.
+    Follower to leader: ``acked`` with ``index`` = the length of the follower's log (it holds
+    every entry up to there) and an empty entry."""
+
+    src: str
+    dst: str
+    kind: str
+    index: int
+    entry: str = ""
+
+
+class Follower:
+    """Applies the leader's log in order; acknowledges cumulatively."""
+
+    def __init__(self, node_id: str) -> None:
+        """``log`` (a list of entries) starts empty."""
+        raise NotImplementedError
+
+    def receive(self, message: LogMessage) -> None:
+        """Append the entry if its index is len(log) + 1; always answer ``acked`` with len(log).
+
+        A duplicate (index <= len(log)) or a gap (index > len(log) + 1) changes nothing.
+        """
+        raise NotImplementedError
+
+    def outbox(self) -> list[LogMessage]:
+        """The messages queued since the last call, in order; empties the queue."""
+        raise NotImplementedError
+
+
+class Leader:
+    """Appends client writes to its log and ships them to the followers.
+
+    A write is acknowledged to the client once ``sync_followers`` followers hold it: 0 is
+    asynchronous replication, 1 semi-synchronous, len(followers) fully synchronous.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        followers: list[str],
+        *,
+        sync_followers: int,
+        clock: Callable[[], float],
+        timeout: float = 1.0,
+    ) -> None:
+        """Raises ValueError unless 0 <= sync_followers <= len(followers). ``log`` starts empty."""
+        raise NotImplementedError
+
+    def write(self, entry: str) -> int:
+        """Append ``entry`` to the log, send ``append`` to every follower; return its 1-based index."""
+        # TODO: with sync_followers=0 the write is acknowledged at once.
+        raise NotImplementedError
+
+    def receive(self, message: LogMessage) -> None:
+        """An ``acked`` from a follower: it holds the log up to ``message.index``."""
+        # TODO: acknowledgements are cumulative and may arrive late or out of order.
+        raise NotImplementedError
+
+    def tick(self) -> None:
+        """For each follower that has not acknowledged the whole log, once ``timeout`` has passed
+        since entries were last sent to it: send it every entry after its acknowledged length."""
+        raise NotImplementedError
+
+    def outbox(self) -> list[LogMessage]:
+        """The messages queued since the last call, in order; empties the queue."""
+        raise NotImplementedError
+
+    def acknowledged(self) -> list[int]:
+        """The indexes acknowledged to clients since the last call, ascending, each once; empties.
+
+        Index i is acknowledged once ``sync_followers`` followers hold entries 1..i.
+        """
         raise NotImplementedError

@@ -1,18 +1,28 @@
 """Visible examples for the replication kata. Run them with `nox -s try -- replication`.
 
-They drive three nodes with a tiny network written right here: a FIFO queue of messages,
-delivered one by one, with links you can cut. The hidden specs use a bigger simulator
-(random delays, losses, partitions from a seed) and check histories for linearizability.
+They drive a leader and two followers by hand, and three leaderless nodes with a tiny
+network written right here: a FIFO queue of messages, delivered one by one, with links you
+can cut. The hidden specs use a bigger simulator (random delays, losses, partitions and
+crashes from a seed) and check histories for linearizability.
 """
 
 from __future__ import annotations
 
 try:
-    from replication import Node, Version, concurrent, descends, merge, reconcile
+    from replication import (
+        Follower,
+        Leader,
+        Node,
+        Version,
+        concurrent,
+        descends,
+        merge,
+        reconcile,
+    )
 except ImportError as err:
     raise ImportError(
-        "MISSING NAME --> could not import Node, Version, concurrent, descends, merge and "
-        "reconcile from replication.py"
+        "MISSING NAME --> could not import Follower, Leader, Node, Version, concurrent, "
+        "descends, merge and reconcile from replication.py"
     ) from err
 
 NAMES = ["a", "b", "c"]
@@ -124,3 +134,37 @@ def test_with_w_1_a_partitioned_read_is_stale_then_converges():
     for name in NAMES:
         held = [v.value for v in net.nodes[name].versions("k")]
         assert held == ["v1"], f"Called {name}.versions('k') 2 s after healing; returned {held!r}"
+
+
+# --- the leader-follower log --------------------------------------------------------------------
+
+
+def test_a_synchronous_leader_acknowledges_after_its_followers():
+    clock = Clock()
+    leader = Leader("L", ["f1", "f2"], sync_followers=2, clock=clock)
+    followers = {name: Follower(name) for name in ("f1", "f2")}
+    assert leader.write("x=1") == 1, "Called leader.write('x=1'); expected index 1"
+    assert leader.acknowledged() == [], (
+        "Called leader.acknowledged() before any follower answered; expected []"
+    )
+    for message in leader.outbox():
+        followers[message.dst].receive(message)
+    for follower in followers.values():
+        for message in follower.outbox():
+            leader.receive(message)
+    got = leader.acknowledged()
+    assert got == [1], f"Called leader.acknowledged() after both followers acked; returned {got!r}"
+
+
+def test_an_asynchronous_leader_acknowledges_at_once_and_can_lose_the_write():
+    clock = Clock()
+    leader = Leader("L", ["f1", "f2"], sync_followers=0, clock=clock)
+    followers = {name: Follower(name) for name in ("f1", "f2")}
+    leader.write("x=1")
+    got = leader.acknowledged()
+    assert got == [1], f"Called leader.acknowledged() right after the write; returned {got!r}"
+    leader.outbox()  # the leader dies: its appends are never delivered
+    logs = {name: f.log for name, f in followers.items()}
+    assert logs == {"f1": [], "f2": []}, (
+        f"The followers' logs: {logs!r}; the acknowledged write is lost"
+    )

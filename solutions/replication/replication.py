@@ -1,4 +1,4 @@
-"""Replication, the BASE way: leaderless Dynamo-style quorums, as sans-IO nodes.
+"""Replication two ways, as sans-IO nodes: a leader-follower log, and leaderless Dynamo-style quorums.
 
 Theory of operation. A :class:`Node` never touches a socket or a real clock. The network (in
 the specs, a seeded simulator) hands it messages with :meth:`Node.receive`, moves time with the
@@ -9,6 +9,10 @@ network collects with :meth:`Node.outbox`, and finished client requests, collect
 
 Versions carry version vectors ({actor: counter}); a replica keeps every version that no other
 version it holds descends from, so concurrent writes survive side by side as siblings.
+
+The leader-follower log at the end of the module is driven the same way: a :class:`Leader`
+ships its log to :class:`Follower` nodes and acknowledges a write to the client once
+``sync_followers`` of them hold it (0: asynchronous, at once).
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Follower",
+    "Leader",
+    "LogMessage",
     "Message",
     "Node",
     "Reply",
@@ -333,3 +340,120 @@ class Node:
         if not read.done and len(read.holders) >= self.w:
             read.done = True
             self._replies.append(Reply(request, True, tuple(read.result)))
+
+
+# --- leader-follower log replication --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    """Leader to follower: ``append`` entry number ``index`` (1-based). Follower to leader:
+    ``acked`` with ``index`` = the length of its log (everything up to there is held)."""
+
+    src: str
+    dst: str
+    kind: str
+    index: int
+    entry: str = ""
+
+
+class Follower:
+    """Applies the leader's log in order; acknowledges cumulatively."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.log: list[str] = []
+        self._outbox: list[LogMessage] = []
+
+    def receive(self, message: LogMessage) -> None:
+        """Append the entry if it is the next one; always answer with the log's length."""
+        if message.kind != "append":
+            raise ValueError(f"unknown message kind {message.kind!r}")
+        if message.index == len(self.log) + 1:
+            self.log.append(message.entry)
+        # A duplicate (index <= len) or a gap (index > len + 1) changes nothing: the answer
+        # tells the leader where this log ends, and the leader resends from there.
+        self._outbox.append(LogMessage(self.node_id, message.src, "acked", len(self.log)))
+
+    def outbox(self) -> list[LogMessage]:
+        """The messages queued since the last call, in order; the queue is emptied."""
+        messages, self._outbox = self._outbox, []
+        return messages
+
+
+class Leader:
+    """Appends client writes to its log and ships them to the followers.
+
+    A write is acknowledged to the client once ``sync_followers`` followers hold it: 0 is
+    asynchronous replication, 1 semi-synchronous, len(followers) fully synchronous.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        followers: list[str],
+        *,
+        sync_followers: int,
+        clock: Callable[[], float],
+        timeout: float = 1.0,
+    ) -> None:
+        if not 0 <= sync_followers <= len(followers):
+            raise ValueError(
+                f"sync_followers={sync_followers} must be between 0 and {len(followers)}"
+            )
+        self.node_id = node_id
+        self.followers = list(followers)
+        self.sync_followers = sync_followers
+        self.clock = clock
+        self.timeout = timeout
+        self.log: list[str] = []
+        self._matched = {follower: 0 for follower in followers}  # entries each one holds
+        self._sent_at = {follower: clock() for follower in followers}
+        self._acknowledged = 0  # entries acknowledged to clients so far
+        self._outbox: list[LogMessage] = []
+        self._replies: list[int] = []
+
+    def write(self, entry: str) -> int:
+        """Append ``entry``; return its index (1-based)."""
+        self.log.append(entry)
+        index = len(self.log)
+        for follower in self.followers:
+            self._outbox.append(LogMessage(self.node_id, follower, "append", index, entry))
+            self._sent_at[follower] = self.clock()
+        self._advance()
+        return index
+
+    def receive(self, message: LogMessage) -> None:
+        """Record how much of the log a follower holds."""
+        if message.kind != "acked":
+            raise ValueError(f"unknown message kind {message.kind!r}")
+        self._matched[message.src] = max(self._matched[message.src], message.index)
+        self._advance()
+
+    def tick(self) -> None:
+        """Send again what a follower has not acknowledged for ``timeout``."""
+        now = self.clock()
+        for follower, matched in self._matched.items():
+            if matched < len(self.log) and now >= self._sent_at[follower] + self.timeout:
+                self._sent_at[follower] = now
+                for index in range(matched + 1, len(self.log) + 1):
+                    entry = self.log[index - 1]
+                    self._outbox.append(LogMessage(self.node_id, follower, "append", index, entry))
+
+    def outbox(self) -> list[LogMessage]:
+        """The messages queued since the last call, in order; the queue is emptied."""
+        messages, self._outbox = self._outbox, []
+        return messages
+
+    def acknowledged(self) -> list[int]:
+        """The indexes acknowledged to clients since the last call, in order; emptied."""
+        replies, self._replies = self._replies, []
+        return replies
+
+    def _advance(self) -> None:
+        # The k-th largest match is the longest prefix that k followers hold.
+        held = sorted(self._matched.values(), reverse=True)
+        durable = len(self.log) if self.sync_followers == 0 else held[self.sync_followers - 1]
+        while self._acknowledged < durable:
+            self._acknowledged += 1
+            self._replies.append(self._acknowledged)

@@ -166,8 +166,11 @@ class Sim:
             self._next_of(client, op)
 
     def _next_of(self, client: Client, op: Op) -> None:
-        if op.kind == "put" and op.reply is not None:
-            client.context = dict(op.reply.versions[0].clock)
+        """The client's next operation, its context now covering what it wrote or read."""
+        if op.reply is not None and (op.kind == "put" or op.ok):
+            for version in op.reply.versions:
+                for actor, count in version.clock.items():
+                    client.context[actor] = max(client.context.get(actor, 0), count)
         self._schedule(self.now + client.think, "client", client)
 
     # -- the event loop --------------------------------------------------------------------------
@@ -282,3 +285,108 @@ def check_register(history: list[Op], initial: str | None = None) -> bool:
         return False
 
     return search(everything, initial)
+
+
+# --- the leader-follower log on the same kind of network ------------------------------------
+
+
+class LogSim:
+    """A leader and its followers on a seeded network; ``crash()`` stops the leader for good."""
+
+    def __init__(
+        self,
+        followers: list[str],
+        *,
+        sync_followers: int,
+        seed: int = 0,
+        delay: tuple[float, float] = (0.005, 0.05),
+        drop: float = 0.0,
+        timeout: float = 1.0,
+    ) -> None:
+        from replication import Follower, Leader
+
+        self.now = 0.0
+        self.rng = random.Random(seed)
+        self.delay, self.drop = delay, drop
+        self.cut: set[frozenset[str]] = set()
+        self.crashed = False
+        self.acknowledged: list[int] = []  # indexes the leader acknowledged to clients
+        self._queue: list[tuple[float, int, str, object]] = []
+        self._seq = itertools.count()
+        with step(
+            f"Leader('L', {followers!r}, sync_followers={sync_followers}, clock=..., timeout={timeout})"
+        ):
+            self.leader = Leader(
+                "L",
+                list(followers),
+                sync_followers=sync_followers,
+                clock=self.clock,
+                timeout=timeout,
+            )
+        with step("Follower(name) for each follower"):
+            self.followers = {name: Follower(name) for name in followers}
+        self._schedule(TICK, "tick", None)
+
+    def clock(self) -> float:
+        return self.now
+
+    def _schedule(self, at: float, kind: str, payload: object) -> None:
+        heapq.heappush(self._queue, (at, next(self._seq), kind, payload))
+
+    def _flush(self, name: str) -> None:
+        node = self.leader if name == "L" else self.followers[name]
+        with step(f"{name}.outbox()"):
+            messages = node.outbox()
+        for message in messages:
+            if frozenset((message.src, message.dst)) in self.cut or self.rng.random() < self.drop:
+                continue
+            self._schedule(self.now + self.rng.uniform(*self.delay), "deliver", message)
+        if name == "L":
+            with step("leader.acknowledged()"):
+                self.acknowledged.extend(self.leader.acknowledged())
+
+    def write(self, entry: str) -> int:
+        with step(f"leader.write({entry!r})"):
+            index = self.leader.write(entry)
+        self._flush("L")
+        return index
+
+    def crash(self) -> None:
+        """The leader dies: it sends, receives and acknowledges nothing more, and what it sent is lost."""
+        self.crashed = True
+        self._queue = [e for e in self._queue if e[2] != "deliver" or e[3].src != "L"]
+        heapq.heapify(self._queue)
+
+    def step(self) -> bool:
+        if not self._queue:
+            return False
+        at, _, kind, payload = heapq.heappop(self._queue)
+        self.now = max(self.now, at)
+        if kind == "deliver":
+            message = payload
+            if frozenset((message.src, message.dst)) in self.cut:
+                return True
+            if message.dst == "L":
+                if not self.crashed:
+                    with step(f"leader.receive({short(message)})"):
+                        self.leader.receive(message)
+                    self._flush("L")
+            else:
+                with step(f"{message.dst}.receive({short(message)})"):
+                    self.followers[message.dst].receive(message)
+                self._flush(message.dst)
+        else:
+            if not self.crashed:
+                with step(f"leader.tick() at t={self.now:.3f}"):
+                    self.leader.tick()
+                self._flush("L")
+            self._schedule(self.now + TICK, "tick", None)
+        return True
+
+    def run_until(self, t: float) -> None:
+        while self._queue and self._queue[0][0] <= t:
+            self.step()
+        self.now = max(self.now, t)
+
+    def logs(self) -> dict[str, list[str]]:
+        return {name: list(f.log) for name, f in self.followers.items()}

@@ -242,3 +242,66 @@ def test_reads_wait_for_their_repair_so_no_later_read_goes_back_in_time():
         "ok ['v2'] (the first read's repair)",
     )
     assert check_register(sim.history, None), f"no linearization exists: {sim.describe()}"
+
+
+@pytest.mark.points(2)
+def test_writes_on_both_sides_of_a_partition_become_siblings_everywhere():
+    """With R=1, W=1, writes accepted on both sides of a partition both survive: after healing every replica holds both siblings."""
+    sim = Sim(NAMES, r=1, w=1, seed=7, timeout=TIMEOUT)
+    sim.partition(["a"], ["b", "c"])
+    x = sim.wait(sim.put("a", "x", actor="alice"))
+    y = sim.wait(sim.put("b", "y", actor="bob"))
+    sim.run_for(TIMEOUT)
+    sim.heal()
+    sim.run_for(3 * TIMEOUT)
+    held = {n: sim.held(n) for n in NAMES}
+    assert x.ok and y.ok and all(v == ["x", "y"] for v in held.values()), called(
+        "alice: a.put('x') and bob: b.put('y') across a partition; heal; node.versions('k') on every node",
+        held,
+        "['x', 'y'] on every node",
+    )
+
+
+def random_writers(seed: int) -> Sim:
+    """Three writers at random nodes, each sometimes reading first, over random partitions."""
+    rng = random.Random(seed)
+    sim = Sim(NAMES, r=1, w=1, seed=seed, delay=(0.005, 0.2), drop=0.1, timeout=TIMEOUT)
+    for name in ("alice", "bob", "carol"):
+        script = []
+        for i in range(3):
+            if rng.random() < 0.5:
+                script.append(("get", rng.choice(NAMES)))
+            script.append(("put", rng.choice(NAMES), f"{name}{i}"))
+        sim.add_client(
+            Client(name, script, actor=name, think=rng.uniform(0.0, 0.3)),
+            start=rng.uniform(0.0, 0.5),
+        )
+    t = 0.0
+    for _ in range(3):
+        t += rng.uniform(0.1, 0.5)
+        sim.run_until(t)
+        sim.partition([rng.choice(NAMES)])
+        t += rng.uniform(0.2, 1.0)
+        sim.run_until(t)
+        sim.heal()
+    sim.run_until(t + 10 * TIMEOUT)
+    return sim
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("seed", SEEDS[:8], ids=[f"seed={s}" for s in SEEDS[:8]])
+def test_no_acknowledged_write_is_silently_lost(seed):
+    """With R=1, W=1, concurrent writers and partitions, after healing every replica holds, for each acknowledged write, it or a version that descends from it."""
+    sim = random_writers(seed)
+    for name in NAMES:
+        with_clocks = sim.nodes[name].versions(sim.key)
+        for op in sim.history:
+            if op.kind != "put" or not op.ok:
+                continue
+            clock = op.reply.versions[0].clock
+            kept = any(all(v.clock.get(a, 0) >= n for a, n in clock.items()) for v in with_clocks)
+            assert kept, called(
+                f"{name}.versions('k') after healing (seed {seed})",
+                sorted(v.value for v in with_clocks),
+                f"{op.value!r} {dict(clock)} or a version descending from it; history: {sim.describe()}",
+            )
