@@ -122,3 +122,52 @@ def test_a_commit_is_invisible_until_durable():
     )
     after = store.get("a")
     assert after == "1", called("store.get('a') once commit({'a': '1'}) returned", after, "1")
+
+
+@pytest.mark.points(2)
+def test_checkpoint_during_concurrent_commits_loses_none():
+    """A checkpoint taken while commits wait on the log's fsync holds them all afterwards, and so does every crash state."""
+    fs = SimFS()
+    with step("WalStore.open(fs)"):
+        store = WalStore.open(fs)
+    errors: list[BaseException] = []
+
+    def run(call):
+        try:
+            call()
+        except BaseException as exc:  # reported by the spec
+            errors.append(exc)
+
+    fs.block_fsync()
+    threads = [threading.Thread(target=run, args=(lambda: store.commit({"a": "1"}),), daemon=True)]
+    threads[0].start()
+    entered = fs.fsync_entered.wait(5)
+    threads.append(
+        threading.Thread(target=run, args=(lambda: store.commit({"b": "2"}),), daemon=True)
+    )
+    threads[1].start()
+    appended = fs.wait_appends(LOG, 2, timeout=5)
+    threads.append(threading.Thread(target=run, args=(store.checkpoint,), daemon=True))
+    threads[2].start()
+    fs.release_fsync()
+    for t in threads:
+        t.join(10)
+    for exc in errors:
+        if isinstance(exc, NotImplementedError):
+            raise exc
+    assert entered and appended and not errors, called(
+        "commit({'a': '1'}) blocked in fsync, commit({'b': '2'}), checkpoint() from 3 threads",
+        errors,
+        "no exception",
+    )
+    want = {"a": "1", "b": "2"}
+    got = store.snapshot()
+    assert got == want, called(
+        "store.snapshot() after the commits and the checkpoint returned", got, want
+    )
+    for state in fs.crash_states(every_byte=False):
+        with step("WalStore.open() after a crash once the commits and checkpoint returned"):
+            got = WalStore.open(SimFS(state)).snapshot()
+        assert got == want, called(
+            "WalStore.open().snapshot() after the commits and the checkpoint", got, want
+        )

@@ -212,3 +212,32 @@ def test_real_disk(tmp_path):
     assert got == {"b": "2", "c": "3"}, called(
         "WalStore.open(DiskFS(dir)).snapshot()", got, {"b": "2", "c": "3"}
     )
+
+
+@pytest.mark.points(2)
+def test_a_crash_during_recovery_loses_nothing():
+    """A crash at any file operation of a recovery that cuts a torn tail, or of the commit after it, keeps every returned commit."""
+    good = oracle_record(oracle_payload({"a": "1"}))
+    torn = oracle_record(oracle_payload({"b": "2"}))[:5]
+    crash_at = 0
+    while True:
+        fs = SimFS({LOG: good + torn}, crash_at=crash_at)
+        acked = False
+        try:
+            with step("WalStore.open(fs) on a torn log, then store.commit({'c': '3'})"):
+                WalStore.open(fs).commit({"c": "3"})
+            acked = True
+        except BaseException as exc:
+            if type(exc).__name__ != "Crashed":
+                raise
+        allowed = [{"a": "1", "c": "3"}] if acked else [{"a": "1"}, {"a": "1", "c": "3"}]
+        for state in fs.crash_states():
+            got = opened(SimFS(state)).snapshot()
+            assert got in allowed, called(
+                f"WalStore.open() after recovery + commit crashed before file operation {crash_at}",
+                got,
+                " or ".join(map(repr, allowed)),
+            )
+        if acked:
+            return
+        crash_at += 1
