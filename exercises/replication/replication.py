@@ -129,9 +129,10 @@ class Node:
     ) -> None:
         """``replicas`` names every node, this one included; every key lives on all of them.
 
-        Raises ValueError when ``node_id`` is not in ``replicas``, or r or w is outside
-        1..len(replicas). ``clock()`` is the only source of time; ``timeout`` is how long a
-        request may wait for its quorum, and how often an unacknowledged store is sent again.
+        Raises ValueError when ``node_id`` is not in ``replicas``, r or w is outside
+        1..len(replicas), or ``timeout`` is not positive. ``clock()`` is the only source of
+        time; ``timeout`` is how long a request may wait for its quorum, and how often an
+        unacknowledged store is sent again.
         """
         # TODO: keep a store {key: [Version]}, the pending requests, the hints, two queues.
         raise NotImplementedError
@@ -174,7 +175,7 @@ class Node:
 
         ``store``: keep the versions (reconciled with what this replica holds) and answer
         ``stored``. ``fetch``: answer ``fetched`` with this replica's versions. Answers to
-        requests this node no longer waits for are ignored.
+        requests this node no longer waits for are ignored. Any other kind: ValueError.
         """
         raise NotImplementedError
 
@@ -217,7 +218,8 @@ class Follower:
     def receive(self, message: LogMessage) -> None:
         """Append the entry if its index is len(log) + 1; always answer ``acked`` with len(log).
 
-        A duplicate (index <= len(log)) or a gap (index > len(log) + 1) changes nothing.
+        A duplicate (index <= len(log)) or a gap (index > len(log) + 1) changes nothing. Any
+        kind other than ``append``: ValueError.
         """
         raise NotImplementedError
 
@@ -251,7 +253,10 @@ class Leader:
         raise NotImplementedError
 
     def receive(self, message: LogMessage) -> None:
-        """An ``acked`` from a follower: it holds the log up to ``message.index``."""
+        """An ``acked`` from a follower: it holds the log up to ``message.index``.
+
+        Any other kind: ValueError.
+        """
         # TODO: acknowledgements are cumulative and may arrive late or out of order.
         raise NotImplementedError
 

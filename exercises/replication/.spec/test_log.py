@@ -255,3 +255,26 @@ def test_a_late_smaller_acknowledgement_changes_nothing():
         got,
         want,
     )
+
+
+@pytest.mark.parametrize("side", ["leader", "follower"])
+def test_a_message_of_the_wrong_kind_is_refused(side):
+    """A leader refuses anything but acked, a follower anything but append, with ValueError."""
+    if side == "leader":
+        node, _ = make_leader(1)
+        message = LogMessage("f1", "L", "append", 1, "x")
+    else:
+        with step("Follower('f1')"):
+            node = Follower("f1")
+        message = LogMessage("L", "f1", "acked", 1)
+    try:
+        node.receive(message)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"Called {side}.receive({short(message)}); raised {type(exc).__name__}: {exc}; expected ValueError"
+        ) from exc
+    raise AssertionError(called(f"{side}.receive({short(message)})", "None", "ValueError"))

@@ -410,3 +410,61 @@ def test_an_unacknowledged_store_is_sent_again_every_timeout():
             node.tick()
     got = out(node, "c acknowledged; five timeouts passed")
     assert got == [], called("node.outbox() after c acknowledged, five timeouts later", got, [])
+
+
+TIMEOUTS = [(-0.001, False), (0.0, False), (0.001, True)]
+
+
+@pytest.mark.parametrize(("timeout", "valid"), TIMEOUTS, ids=["negative", "zero", "just_positive"])
+def test_the_timeout_must_be_positive(timeout, valid):
+    """Node raises ValueError for a timeout that is not positive."""
+    call = f"Node('a', {NAMES!r}, r=2, w=2, clock=..., timeout={timeout})"
+    try:
+        Node("a", list(NAMES), r=2, w=2, clock=FakeClock(T0), timeout=timeout)
+    except ValueError:
+        assert not valid, called(call, "ValueError", "a node")
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {call}; raised {type(exc).__name__}: {exc}") from exc
+    else:
+        assert valid, called(call, "a node", "ValueError")
+
+
+def test_an_unknown_message_kind_is_refused():
+    """receive raises ValueError for a message kind that is not store, stored, fetch or fetched."""
+    node, _ = make()
+    message = Message("b", "a", "gossip", 1, "k")
+    try:
+        node.receive(message)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"Called node.receive({short(message)}); raised {type(exc).__name__}: {exc}; expected ValueError"
+        ) from exc
+    raise AssertionError(called(f"node.receive({short(message)})", "None", "ValueError"))
+
+
+def test_a_replica_keeps_its_sibling_when_sent_a_concurrent_version():
+    """A store of a version concurrent with the replica's own keeps both: a replica never overwrites a sibling."""
+    node, _ = make(name="b")
+    deliver(node, "a", "store", 1, [Version("x", {"p": 1})])
+    deliver(node, "c", "store", 2, [Version("y", {"q": 1})])
+    want = [("x", {"p": 1}), ("y", {"q": 1})]
+    assert held(node) == want, called(
+        "node.versions('k') after stores of x{p:1} then y{q:1}", held(node), want
+    )
+
+
+def test_the_coordinators_own_copy_counts_towards_w():
+    """With w=2, one acknowledgement from another replica is enough: the coordinator's copy is the other."""
+    node, _ = make(w=2)
+    with step("node.put('k', 'x', {}, 'w')"):
+        request = node.put("k", "x", {}, "w")
+    deliver(node, "c", "stored", request)
+    got = replies(node, "c acknowledged")
+    want = [(request, True, [("x", {"w": 1})])]
+    assert got == want, called("node.put with w=2; c acknowledged; node.replies()", got, want)
