@@ -135,7 +135,9 @@ _SEARCH = re.compile(
     r"^SEARCH (?:TABLE )?(?P<table>\S+)(?: AS \S+)? USING (?P<covering>COVERING )?INDEX "
     r"(?P<index>\S+) \((?P<terms>[^)]*)\)"
 )
-_BARE_SCAN = re.compile(r"^SCAN (?:TABLE )?(?!CONSTANT ROW)\S+(?: AS \S+)?$")
+_BARE_SCAN = re.compile(
+    r"^SCAN (?:TABLE )?(?!CONSTANT ROW|SUBQUERY|\(subquery|\(join)\S+(?: AS \S+)?$"
+)  # a table, not a materialized subquery or view
 _INDEX_SCAN = re.compile(
     r"^SCAN (?:TABLE )?\S+(?: AS \S+)? USING (?P<covering>COVERING )?INDEX (?P<index>\S+)"
 )

@@ -198,14 +198,18 @@ def reference_rows(conn: sqlite3.Connection, case: Case) -> Any:
 
 
 def learner_run(conn: sqlite3.Connection, case: Case):
+    """Call the learner's function with its work counted; rows become tuples (inside the count,
+    so a lazy cursor returned by the function is read while the steps are counted)."""
     function = getattr(sql_indexing, case.func)
+
+    def call():
+        result = function(conn, *case.args)
+        if result is None:
+            return None
+        return tuple(result) if case.one else [tuple(row) for row in result]
+
     with step(case.call_text()):
-        run = counted(conn, lambda: function(conn, *case.args))
-    if not case.one and run.result is not None:
-        run.result = [tuple(row) for row in run.result]
-    elif run.result is not None:
-        run.result = tuple(run.result)
-    return run
+        return counted(conn, call)
 
 
 # --- results ---------------------------------------------------------------------------------
