@@ -37,16 +37,42 @@ Changes = dict[str, str | None]
 
 
 class FileSystem(Protocol):
-    """The file operations the store uses, on one flat directory of names."""
+    """The file operations the store uses, on one flat directory of names.
 
-    def exists(self, name: str) -> bool: ...
-    def read(self, name: str) -> bytes: ...
-    def write(self, name: str, data: bytes) -> None: ...
-    def append(self, name: str, data: bytes) -> None: ...
-    def truncate(self, name: str, size: int) -> None: ...
-    def fsync(self, name: str) -> None: ...
-    def rename(self, src: str, dst: str) -> None: ...
-    def fsync_dir(self) -> None: ...
+    The store is given one (``DiskFS`` on a real directory; the specs inject a simulated
+    one that can crash). What survives a crash, as the ALICE study models it:
+
+    * ``write``, ``append`` and ``truncate`` change a file's bytes in memory only; after a
+      crash the file holds what its last ``fsync`` made durable plus any prefix of the
+      changes since, the last of them possibly torn at any byte or left as zeros;
+    * creating a file (``write`` or ``append`` to a new name) and ``rename`` change the
+      directory, which is durable only after ``fsync_dir``: a file's fsync does not make
+      its name durable.
+    """
+
+    def exists(self, name: str) -> bool:
+        """Whether the file ``name`` exists now."""
+
+    def read(self, name: str) -> bytes:
+        """The file's whole current content; FileNotFoundError if it does not exist."""
+
+    def write(self, name: str, data: bytes) -> None:
+        """Create the file, or replace its content, with ``data``."""
+
+    def append(self, name: str, data: bytes) -> None:
+        """Add ``data`` at the end of the file (created if missing)."""
+
+    def truncate(self, name: str, size: int) -> None:
+        """Cut the file to its first ``size`` bytes."""
+
+    def fsync(self, name: str) -> None:
+        """Return once the file's content, as it was when fsync was called, is durable."""
+
+    def rename(self, src: str, dst: str) -> None:
+        """Atomically replace ``dst`` with ``src`` (the old or the new file, never a mix)."""
+
+    def fsync_dir(self) -> None:
+        """Return once the directory's names (creations, renames) are durable."""
 
 
 class DiskFS:
