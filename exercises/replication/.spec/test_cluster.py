@@ -17,6 +17,11 @@ NAMES = ["a", "b", "c"]
 TIMEOUT = 1.0
 
 
+def told(call: str, history: str, expected: str) -> str:
+    """Like called(), with the whole history: the learner needs every operation to see what went wrong."""
+    return f"Called {call}; the history: {history}; expected {expected}"
+
+
 def latest_acknowledged_before(history, t: float) -> int:
     """The index (1-based) of the last put acknowledged by time t; 0 for none."""
     index = 0
@@ -97,7 +102,7 @@ def test_with_w_1_a_write_is_acknowledged_inside_a_partition():
     sim.partition(["a"])
     write = sim.wait(sim.put("a", "v1"))
     read = sim.wait(sim.get("a"))
-    assert write.ok and read.ok and read.read == ["v1"], called(
+    assert write.ok and read.ok and read.read == ["v1"], told(
         "a.put('k', 'v1') then a.get('k') with a cut off",
         sim.describe(),
         "both ok, the get returning ['v1']",
@@ -111,12 +116,12 @@ def test_with_a_majority_quorum_a_cut_off_node_refuses():
     sim.partition(["a"])
     write = sim.wait(sim.put("a", "v1"))
     read = sim.wait(sim.get("a"))
-    assert write.reply is not None and read.reply is not None, called(
+    assert write.reply is not None and read.reply is not None, told(
         "a.put and a.get with a cut off",
         sim.describe(),
         "both answered (ok=False) after the timeout",
     )
-    assert not write.ok and not read.ok, called(
+    assert not write.ok and not read.ok, told(
         "a.put and a.get with a cut off", sim.describe(), "both ok=False"
     )
     took = write.response - write.invoke
@@ -132,7 +137,7 @@ def test_with_w_1_stale_reads_happen_then_converge_after_healing():
     sim.partition(["a"], ["b", "c"])
     write = sim.wait(sim.put("a", "v1"))
     stale = sim.wait(sim.get("b"))
-    assert write.ok and stale.ok and stale.read == [], called(
+    assert write.ok and stale.ok and stale.read == [], told(
         "a.put('k', 'v1'); then b.get('k') across the partition",
         sim.describe(),
         "the write ok, the read [] (stale)",
@@ -158,7 +163,7 @@ def test_with_w_1_stale_reads_happen_then_converge_after_healing():
         "the cluster after healing", f"converged after {took:.3f} s", f"at most {2 * TIMEOUT} s"
     )
     reads = [sim.wait(sim.get(n)) for n in NAMES]
-    assert all(op.read == ["v1"] for op in reads), called(
+    assert all(op.read == ["v1"] for op in reads), told(
         "get on every node after convergence", sim.describe(reads), "['v1'] everywhere"
     )
 
@@ -192,7 +197,7 @@ def test_concurrent_writes_become_siblings_never_a_silent_loss():
     sim.wait(x)
     sim.wait(y)
     read = sim.wait(sim.get("b"))
-    assert x.ok and y.ok and read.ok and read.read == ["x", "y"], called(
+    assert x.ok and y.ok and read.ok and read.read == ["x", "y"], told(
         "alice: a.put('x'), bob: c.put('y') with the same context; then b.get('k')",
         sim.describe(),
         "both puts ok and the get returning siblings ['x', 'y']",
@@ -212,7 +217,7 @@ def test_a_write_with_the_merged_context_resolves_the_siblings():
             context[actor] = max(context.get(actor, 0), count)
     sim.wait(sim.put("b", "xy", context=context, actor="carol"))
     after = [sim.wait(sim.get(n)) for n in NAMES]
-    assert all(op.read == ["xy"] for op in after), called(
+    assert all(op.read == ["xy"] for op in after), told(
         f"b.put('k', 'xy', context={context!r}); then get on every node",
         sim.describe(after),
         "['xy'] everywhere",
@@ -225,18 +230,25 @@ def test_reads_wait_for_their_repair_so_no_later_read_goes_back_in_time():
     sim = Sim(NAMES, r=2, w=2, seed=6, delay=(0.01, 0.01), timeout=5.0)
     sim.wait(sim.put("a", "v1"))
     sim.run_for(0.5)
+    # v2 stays on a: the put's stores are lost, and a resends nothing before the reads are done
+    # (timeout 5 s). b is slow to reach from a, so a's read quorum is a and c.
+    losing = [True]
+    sim.drop_if = lambda m: losing[0] and m.kind == "store" and m.src == "a"
     write = sim.put("a", "v2", context=dict(sim.history[0].reply.versions[0].clock))
-    # v2 stays on a: its replicated stores are lost, and a never resends before the reads are done.
-    sim.drop_if = lambda m: m.kind == "store" and m.request == write.request and m.src == "a"
+    losing[0] = False
     sim.link_delay[("a", "b")] = 0.3
+    before = {n: sim.held(n) for n in NAMES}
+    assert before == {"a": ["v2"], "b": ["v1"], "c": ["v1"]}, called(
+        "node.versions('k') after a.put('v2') whose stores were lost", before, "v2 on a only"
+    )
     first = sim.wait(sim.get("a"), limit=4.0)
     sim.partition(["a"], ["b", "c"])
     second = sim.wait(sim.get("c"), limit=4.0)
     history = [write, first, second]
-    assert first.ok and first.read == ["v2"], called(
+    assert first.ok and first.read == ["v2"], told(
         "a.get('k') after a stored v2", sim.describe(history), "ok ['v2']"
     )
-    assert second.ok and second.read == ["v2"], called(
+    assert second.ok and second.read == ["v2"], told(
         "c.get('k') after a.get('k') returned v2",
         sim.describe(history),
         "ok ['v2'] (the first read's repair)",
