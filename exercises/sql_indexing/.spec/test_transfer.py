@@ -335,6 +335,12 @@ CHILD = textwrap.dedent(
 )
 
 
+def last_line(stderr: str) -> str:
+    """The last line of a child's stderr: the exception that ended it, if any."""
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else "(nothing on stderr)"
+
+
 def module_folder() -> str:
     return str(Path(sql_indexing.__file__).resolve().parent)
 
@@ -380,7 +386,7 @@ def test_a_transfer_killed_mid_way_is_all_or_nothing(tmp_path, journal, point):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        stderr = proc.stderr.read()[-600:]
+        stderr = last_line(proc.stderr.read())
         proc.stdout.close()
         proc.stderr.close()
         proc.stdin.close()
@@ -456,7 +462,7 @@ def test_concurrent_writers_lose_no_transfer(tmp_path):
             w.stdin.flush()
         for w in workers:
             out, err = w.communicate(timeout=120)
-            outputs.append((w.returncode, out.strip(), err[-600:]))
+            outputs.append((w.returncode, out.strip(), last_line(err)))
     finally:
         for w in workers:
             if w.poll() is None:
@@ -465,7 +471,7 @@ def test_concurrent_writers_lose_no_transfer(tmp_path):
     for code, out, err in outputs:
         assert code == 0 and out, called(
             "transfer(...) 40 times in each of 4 processes at once",
-            f"exit {code}; {err}",
+            f"a worker exited with status {code}: {err}",
             "every transfer to succeed (retrying on SQLITE_BUSY)",
         )
         for account, delta in ast.literal_eval(out).items():
