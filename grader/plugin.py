@@ -57,11 +57,26 @@ GC_AFTER_ASYNC_FAILURE = sys.version_info < (3, 11, 8) or (3, 12) <= sys.version
 TIMEOUT = re.compile(r"^Timeout \(>?([0-9.]+)s\)")  # pytest-timeout's failure message
 
 
+SENTENCE_END = re.compile(r"[.!?:;]['\")\]]*$")  # a line that ends the requirement's sentence
+
+
+def requirement(doc: str) -> str:
+    """A spec docstring's requirement: its first line, continued over the next lines of the
+    paragraph while the sentence is wrapped (until a line ends it)."""
+    taken: list[str] = []
+    for line in doc.strip().split("\n"):
+        if not line.strip():
+            break
+        taken.append(line.strip())
+        if SENTENCE_END.search(line.strip()):
+            break
+    return " ".join(taken)
+
+
 def spec_title(item: pytest.Item) -> str:
-    """The first line of the spec's docstring (the requirement), plus its parameters if any."""
+    """The spec's requirement (:func:`requirement` of its docstring), plus its parameters."""
     doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
-    lines = [line.strip() for line in doc.strip().splitlines() if line.strip()]
-    title = lines[0] if lines else getattr(item, "originalname", item.name).replace("_", " ")
+    title = requirement(doc) or getattr(item, "originalname", item.name).replace("_", " ")
     callspec = getattr(item, "callspec", None)
     return f"{title} [{callspec.id}]" if callspec is not None else title
 

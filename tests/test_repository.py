@@ -3,6 +3,7 @@ curriculum table is the curriculum of exercises/*/kata.toml, in order."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from grader.kata import discover
 from grader.mutants import load as load_mutants
 from grader.mutants import mutated_text
+from grader.plugin import SENTENCE_END, requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 KATAS = discover(ROOT)
@@ -43,6 +45,27 @@ def test_every_kata_has_the_standard_shape(kata):
     assert len(mutants) >= 3, f"{kata.slug}: {len(mutants)} mutants; the bar is 3"
     for mutant in mutants:
         mutated_text(kata, mutant)
+
+
+@pytest.mark.parametrize("kata", KATAS, ids=lambda k: k.slug)
+def test_every_spec_states_its_requirement_as_one_readable_sentence(kata):
+    """The grader shows a failing spec's requirement (plugin.requirement of its docstring):
+    it must exist, end its sentence, and hold no control character (a docstring that says
+    \\r\\n in a non-raw string holds a real CR LF and reads as nonsense)."""
+    bad = []
+    for path in kata.spec_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+                "test"
+            ):
+                title = requirement(ast.get_docstring(node, clean=False) or "")
+                if (
+                    not title
+                    or not SENTENCE_END.search(title)
+                    or any(ord(c) < 32 for c in title)
+                ):
+                    bad.append(f"{path.name}::{node.name}: {title!r}")
+    assert not bad, "specs without a readable requirement:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("kata", KATAS, ids=lambda k: k.slug)

@@ -137,7 +137,7 @@ def test_bytes_after_a_line_are_kept_for_the_next():
 @example(payload_list=[b"x", b"y"], cut_at=[1, 2, 3]).via("one byte per read")
 @pytest.mark.points(2)
 def test_round_trip(payload_list, cut_at):
-    """Lines made by encode_line decode back to the same payloads, \r in the middle included."""
+    """Lines made by encode_line decode back to the same payloads, \\r in the middle included."""
     decoder = LineDecoder()
     parts = [expect_return(f"encode_line({short(p)})", encode_line, p) for p in payload_list]
     chunks = cut(b"".join(parts), cut_at)
@@ -226,20 +226,20 @@ def check_limit(stream: bytes, too_long: bool, want: list[bytes]) -> None:
 @pytest.mark.parametrize("stream, too_long", COMPLETE_LINES.values(), ids=list(COMPLETE_LINES))
 @pytest.mark.points(1)
 def test_complete_line_limit(stream, too_long):
-    """A complete line may hold max_line bytes (its \r\n not counted); one more raises FrameTooLarge."""
+    """A complete line may hold max_line bytes (its \\r\\n not counted); one more raises FrameTooLarge."""
     check_limit(stream, too_long, oracle_lines(stream))
 
 
 @pytest.mark.parametrize("stream, too_long", UNTERMINATED.values(), ids=list(UNTERMINATED))
 @pytest.mark.points(1)
 def test_unterminated_line_limit(stream, too_long):
-    """Without its newline a line may hold max_line bytes plus one final \r; one more byte raises FrameTooLarge."""
+    """Without its newline a line may hold max_line bytes plus one final \\r; one more byte raises FrameTooLarge."""
     check_limit(stream, too_long, [])
 
 
 @pytest.mark.points(2)
 def test_line_exactly_at_max_is_accepted_byte_by_byte():
-    """A line of exactly max_line bytes is accepted when it arrives one byte per read, \r\n included."""
+    """A line of exactly max_line bytes is accepted when it arrives one byte per read, \\r\\n included."""
     for stream in (b"abcde\n", b"abcde\r\n"):
         decoder = LineDecoder(max_line=5)
         call = f"LineDecoder(max_line=5): feed() of each byte of {stream!r}"
@@ -251,7 +251,7 @@ def test_line_exactly_at_max_is_accepted_byte_by_byte():
 
 @pytest.mark.points(1)
 def test_max_line_zero_allows_empty_lines():
-    """LineDecoder(max_line=0) accepts empty lines, with \n or \r\n."""
+    """LineDecoder(max_line=0) accepts empty lines, with \\n or \\r\\n."""
     call, got = decode(b"\n\r\n", max_line=0)
     assert got == [b"", b""], called(call, got, [b"", b""])
 
