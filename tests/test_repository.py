@@ -59,11 +59,7 @@ def test_every_spec_states_its_requirement_as_one_readable_sentence(kata):
                 "test"
             ):
                 title = requirement(ast.get_docstring(node, clean=False) or "")
-                if (
-                    not title
-                    or not SENTENCE_END.search(title)
-                    or any(ord(c) < 32 for c in title)
-                ):
+                if not title or not SENTENCE_END.search(title) or any(ord(c) < 32 for c in title):
                     bad.append(f"{path.name}::{node.name}: {title!r}")
     assert not bad, "specs without a readable requirement:\n" + "\n".join(bad)
 
@@ -76,3 +72,34 @@ def test_every_lesson_has_the_sections_a_learner_needs(kata):
             f"{kata.slug}: no '{heading}' section"
         )
     assert "<details>" in lesson, f"{kata.slug}: hints should stay folded until asked"
+
+
+def _nox_sessions() -> set[str]:
+    """The session names noxfile.py defines (``name=`` or the function's own name)."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    names = set()
+    for node in tree.body:
+        for deco in getattr(node, "decorator_list", []):
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if ast.unparse(target) != "nox.session":
+                continue
+            given = [k.value.value for k in getattr(deco, "keywords", []) if k.arg == "name"]
+            names.add(given[0] if given else node.name)
+    return names
+
+
+def test_every_nox_command_the_docs_name_exists():
+    """A lesson, a visible test or a guide that names `nox -s X` names a real session."""
+    sessions = _nox_sessions()
+    assert {"list", "try", "grade", "tests"} <= sessions, sessions
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    for kata in KATAS:
+        texts += [kata.exercise_dir / "README.md", kata.visible_tests]
+    unknown = sorted(
+        f"{path.relative_to(ROOT)}: nox -s {name}"
+        for path in texts
+        if path.is_file()
+        for name in re.findall(r"nox -s ([\w-]+)", path.read_text(encoding="utf-8"))
+        if name not in sessions
+    )
+    assert not unknown, "commands that name no session:\n" + "\n".join(unknown)
