@@ -1,4 +1,4 @@
-"""Visible examples for the auth_middleware kata. Run them with `nox -s test -- auth_middleware`.
+"""Visible examples for the auth_middleware kata. Run them with `nox -s try -- auth_middleware`.
 
 They use the standard library only: tokens are signed here with hmac, and the middleware is
 driven with hand-made ASGI messages, so you can read exactly what goes over the interface.

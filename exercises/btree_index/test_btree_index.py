@@ -1,4 +1,4 @@
-"""Examples of a working B-tree index. Run them with `nox -s test -- btree_index`."""
+"""Examples of a working B-tree index. Run them with `nox -s try -- btree_index`."""
 
 import pytest
 

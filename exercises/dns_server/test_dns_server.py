@@ -1,4 +1,4 @@
-"""Visible examples for the dns_server kata. Run them with `nox -s test -- dns_server`.
+"""Visible examples for the dns_server kata. Run them with `nox -s try -- dns_server`.
 
 They use the standard library only: queries are built byte by byte with struct, so you can
 read exactly what goes over the wire. The hidden specs go much further (dnspython builds and

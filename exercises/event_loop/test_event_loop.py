@@ -1,4 +1,4 @@
-"""Examples of a working event-loop echo server. Run them with `nox -s test -- event_loop`.
+"""Examples of a working event-loop echo server. Run them with `nox -s try -- event_loop`.
 
 The server never starts a thread; these tests do, to run serve_forever() beside the clients.
 """

@@ -1,4 +1,4 @@
-"""Visible examples for the http1_server kata. Run them with `nox -s test -- http1_server`.
+"""Visible examples for the http1_server kata. Run them with `nox -s try -- http1_server`.
 
 They use the standard library only, with raw bytes, so you can read exactly what goes over the
 wire. The hidden specs go much further: h11 as an oracle on generated requests (valid and

@@ -1,4 +1,4 @@
-"""Visible examples for the load_balancer kata. Run them with `nox -s test -- load_balancer`.
+"""Visible examples for the load_balancer kata. Run them with `nox -s try -- load_balancer`.
 
 They show the shape of success; the hidden specs go much further (other weights against an
 oracle, pick/release/failure sequences, dead and hanging backends, half-close, resets, close()).

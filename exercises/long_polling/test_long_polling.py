@@ -1,4 +1,4 @@
-"""Examples of what the long-polling server must do. Run: nox -s test -- long_polling"""
+"""Examples of what the long-polling server must do. Run: nox -s try -- long_polling"""
 
 from __future__ import annotations
 

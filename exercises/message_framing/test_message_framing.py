@@ -1,4 +1,4 @@
-"""Examples of working framings. Run them with `nox -s test -- message_framing`."""
+"""Examples of working framings. Run them with `nox -s try -- message_framing`."""
 
 import pytest
 

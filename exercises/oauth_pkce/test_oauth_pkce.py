@@ -1,4 +1,4 @@
-"""Visible examples for the oauth_pkce kata. Run them with `nox -s test -- oauth_pkce`.
+"""Visible examples for the oauth_pkce kata. Run them with `nox -s try -- oauth_pkce`.
 
 They show the shape of success: the RFC 7636 vector, the verifier syntax, and one whole flow
 (login, code, token) driven with httpx the way a browser and a client would. The hidden specs

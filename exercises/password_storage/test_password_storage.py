@@ -1,4 +1,4 @@
-"""Visible examples for the password_storage kata. Run them with `nox -s test -- password_storage`.
+"""Visible examples for the password_storage kata. Run them with `nox -s try -- password_storage`.
 
 They show the shape of success: an RFC 6070 vector, the stored-string layout, verification,
 and a rehash on login. The hidden specs go much further (hashlib as a differential oracle,

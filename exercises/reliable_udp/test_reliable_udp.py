@@ -1,4 +1,4 @@
-"""Visible examples for the reliable_udp kata. Run them with `nox -s test -- reliable_udp`.
+"""Visible examples for the reliable_udp kata. Run them with `nox -s try -- reliable_udp`.
 
 The endpoint is driven by hand: you play its peer, writing datagrams and reading what it sends
 back, on a clock you move yourself. The hidden specs go much further (a lossy network that
