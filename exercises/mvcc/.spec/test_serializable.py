@@ -1,0 +1,141 @@
+"""SERIALIZABLE: every history of committed transactions is equivalent to some serial order.
+
+The oracle is a brute-force search: replay the committed transactions one after another in
+every order, and accept if some order gives each transaction the values it read and the
+store its final contents.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from mvcc import Isolation, SerializationFailure, Store
+
+from grader.spectools import called, step
+
+KEYS = (0, 1, 2)
+OP = st.one_of(
+    st.tuples(st.just("get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("put"), st.sampled_from(KEYS)),
+    st.tuples(st.just("delete"), st.sampled_from(KEYS)),
+    st.tuples(st.just("scan"), st.none()),
+)
+PROGRAMS = st.lists(st.lists(OP, min_size=1, max_size=4), min_size=2, max_size=4)
+
+
+@st.composite
+def histories(draw):
+    programs = draw(PROGRAMS)
+    # Each transaction: begin, its ops, commit; the schedule interleaves them in order.
+    slots = [i for i, prog in enumerate(programs) for _ in range(len(prog) + 2)]
+    order = draw(st.permutations(slots))
+    return programs, order
+
+
+def run(programs, order):
+    store = Store({0: 0, 1: 0})
+    txns, pos, failed = {}, [0] * len(programs), set()
+    reads = {i: [] for i in range(len(programs))}
+    writes = {i: [] for i in range(len(programs))}
+    trace = []
+    for i in order:
+        p = pos[i]
+        pos[i] += 1
+        if i in failed:
+            continue
+        try:
+            if p == 0:
+                txns[i] = store.begin(Isolation.SERIALIZABLE)
+                trace.append(f"T{i}.begin")
+            elif p == len(programs[i]) + 1:
+                txns[i].commit()
+                trace.append(f"T{i}.commit")
+            else:
+                kind, key = programs[i][p - 1]
+                t = txns[i]
+                if kind == "get":
+                    got = t.get(key)
+                    reads[i].append(("get", key, got))
+                    trace.append(f"T{i}.get({key})->{got}")
+                elif kind == "scan":
+                    got = t.scan()
+                    reads[i].append(("scan", None, got))
+                    trace.append(f"T{i}.scan()->{got}")
+                elif kind == "put":
+                    value = 100 * (i + 1) + p
+                    t.put(key, value)
+                    writes[i].append((key, value))
+                    trace.append(f"T{i}.put({key}, {value})")
+                else:
+                    t.delete(key)
+                    writes[i].append((key, None))
+                    trace.append(f"T{i}.delete({key})")
+        except SerializationFailure:
+            failed.add(i)
+            trace.append(f"T{i} -> SerializationFailure")
+    final = dict(store.begin().scan())
+    committed = [i for i in range(len(programs)) if i not in failed]
+    return programs, committed, reads, final, "; ".join(trace)
+
+
+def replay(programs, serial):
+    """Run the programs one after another on a dict; return each one's reads and the final dict."""
+    state = {0: 0, 1: 0}
+    reads = {}
+    for i in serial:
+        got = []
+        for p, (kind, key) in enumerate(programs[i], start=1):
+            if kind == "get":
+                got.append(("get", key, state.get(key)))
+            elif kind == "scan":
+                got.append(("scan", None, sorted(state.items())))
+            elif kind == "put":
+                state[key] = 100 * (i + 1) + p
+            else:
+                state.pop(key, None)
+        reads[i] = got
+    return reads, state
+
+
+def serializable(programs, committed, reads, final):
+    for serial in itertools.permutations(committed):
+        want_reads, want_final = replay(programs, serial)
+        if want_final == final and all(want_reads[i] == reads[i] for i in committed):
+            return True
+    return False
+
+
+# Write skew: each reads both keys, writes one.
+WRITE_SKEW = (
+    [[("get", 0), ("get", 1), ("put", 0)], [("get", 0), ("get", 1), ("put", 1)]],
+    [0, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+)
+# Fekete et al.'s read-only anomaly: T0 reads, T1 writes 1 and commits, T2 reads all, T0 writes 0.
+READ_ONLY = (
+    [[("scan", None), ("put", 0)], [("get", 1), ("put", 1)], [("scan", None)]],
+    [0, 0, 1, 1, 1, 1, 2, 2, 2, 0, 0],
+)
+# A predicate read and an insert of a new key on each side (Hermitage G2).
+PHANTOMS = (
+    [[("scan", None), ("put", 2)], [("scan", None), ("delete", 0)]],
+    [0, 1, 0, 1, 0, 1, 0, 1],
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+@example(WRITE_SKEW)
+@example(READ_ONLY)
+@example(PHANTOMS)
+def test_serializable_histories_have_a_serial_order(history):
+    """At SERIALIZABLE, the committed transactions of any interleaving read and write as in some serial order."""
+    programs, order = history
+    with step(f"the interleaving {order} of {programs}"):
+        programs, committed, reads, final, trace = run(programs, order)
+    assert serializable(programs, committed, reads, final), called(
+        f"the history {trace}; committed {[f'T{i}' for i in committed]}, final {final}",
+        "no serial order of the committed transactions gives these reads and this final state",
+        "some serial order (SSI must abort a transaction in a dangerous structure)",
+    )
