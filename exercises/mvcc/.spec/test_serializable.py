@@ -123,12 +123,26 @@ PHANTOMS = (
     [0, 1, 0, 1, 0, 1, 0, 1],
 )
 
+# T0 reads 0 and writes 1; T1 overwrites 0 and commits; T2 reads 0 (T1's) and 1 (not T0's):
+# T2 -rw-> T0 -rw-> T1 makes T0 a pivot through T2's read, so T0 must fail at its commit.
+ACTIVE_PIVOT = (
+    [[("get", 0), ("put", 1)], [("put", 0)], [("get", 0), ("get", 1)]],
+    [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 0],
+)
+# The same, but T0 commits before T2's reads: the pivot is committed, so T2 must fail.
+COMMITTED_PIVOT = (
+    [[("get", 0), ("put", 1)], [("put", 0)], [("get", 0), ("get", 1)]],
+    [0, 0, 0, 1, 1, 1, 2, 0, 2, 2, 2],
+)
+
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 @example(WRITE_SKEW)
 @example(READ_ONLY)
 @example(PHANTOMS)
+@example(ACTIVE_PIVOT)
+@example(COMMITTED_PIVOT)
 def test_serializable_histories_have_a_serial_order(history):
     """At SERIALIZABLE, the committed transactions of any interleaving read and write as in some serial order."""
     programs, order = history
