@@ -151,8 +151,7 @@ class SSTable:
         index_off, index_size, bloom_off, bloom_size, magic = FOOTER.unpack(
             disk.read(name, size - FOOTER.size, FOOTER.size)
         )
-        if magic != MAGIC:
-            raise ValueError(f"{name}: not an SSTable (bad magic)")
+        assert magic == MAGIC, f"{name}: not an SSTable"
         self.index = _decode_index(disk.read(name, index_off, index_size))
         self.bloom = BloomFilter.decode(disk.read(name, bloom_off, bloom_size))
         self.size = size

@@ -546,10 +546,12 @@ def test_levels_stay_within_their_limits():
     disk = CountingDisk()
     options = {"memtable_limit": 8, "l0_limit": 3, "level_ratio": 3}
     tree = open_tree(disk, **options)
+    most = 0
     for n, i in enumerate(shuffled(500)):
         fill(tree, [i])
         lines = manifest(disk)
         l0 = [line for line in lines if line[0] == 0]
+        most = max(most, len(l0))
         deep = [line for line in lines if line[0] > 0]
         levels = [line[0] for line in deep]
         ok = len(l0) < 3 and len(set(levels)) == len(levels)
@@ -559,6 +561,54 @@ def test_levels_stay_within_their_limits():
             lines,
             "< 3 level-0 tables, one table per deeper level, level i <= 8 * 3**i entries",
         )
+    assert most == 2, called(
+        "the most level-0 tables seen in the MANIFEST over 500 puts with l0_limit=3",
+        most,
+        "2: level 0 is merged when it reaches 3 tables, not before",
+    )
+
+
+@pytest.mark.points(2)
+def test_a_level_merges_down_only_above_its_capacity():
+    """Level i holds up to memtable_limit * level_ratio**i entries; one more merges it down."""
+    disk = CountingDisk()
+    tree = open_tree(disk, memtable_limit=2, l0_limit=1, level_ratio=2)
+    fill(tree, range(4))  # two flushes, each merged into level 1: 4 entries = its capacity
+    got = manifest(disk)
+    want = [(1, 4)]
+    assert [(level, count) for level, _, count in got] == want, called(
+        "the MANIFEST after 4 puts (memtable_limit=2, l0_limit=1, level_ratio=2)",
+        got,
+        "one level-1 table of 4 entries (capacity 2 * 2**1 = 4)",
+    )
+    fill(tree, range(4, 6))  # 6 entries > 4: level 1 merges into level 2
+    got = manifest(disk)
+    want = [(2, 6)]
+    assert [(level, count) for level, _, count in got] == want, called(
+        "the MANIFEST after 6 puts (memtable_limit=2, l0_limit=1, level_ratio=2)",
+        got,
+        "one level-2 table of 6 entries, level 1 empty",
+    )
+
+
+@pytest.mark.points(1)
+def test_new_tables_never_reuse_a_number_on_the_disk():
+    """A reopened tree numbers new tables after the largest .sst on the disk, even a leftover."""
+    disk = CountingDisk()
+    tree = open_tree(disk, memtable_limit=4, l0_limit=10)
+    fill(tree, range(4))
+    disk.files["000009.sst"] = b"left over by a crash before the MANIFEST named it"
+    tree = open_tree(disk, memtable_limit=4, l0_limit=10)
+    fill(tree, range(4, 8))
+    got = [name for _, name, _ in manifest(disk)]
+    assert len(got) == 2 and got[0] > "000009.sst", called(
+        "the MANIFEST's tables after a reopen beside a leftover 000009.sst",
+        got,
+        "the new table (first, newest) numbered after 000009",
+    )
+    result = scan(tree, b"", b"\xff")
+    want = [(key(i), value(i)) for i in range(8)]
+    assert result == want, called("list(tree.scan(b'', b'\\xff'))", result, want)
 
 
 @pytest.mark.points(2)
