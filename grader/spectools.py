@@ -8,17 +8,33 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
   fails with a readable message instead of hanging;
 * messages for learners: :func:`called` writes "Called f(x); returned y; expected z", and
   :func:`step` turns an unexpected exception into "Called f(x); raised ValueError: ...";
-* network specs bind port 0 on 127.0.0.1 only: :func:`tcp_server`.
+* network specs bind port 0 on 127.0.0.1 only: :func:`tcp_server`;
+* count, never time: :func:`spy_on` records every call of a function however the learner
+  reaches it (:func:`spy_compare_digest` for constant-time comparisons), and
+  :class:`CountingLoop` counts an event loop's wake-ups.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["LOCALHOST", "FakeClock", "bounded", "called", "short", "step", "tcp_server"]
+__all__ = [
+    "LOCALHOST",
+    "CountingLoop",
+    "FakeClock",
+    "bounded",
+    "called",
+    "short",
+    "spy_compare_digest",
+    "spy_on",
+    "step",
+    "tcp_server",
+]
 
 LOCALHOST = "127.0.0.1"
 T = TypeVar("T")
@@ -119,3 +135,61 @@ async def tcp_server(handler: Handler) -> AsyncIterator[tuple[str, int]]:
             writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2.0)
+
+
+def spy_on(
+    monkeypatch: Any,
+    real: Callable[..., Any],
+    places: list[tuple[Any, str]],
+    module: Any = None,
+    record: Callable[..., Any] = lambda *args, **kwargs: args,
+) -> list[Any]:
+    """Route every way of reaching the function ``real`` through a recorder; return its log.
+
+    ``places`` are the (object, attribute) pairs that hold it (``(hmac, "compare_digest")``);
+    every name in the learner's ``module`` bound to it (``from hmac import compare_digest as
+    x``) is rerouted too. Each call appends ``record(*args, **kwargs)`` to the log and answers
+    as the real function does, so only the count can tell.
+    """
+    calls: list[Any] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(record(*args, **kwargs))
+        return real(*args, **kwargs)
+
+    for owner, name in places:
+        monkeypatch.setattr(owner, name, spy)
+    if module is not None:
+        for name, value in list(vars(module).items()):
+            if value is real:
+                monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def spy_compare_digest(monkeypatch: Any, module: Any = None) -> list[tuple[Any, Any]]:
+    """:func:`spy_on` for ``hmac.compare_digest`` (and ``secrets.compare_digest``): the log of
+    (a, b) pairs compared in constant time. Counted, never timed."""
+    return spy_on(
+        monkeypatch,
+        hmac.compare_digest,
+        [(hmac, "compare_digest"), (secrets, "compare_digest")],
+        module,
+        record=lambda a, b: (a, b),
+    )
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts wake-ups: every callback scheduled to run (``call_soon``).
+
+    A task that resumes, a future's done-callback, a timer that fires: each passes through
+    ``call_soon``. A coroutine parked on a future or a socket costs none until it is woken, so
+    an idle server's count stays flat.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakeups = 0
+
+    def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def]
+        self.wakeups += 1
+        return super().call_soon(callback, *args, context=context)

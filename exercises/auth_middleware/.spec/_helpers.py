@@ -71,27 +71,6 @@ def segments(token: str) -> list[str]:
 # --- the compare_digest spy -----------------------------------------------------------------
 
 
-def spy_compare_digest(monkeypatch: Any, module: ModuleType) -> list[tuple[Any, Any]]:
-    """Route every way of reaching hmac.compare_digest through a recorder; return its log.
-
-    Covers ``hmac.compare_digest``, ``secrets.compare_digest`` and any name in ``module`` bound
-    to the real function (``from hmac import compare_digest [as x]``). Counted, never timed.
-    """
-    real = hmac.compare_digest
-    calls: list[tuple[Any, Any]] = []
-
-    def spy(a: Any, b: Any) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", spy)
-    monkeypatch.setattr(secrets, "compare_digest", spy)
-    for name, value in list(vars(module).items()):
-        if value is real:
-            monkeypatch.setattr(module, name, spy)
-    return calls
-
-
 def as_bytes(value: Any) -> bytes | None:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)

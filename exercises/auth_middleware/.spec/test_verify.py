@@ -28,13 +28,12 @@ from _helpers import (
     sign_json,
     sign_raw,
     sign_segments,
-    spy_compare_digest,
 )
 from auth_middleware import InvalidToken, b64url_decode, verify_jwt
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from grader.spectools import called, short
+from grader.spectools import called, short, spy_compare_digest
 
 NOW = 1_700_000_000
 

@@ -674,20 +674,3 @@ class Client:
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
-
-
-class CountingLoop(asyncio.SelectorEventLoop):
-    """An event loop that counts wake-ups: every callback scheduled to run (``call_soon``).
-
-    The same class as in long_polling's spec helpers: it belongs in grader/spectools.py once
-    two katas share it. A task that resumes, a future's callback, a timer that fires: each
-    passes through ``call_soon``; a task waiting on a socket read costs none until data comes.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.wakeups = 0
-
-    def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def]
-        self.wakeups += 1
-        return super().call_soon(callback, *args, context=context)

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from _helpers import (
     Client,
-    CountingLoop,
     Recorder,
     exchange,
     replies,
@@ -26,7 +25,7 @@ from _helpers import (
 )
 from http1_server import HttpServer, Response
 
-from grader.spectools import LOCALHOST, bounded, called, short, step
+from grader.spectools import LOCALHOST, CountingLoop, bounded, called, short, step
 
 
 def blocking_session(port: int) -> tuple[list[int], list[tuple[int, bytes, str | None]]]:

@@ -18,7 +18,6 @@ from grader.spectools import LOCALHOST, bounded, called, short, step
 
 __all__ = [
     "LOCALHOST",
-    "CountingLoop",
     "Gauge",
     "Reply",
     "bounded",
@@ -214,19 +213,3 @@ def raise_open_files(needed: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-class CountingLoop(asyncio.SelectorEventLoop):
-    """An event loop that counts wake-ups: every callback scheduled to run (``call_soon``).
-
-    A task that resumes, a future's done-callback, a timer that fires: each passes through
-    ``call_soon``. A coroutine parked on a future costs none until the future resolves.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.wakeups = 0
-
-    def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def]
-        self.wakeups += 1
-        return super().call_soon(callback, *args, context=context)

@@ -7,7 +7,6 @@ import threading
 
 import pytest
 from _helpers import (
-    CountingLoop,
     bounded,
     called,
     check_not_blocking,
@@ -16,6 +15,8 @@ from _helpers import (
     read_reply,
     running,
 )
+
+from grader.spectools import CountingLoop
 
 
 async def _park_many(port: int, count: int, query: str) -> list:

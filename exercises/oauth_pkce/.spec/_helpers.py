@@ -298,27 +298,6 @@ async def userinfo(world: World, access_token: str) -> httpx.Response:
     )
 
 
-def spy_compare_digest(monkeypatch: Any, module: Any) -> list[tuple[Any, Any]]:
-    """Route every way of reaching hmac.compare_digest through a recorder; return its log.
-
-    Covers ``hmac.compare_digest``, ``secrets.compare_digest`` and any name in ``module`` bound
-    to the real function. Counted, never timed.
-    """
-    real = hmac.compare_digest
-    calls: list[tuple[Any, Any]] = []
-
-    def spy(a: Any, b: Any) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(hmac, "compare_digest", spy)
-    monkeypatch.setattr(secrets, "compare_digest", spy)
-    for name, value in list(vars(module).items()):
-        if value is real:
-            monkeypatch.setattr(module, name, spy)
-    return calls
-
-
 def as_bytes(value: Any) -> bytes:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)

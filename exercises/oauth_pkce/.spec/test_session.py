@@ -21,11 +21,10 @@ from _helpers import (
     b64url_decode,
     describe,
     form_inputs,
-    spy_compare_digest,
 )
 from oauth_pkce import SESSION_COOKIE, AuthorizationServer
 
-from grader.spectools import bounded, called, short
+from grader.spectools import bounded, called, short, spy_compare_digest
 
 COOKIE = "__Host-session"
 
