@@ -125,7 +125,11 @@ def test_bad_zone_text_raises_value_error(case, request):
 
 
 LIMITS = {
-    "TTL 2**31 - 1 (the largest, RFC 2181 section 8)": ("www 2147483647 IN A 192.0.2.1\n", "www", "A"),
+    "TTL 2**31 - 1 (the largest, RFC 2181 section 8)": (
+        "www 2147483647 IN A 192.0.2.1\n",
+        "www",
+        "A",
+    ),
     "TTL 0": ("www 0 IN A 192.0.2.1\n", "www", "A"),
     "MX preference 65535": ("@ 60 IN MX 65535 mail\n", "@", "MX"),
     "MX preference 0": ("@ 60 IN MX 0 mail\n", "@", "MX"),
