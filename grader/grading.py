@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 INTERRUPTED = "grading was interrupted before this kata finished"
+LISTING_AFTER_STOP = 10.0  # seconds to list an interrupted kata's specs for its report
 
 Progress = Callable[[int, int, KataResult], None]
 _LISTINGS: dict[str, list[Spec]] = {}
@@ -269,6 +270,16 @@ async def run_grading(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    # A kata stopped before its specs were listed still reports what it was worth: the
+    # listing runs the trusted specs alone (no learner code) and takes a moment.
+    unlisted = [k for k, t in zip(katas, tasks, strict=True) if t.cancelled()]
+    await asyncio.gather(
+        *(
+            asyncio.wait_for(expected_specs(k, limits, snapshot), LISTING_AFTER_STOP)
+            for k in unlisted
+        ),
+        return_exceptions=True,
+    )
     graded = []
     for kata, task in zip(katas, tasks, strict=True):
         if task.cancelled():

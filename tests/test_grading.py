@@ -92,3 +92,23 @@ def test_forbidden_import_fails_the_kata_by_name(course):
     assert kata.status == "failed"
     assert kata.score == 0
     assert "fractions" in kata.reason and "adder.py:1" in kata.reason
+
+
+def test_a_kata_stopped_before_its_specs_were_listed_still_reports_its_worth(course):
+    """Stopped at once (the listing cannot have finished), the kata is an INTERRUPTED error
+    whose specs are listed as not run, so the partial report keeps the course's total."""
+    import asyncio
+
+    from grader.grading import INTERRUPTED, run_grading
+
+    course.add_adder(spec_timeout=5)
+
+    async def main():
+        stop = asyncio.Event()
+        stop.set()
+        return await run_grading(discover(course.root), checkout(course.root), stop=stop)
+
+    (graded,) = asyncio.run(main())
+    kata = graded.result
+    assert (kata.status, kata.reason, kata.score) == ("error", INTERRUPTED, 0)
+    assert kata.max_score == 6 and {s.outcome for s in kata.specs} == {"not_run"}
