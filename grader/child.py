@@ -418,9 +418,6 @@ class SpecContexts:
     def pytest_runtest_setup(self, item) -> None:
         self.coverage.switch_context(item.nodeid)
 
-    def pytest_runtest_teardown(self, item, nextitem) -> None:
-        self.coverage.switch_context(item.nodeid)
-
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
         self.coverage.switch_context("")
 

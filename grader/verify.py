@@ -63,27 +63,27 @@ class MutantVerdict:
 
     @property
     def killed(self) -> bool:
-        """A spec that ran failed, or the kata crashed on the mutant (not on a broken kata).
-
-        Specs that did not run (after the first failure, or an id that matched nothing) never
-        count: a mutant is killed by evidence, not by absence."""
-        r = self.result
-        if r is None:
-            return False
-        if any(s.outcome in ("failed", "error", "timeout") for s in r.specs):
-            return True
-        broken_kata = r.reason.startswith("the kata itself is broken")
-        return r.status in ("error", "timeout") and not broken_kata
+        return bool(_killers(self.result))
 
     @property
     def killed_by(self) -> str:
         """The first spec that failed on the mutant (or why the kata failed as a whole)."""
-        if self.result is None:
-            return ""
-        for spec in self.result.specs:
-            if spec.outcome in ("failed", "error", "timeout"):
-                return spec.id
-        return self.result.reason if self.killed else ""
+        return next(iter(_killers(self.result)), "")
+
+
+def _killers(result: KataResult | None) -> list[str]:
+    """What killed a mutant's run: the specs that ran and failed, in order, else the crash of
+    the kata on it (not of a broken kata); [] when nothing did.
+
+    Specs that did not run (after the first failure, or an id that matched nothing) never
+    count: a mutant is killed by evidence, not by absence."""
+    if result is None:
+        return []
+    failed = [s.id for s in result.specs if s.outcome in ("failed", "error", "timeout")]
+    if failed:
+        return failed
+    broken_kata = result.reason.startswith("the kata itself is broken")
+    return [result.reason] if result.status in ("error", "timeout") and not broken_kata else []
 
 
 @dataclass
@@ -256,9 +256,32 @@ def _visible_tests(kata: Kata, folder: Path) -> int:
     return proc.returncode
 
 
-def _mutant_source(kata: Kata, mutant: Mutant, folder: Path) -> Source:
-    apply(kata, mutant, folder)
-    return Source(f"mutant {mutant.name}", lambda k: [folder, k.solution_dir])
+def _mutant_sources(
+    kata: Kata, mutants: list[Mutant], tmp: Path
+) -> tuple[dict[str, Source], dict[str, str]]:
+    """Each mutant applied in its own folder under ``tmp``, as a source to grade (its files
+    first, the rest from the solution); and, by name, why a mutant could not be applied."""
+    sources: dict[str, Source] = {}
+    errors: dict[str, str] = {}
+    for m in mutants:
+        folder = tmp / m.name
+        try:
+            apply(kata, m, folder)
+        except MutantError as err:
+            errors[m.name] = str(err)
+            continue
+        sources[m.name] = Source(f"mutant {m.name}", lambda k, f=folder: [f, k.solution_dir])
+    return sources, errors
+
+
+def _jobs(kata: Kata, slots: asyncio.Semaphore):
+    """Grade ``kata`` from a source, one of ``slots`` at a time."""
+
+    async def job(source: Source, **options):
+        async with slots:
+            return await grade_kata(kata, source, **options)
+
+    return job
 
 
 async def verify_kata(
@@ -266,10 +289,7 @@ async def verify_kata(
 ) -> KataVerdict:
     verdict = KataVerdict(kata)
     started = time.monotonic()
-
-    async def job(source: Source, **options):
-        async with slots:
-            return await grade_kata(kata, source, **options)
+    job = _jobs(kata, slots)
 
     try:
         mutants = load(kata)
@@ -278,12 +298,9 @@ async def verify_kata(
     verdict.mutants = [MutantVerdict(m.name, m.bug) for m in mutants]
 
     with tempfile.TemporaryDirectory(prefix=f"kata-mutants-{kata.slug}-") as tmp:
-        sources: dict[str, Source] = {}
-        for m, mv in zip(mutants, verdict.mutants, strict=True):
-            try:
-                sources[m.name] = _mutant_source(kata, m, Path(tmp) / m.name)
-            except MutantError as err:
-                mv.error = str(err)
+        sources, errors = _mutant_sources(kata, mutants, Path(tmp))
+        for mv in verdict.mutants:
+            mv.error = errors.get(mv.name, "")
 
         async def run_mutant(m: Mutant, mv: MutantVerdict, coverage: dict | None) -> None:
             if all_specs:
@@ -367,11 +384,7 @@ async def verify(
 async def explore_kata(kata: Kata, seeds: list[int], slots: asyncio.Semaphore) -> list[str]:
     """Findings of ``kata verify --explore`` for one kata: what random inputs found that the
     fixed seed of grading does not."""
-
-    async def job(source: Source, **options):
-        async with slots:
-            return await grade_kata(kata, source, **options)
-
+    job = _jobs(kata, slots)
     findings: list[str] = []
     try:
         mutants = load(kata)
@@ -380,14 +393,9 @@ async def explore_kata(kata: Kata, seeds: list[int], slots: asyncio.Semaphore) -
     first = await job(solutions(kata.root), coverage=True)
     data = first.run.coverage if first.run else None
     with tempfile.TemporaryDirectory(prefix=f"kata-explore-{kata.slug}-") as tmp:
-        sources, scopes = {}, {}
-        for m in mutants:
-            try:
-                sources[m.name] = _mutant_source(kata, m, Path(tmp) / m.name)
-            except MutantError as err:
-                findings.append(str(err))
-                continue
-            scopes[m.name] = covering_specs(data, kata, m)[0]
+        sources, errors = _mutant_sources(kata, mutants, Path(tmp))
+        findings += errors.values()
+        scopes = {m.name: covering_specs(data, kata, m)[0] for m in mutants if m.name in sources}
 
         async def one_seed(seed: int):
             solution = job(solutions(kata.root), explore_seed=seed)
@@ -402,9 +410,7 @@ async def explore_kata(kata: Kata, seeds: list[int], slots: asyncio.Semaphore) -
                 f"the solution lost {spec.id} with seed {seed}: {spec.outcome}: {spec.message}"
             )
         for name, graded in zip(sources, runs, strict=True):
-            killers[name].append(
-                {s.id for s in graded.result.specs if s.outcome in ("failed", "error", "timeout")}
-            )
+            killers[name].append(set(_killers(graded.result)))
     for name, sets in killers.items():
         always = set.intersection(*sets) if sets else set()
         ever = set.union(*sets) if sets else set()
