@@ -1,0 +1,360 @@
+"""The reverse proxy over real sockets: httpx as the client, an origin on 127.0.0.1:0 that h11
+parses and that counts every request it receives, the Cache on the spec's clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from _helpers import clock, header_of, httpdate, running_origin
+from caching_proxy import Cache, CachingProxy
+
+from grader.spectools import FakeClock, bounded, called, step, tcp_server
+
+N = 5
+
+
+@contextlib.asynccontextmanager
+async def proxied(
+    origin, now: FakeClock, max_bytes: int = 10_000
+) -> AsyncIterator[tuple[CachingProxy, httpx.AsyncClient]]:
+    with step(f"CachingProxy({origin.address}, Cache(max_bytes={max_bytes}, clock=<spec clock>))"):
+        proxy = CachingProxy(origin.address, Cache(max_bytes=max_bytes, clock=now))
+    with step("await proxy.start('127.0.0.1', 0)"):
+        host, port = await bounded(proxy.start("127.0.0.1", 0), 5, "proxy.start()")
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", trust_env=False, timeout=10
+        ) as client:
+            yield proxy, client
+    finally:
+        with step("await proxy.close()"):
+            await bounded(proxy.close(), 5, "proxy.close()")
+
+
+async def fetch(
+    client: httpx.AsyncClient, method: str = "GET", path: str = "/a", **kwargs
+) -> httpx.Response:
+    with step(f"{method} {path} through the proxy"):
+        return await bounded(
+            client.request(method, path, **kwargs), 10, f"the proxy's answer to {method} {path}"
+        )
+
+
+def cacheable(now: FakeClock, directives: str = "max-age=60", body: bytes = b"hello"):
+    def respond(request):
+        if header_of(request, "if-none-match") == '"v1"':
+            return 304, [("Date", httpdate(now())), ("ETag", '"v1"')], b""
+        return (
+            200,
+            [("Date", httpdate(now())), ("Cache-Control", directives), ("ETag", '"v1"')],
+            body,
+        )
+
+    return respond
+
+
+@pytest.mark.points(3)
+async def test_second_get_served_from_cache() -> None:
+    """A second GET for a fresh response is answered by the proxy with an Age field; the origin sees
+    one request."""
+    now = clock()
+    async with running_origin(cacheable(now)) as origin, proxied(origin, now) as (proxy, client):
+        first = await fetch(client)
+        now.advance(7)
+        second = await fetch(client)
+        got = (
+            first.status_code,
+            first.content,
+            second.status_code,
+            second.content,
+            second.headers.get("age"),
+        )
+        assert got == (200, b"hello", 200, b"hello", "7"), called(
+            "GET /a, then GET /a 7 s later: (status, body, status, body, Age)",
+            got,
+            (200, b"hello", 200, b"hello", "7"),
+        )
+        assert origin.hits == 1, called(
+            "two GET /a 7 s apart, max-age=60 (origin hits)", origin.hits, 1
+        )
+
+
+async def test_forwards_to_the_origin() -> None:
+    """The proxy forwards method, target, Host and body to the origin and relays status and body."""
+    now = clock()
+    async with running_origin(lambda r: (201, [("Date", httpdate(now()))], b"made")) as origin:
+        async with proxied(origin, now) as (proxy, client):
+            answer = await fetch(
+                client, "POST", "/things?x=1", content=b"payload", headers={"Host": "origin.test"}
+            )
+        seen = origin.requests[0]
+        got = (
+            answer.status_code,
+            answer.content,
+            seen.method,
+            seen.target,
+            header_of(seen, "host"),
+        )
+        want = (201, b"made", b"POST", b"/things?x=1", "origin.test")
+        assert got == want, called(
+            "POST /things?x=1 with body b'payload' (answer, what the origin saw)", got, want
+        )
+
+
+@pytest.mark.points(3)
+async def test_concurrent_misses_collapse() -> None:
+    """N concurrent GETs for one uncached target cause exactly one origin request, and all N get
+    its response."""
+    now = clock()
+    async with running_origin(cacheable(now)) as origin, proxied(origin, now) as (proxy, client):
+        origin.gate = asyncio.Event()
+        cache = proxy.cache
+        lookups = 0
+        all_in = asyncio.Event()
+        real_lookup = cache.lookup
+
+        def counting_lookup(request):
+            nonlocal lookups
+            lookups += 1
+            if lookups >= N:
+                all_in.set()
+            return real_lookup(request)
+
+        cache.lookup = counting_lookup
+        tasks = [asyncio.create_task(fetch(client)) for _ in range(N)]
+        try:
+            await bounded(origin.arrived.wait(), 10, "the first request to reach the origin")
+            await bounded(all_in.wait(), 10, f"the proxy to look up all {N} requests")
+        finally:
+            origin.gate.set()
+        answers = await bounded(asyncio.gather(*tasks), 10, f"the answers to {N} concurrent GETs")
+        bodies = [a.content for a in answers]
+        assert bodies == [b"hello"] * N, called(f"{N} concurrent GET /a", bodies, [b"hello"] * N)
+        assert origin.hits == 1, called(f"{N} concurrent GET /a (origin hits)", origin.hits, 1)
+
+
+async def test_collapsed_uncacheable_still_answered() -> None:
+    """Requests that waited on a response that can't be stored each still get an answer from the
+    origin."""
+    now = clock()
+    async with (
+        running_origin(cacheable(now, "no-store")) as origin,
+        proxied(origin, now) as (proxy, client),
+    ):
+        origin.gate = asyncio.Event()
+        tasks = [asyncio.create_task(fetch(client)) for _ in range(3)]
+        try:
+            await bounded(origin.arrived.wait(), 10, "the first request to reach the origin")
+        finally:
+            origin.gate.set()
+        answers = await bounded(asyncio.gather(*tasks), 10, "the answers to 3 concurrent GETs")
+        got = [a.status_code for a in answers]
+        assert got == [200] * 3 and origin.hits == 3, called(
+            "3 concurrent GET /a, Cache-Control: no-store (statuses, origin hits)",
+            (got, origin.hits),
+            ([200] * 3, 3),
+        )
+
+
+@pytest.mark.points(2)
+async def test_stale_while_revalidate_in_background() -> None:
+    """Within stale-while-revalidate the proxy answers at once from the cache and revalidates once
+    in the background, however many requests arrive meanwhile (RFC 5861 §3)."""
+    now = clock()
+    respond = cacheable(now, "max-age=10, stale-while-revalidate=30")
+    async with running_origin(respond) as origin, proxied(origin, now) as (proxy, client):
+        await fetch(client)
+        now.advance(15)
+        origin.gate = asyncio.Event()
+        origin.arrived.clear()
+        try:
+            first = await fetch(client)
+            await bounded(
+                origin.arrived.wait(), 10, "the background revalidation to reach the origin"
+            )
+            second = await fetch(client)
+        finally:
+            origin.gate.set()
+        with step("await proxy.settle()"):
+            await bounded(proxy.settle(), 10, "proxy.settle()")
+        got = (
+            first.content,
+            first.headers.get("age"),
+            second.content,
+            second.headers.get("age"),
+            origin.hits,
+        )
+        want = (b"hello", "15", b"hello", "15", 2)
+        assert got == want, called(
+            "two GET /a stale by 5 s under swr=30 (bodies, Ages, origin hits)", got, want
+        )
+        conditional = header_of(origin.requests[1], "if-none-match")
+        assert conditional == '"v1"', called(
+            "the background revalidation's If-None-Match", conditional, '"v1"'
+        )
+        now.advance(1)
+        third = await fetch(client)
+        assert (third.headers.get("age"), origin.hits) == ("1", 2), called(
+            "GET /a 1 s after the background 304 (Age, origin hits)",
+            (third.headers.get("age"), origin.hits),
+            ("1", 2),
+        )
+
+
+async def test_stale_if_error_when_origin_is_down() -> None:
+    """Under stale-if-error, a stale response is served when the origin can't be reached, and a
+    502 once past the window (RFC 5861 §4)."""
+    now = clock()
+    respond = cacheable(now, "max-age=10, stale-if-error=30")
+    async with running_origin(respond) as origin:
+        with step("CachingProxy(...)"):
+            proxy = CachingProxy(origin.address, Cache(max_bytes=10_000, clock=now))
+        host, port = await bounded(proxy.start("127.0.0.1", 0), 5, "proxy.start()")
+        async with httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", trust_env=False, timeout=10
+        ) as client:
+            await fetch(client)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", trust_env=False, timeout=10
+        ) as client:
+            now.advance(40)
+            within = await fetch(client)
+            now.advance(1)
+            past = await fetch(client)
+    finally:
+        await bounded(proxy.close(), 5, "proxy.close()")
+    got = (within.status_code, within.content, within.headers.get("age"), past.status_code)
+    assert got == (200, b"hello", "40", 502), called(
+        "origin stopped; GET /a stale by 30 s, then by 31 s, stale-if-error=30 (status, body, Age, then status)",
+        got,
+        (200, b"hello", "40", 502),
+    )
+
+
+async def test_post_invalidates_through_the_proxy() -> None:
+    """A POST that succeeds invalidates the stored response for its target (RFC 9111 §4.4)."""
+    now = clock()
+    respond = cacheable(now)
+    async with running_origin(respond) as origin, proxied(origin, now) as (proxy, client):
+        await fetch(client)
+        await fetch(client, "POST", "/a", content=b"x")
+        await fetch(client)
+        methods = [r.method.decode() for r in origin.requests]
+        assert methods == ["GET", "POST", "GET"], called(
+            "GET /a, POST /a, GET /a (what the origin saw)", methods, ["GET", "POST", "GET"]
+        )
+
+
+async def raw_exchange(host: str, port: int, data: bytes) -> bytes:
+    """Send ``data`` to the proxy on a new connection and read its whole answer."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await bounded(reader.read(), 10, f"the proxy's answer to {data!r}")
+    finally:
+        writer.close()
+
+
+async def raw_proxy(origin, now: FakeClock):
+    with step(f"CachingProxy({origin.address}, Cache(...))"):
+        proxy = CachingProxy(origin.address, Cache(max_bytes=10_000, clock=now))
+    with step("await proxy.start('127.0.0.1', 0)"):
+        host, port = await bounded(proxy.start("127.0.0.1", 0), 5, "proxy.start()")
+    return proxy, host, port
+
+
+BAD = [
+    (b"GET /a HTTP/1.1\r\nNo colon here\r\n\r\n", 400),
+    (b"GET /a HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+    (b"GET nowhere\r\n\r\n", 400),
+    (b"POST /a HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", 400),
+    (b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501),
+]
+BAD_IDS = [
+    "field_without_colon",
+    "space_before_colon",
+    "bad_request_line",
+    "bad_content_length",
+    "chunked",
+]
+
+
+@pytest.mark.parametrize("data,status", BAD, ids=BAD_IDS)
+async def test_unreadable_request(data: bytes, status: int) -> None:
+    """A request the proxy can't read is answered 400 (501 for a chunked body, which this proxy
+    doesn't implement) and never reaches the origin."""
+    now = clock()
+    async with running_origin(cacheable(now)) as origin:
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            answer = await raw_exchange(host, port, data)
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+        status_line = answer.split(b"\r\n", 1)[0]
+        assert status_line.startswith(b"HTTP/1.1 %d" % status) and origin.hits == 0, called(
+            f"sent {data!r}",
+            (status_line, f"origin hits {origin.hits}"),
+            (f"HTTP/1.1 {status} ...", "origin hits 0"),
+        )
+
+
+async def serve_raw(answer: bytes):
+    """An origin that reads a request head and writes ``answer`` as it is, then closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+
+    return handle
+
+
+async def test_origin_body_delimited_by_close() -> None:
+    """An origin response without Content-Length ends when the origin closes the connection, and
+    the proxy relays (and caches) all of it."""
+
+    now = clock()
+    head = (
+        f"HTTP/1.1 200 OK\r\nDate: {httpdate(now())}\r\nCache-Control: max-age=60\r\n\r\n".encode()
+    )
+    async with tcp_server(await serve_raw(head + b"all of this")) as address:
+        origin = type("O", (), {"address": address})()
+        async with proxied(origin, now) as (proxy, client):
+            first = await fetch(client)
+            second = await fetch(client)
+    got = (first.content, second.content, second.headers.get("age"))
+    assert got == (b"all of this", b"all of this", "0"), called(
+        "GET /a twice; the origin answers without Content-Length",
+        got,
+        (b"all of this", b"all of this", "0"),
+    )
+
+
+async def test_unreadable_origin_is_502() -> None:
+    """An origin answer that is not HTTP/1.x is a 502 Bad Gateway for the client."""
+
+    now = clock()
+    async with tcp_server(await serve_raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")) as address:
+        origin = type("O", (), {"address": address})()
+        async with proxied(origin, now) as (proxy, client):
+            answer = await fetch(client)
+    assert answer.status_code == 502, called(
+        "GET /a; the origin answers 'SSH-2.0-OpenSSH_9.6'", answer.status_code, 502
+    )
+
+
+async def test_head_is_forwarded() -> None:
+    """HEAD is forwarded to the origin, with no body read from or sent for it."""
+    now = clock()
+    async with running_origin(cacheable(now)) as origin, proxied(origin, now) as (proxy, client):
+        answer = await fetch(client, "HEAD")
+        got = (answer.status_code, answer.content, [r.method for r in origin.requests])
+        assert got == (200, b"", [b"HEAD"]), called(
+            "HEAD /a (status, body, what the origin saw)", got, (200, b"", [b"HEAD"])
+        )
