@@ -265,3 +265,47 @@ def test_hpack_bomb_stops_before_the_list_is_built() -> None:
     got = outcome(Decoder(), block, "a 4000-octet entry referenced 100000 times, then index 0")
     got = len(got) if isinstance(got, list) else got
     assert got == "OversizedHeaderListError", called(call, got, "OversizedHeaderListError")
+
+
+@pytest.mark.points(2)
+def test_empty_fields_count_32_octets_each() -> None:
+    """Empty fields count 32 octets each toward max_header_list_size, so a block of empty
+    literals can't build an endless list (RFC 9113 §6.5.2)."""
+    empty = h("00 00 00")  # literal without indexing, empty name, empty value
+    for count, want in [(2048, 2048), (2049, "OversizedHeaderListError")]:
+        call = f"Decoder().decode({count} empty literals: 00 00 00 each)"
+        got = outcome(Decoder(), empty * count, f"{count} empty literals")
+        got = len(got) if isinstance(got, list) else got
+        assert got == want, called(call, got, want)
+
+
+@pytest.mark.points(1)
+def test_empty_block_is_an_empty_list() -> None:
+    """An empty header block decodes to an empty list and leaves the table alone (§3.2)."""
+    decoder = Decoder()
+    with step("Decoder().decode(b'')"):
+        got = decoder.decode(b"")
+        entries = decoder.table.entries()
+    assert (got, entries) == ([], []), called(
+        "Decoder().decode(b'') -> (list, table entries)", (got, entries), ([], [])
+    )
+
+
+@pytest.mark.points(1)
+def test_decoded_names_and_values_are_bytes() -> None:
+    """Decoded names and values are bytes objects (not bytearray or memoryview), whichever
+    representation carried them."""
+    decoder = Decoder()
+    block = (
+        h("82")
+        + literal(0x40, b"x-a", b"1")
+        + h("be")
+        + h("41 8c f1e3c2e5f23a6ba0ab90f4ff")
+        + h("0f 0d 01 35")
+    )
+    call = f"Decoder().decode({block.hex()})"
+    with step(call):
+        got = decoder.decode(block)
+    types = [(type(name).__name__, type(value).__name__) for name, value in got]
+    want = [("bytes", "bytes")] * 5
+    assert types == want, called(call + " -> the types of names and values", types, want)
