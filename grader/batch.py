@@ -213,9 +213,9 @@ def submission_digest(kata: Kata, source: Source, course: str) -> str:
     """One kata of one learner: the kata's ``course`` digest and each declared file as the
     workspace would find it."""
     digest = hashlib.sha256(course.encode())
-    for name in kata.files:
-        digest.update(f"\0{kata.slug}/{name}\0".encode())
-        paths = [f / name for f in source.folders(kata)]
+    for owner, name in kata.inputs:
+        digest.update(f"\0{owner.slug}/{name}\0".encode())
+        paths = [f / name for f in source.folders(owner)]
         found = next((p for p in paths if p.is_symlink() or p.exists()), None)
         if found is None:
             digest.update(b"missing")

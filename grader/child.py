@@ -391,8 +391,22 @@ def pytest_args(config: dict) -> list[str]:
         args.append("--exitfirst")
     if config.get("explore_seed") is not None:
         args.append(f"--hypothesis-seed={int(config['explore_seed'])}")
-    args.append(workspace)
+    args += _collected(workspace, config.get("select") or [])
     return args
+
+
+def _collected(workspace: str, select: list[str]) -> list[str]:
+    """What pytest collects: the whole workspace, or only the spec files holding the selected
+    specs (a mutant run imports no spec module it will not run). The ids come from the
+    trusted listing; one naming no file of the workspace collects everything."""
+    files = sorted({spec.split("::", 1)[0] for spec in select})
+    paths = [os.path.join(workspace, f) for f in files]
+    root = os.path.realpath(workspace) + os.sep
+    if not files or not all(
+        os.path.realpath(p).startswith(root) and os.path.isfile(p) for p in paths
+    ):
+        return [workspace]
+    return paths
 
 
 class Selection:

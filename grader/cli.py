@@ -85,7 +85,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     states = {k.slug: state(k.status) for k in last.katas} if last else {}
     rows = [("#", "pillar", "slug", "title", "difficulty", "state")]
     for i, k in enumerate(katas, 1):
-        rows.append((str(i), k.pillar, k.slug, k.title, k.difficulty, states.get(k.slug, "?")))
+        title = k.title + "".join(f" (builds on {b.slug})" for b in k.builds_on)
+        rows.append((str(i), k.pillar, k.slug, title, k.difficulty, states.get(k.slug, "?")))
     print("\n".join(columns(rows)))
     print(
         "\nstate: the last grade of each kata ('?' until you grade it)."
@@ -104,7 +105,7 @@ def cmd_try(args: argparse.Namespace) -> int:
     if not kata.visible_tests.is_file():
         raise KataError(f"{kata.visible_tests}: this kata has no visible tests")
     command = [sys.executable, "-m", "pytest", str(kata.visible_tests), *args.pytest_args]
-    return subprocess.call(command, cwd=root)
+    return subprocess.call(command, cwd=root, env=kata.examples_env(dict(os.environ)))
 
 
 # -- kata watch ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, portable
 from .imports import find_violations
@@ -35,6 +36,9 @@ from .kata import Kata, KataError
 from .runner import Limits, RunResult, run_specs, sandbox_status
 from .scoring import KataResult, Observed, Report, Spec, SpecResult, score_kata
 from .workspace import Source, SpecSnapshot, build, copy_specs
+
+if TYPE_CHECKING:
+    from .zygote import ForkServer
 
 __all__ = [
     "INTERRUPTED",
@@ -75,7 +79,7 @@ def _spec_digest(kata: Kata, snapshot: SpecSnapshot | None = None) -> str:
             if path.is_file() and "__pycache__" not in path.parts:
                 name = str(path.relative_to(kata.spec_dir)).encode()
                 digest.update(name + b"\0" + path.read_bytes())
-    digest.update(repr((kata.files, kata.spec_timeout)).encode())
+    digest.update(repr(([(k.slug, f) for k, f in kata.inputs], kata.spec_timeout)).encode())
     return digest.hexdigest()
 
 
@@ -126,13 +130,15 @@ async def grade_kata(
     exitfirst: bool = False,
     explore_seed: int | None = None,
     snapshot: SpecSnapshot | None = None,
+    fork_server: ForkServer | None = None,
 ) -> Graded:
     """Grade one kata of one submission.
 
     ``select`` (spec ids) grades only those specs: the expected list shrinks to them.
     ``exitfirst`` stops at the first failure; the specs after it count as not run. Both are
-    for ``kata verify``'s mutant runs, never for a grade of record; so is ``explore_seed``
-    (random hypothesis inputs from that seed, ten times the examples).
+    for ``kata verify``'s mutant runs, never for a grade of record; so are ``explore_seed``
+    (random hypothesis inputs from that seed, ten times the examples) and ``fork_server``
+    (spec processes forked from a warm one, grader/zygote.py).
     """
     try:
         expected_task = asyncio.ensure_future(expected_specs(kata, limits, snapshot))
@@ -151,6 +157,7 @@ async def grade_kata(
                     select=select,
                     exitfirst=exitfirst,
                     explore_seed=explore_seed,
+                    fork_server=fork_server,
                 )
             expected = await expected_task
             if select:

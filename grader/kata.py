@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -42,6 +43,27 @@ class Kata:
     timeout: float
     spec_timeout: float
     root: Path  # the course root: exercises/ and solutions/ live here
+    # Katas whose learner files this one builds on (kata.toml ``builds_on``): their files are
+    # taken from the same submission and placed beside this kata's own (see ``inputs``).
+    builds_on: tuple[Kata, ...] = ()
+
+    @property
+    def inputs(self) -> list[tuple[Kata, str]]:
+        """Every learner file a grading of this kata takes, with the kata that declares it:
+        the files of the katas it builds on first, then its own."""
+        return [(k, name) for k in self.builds_on for name in k.files] + [
+            (self, name) for name in self.files
+        ]
+
+    def examples_env(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` for a run of the visible examples in the learner's checkout: the folders of
+        the katas this one builds on go on PYTHONPATH, so their modules import."""
+        if not self.builds_on:
+            return env
+        path = [str(k.exercise_dir) for k in self.builds_on]
+        if env.get("PYTHONPATH"):
+            path.append(env["PYTHONPATH"])
+        return {**env, "PYTHONPATH": os.pathsep.join(path)}
 
     @property
     def exercise_dir(self) -> Path:
@@ -143,12 +165,15 @@ def load_kata(path: Path, root: Path | None = None) -> Kata:
         "forbid_imports",
         "timeout",
         "spec_timeout",
+        "builds_on",
     }
     unknown = sorted(set(data) - known)
     if unknown:
         raise KataError(
             f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+    root = (root or path.parent.parent.parent).resolve()
+    builds_on = _builds_on(data, path, slug, files, root)
     return Kata(
         slug=slug,
         title=title,
@@ -159,8 +184,37 @@ def load_kata(path: Path, root: Path | None = None) -> Kata:
         forbid_imports=forbid,
         timeout=float(timeout),
         spec_timeout=float(spec_timeout),
-        root=(root or path.parent.parent.parent).resolve(),
+        root=root,
+        builds_on=builds_on,
     )
+
+
+def _builds_on(data: dict, path: Path, slug: str, files: tuple, root: Path) -> tuple[Kata, ...]:
+    """The katas named by ``builds_on``: each must exist, build on nothing itself (one level
+    keeps a learner's failure easy to place) and declare no file name this kata declares."""
+    names = _string_list(data, "builds_on", path, SLUG, "kata slugs such as 'hpack'")
+    found = []
+    for name in names:
+        if name == slug:
+            raise KataError(f"{path}: field 'builds_on' names the kata itself")
+        other = root / "exercises" / name / "kata.toml"
+        if not other.is_file():
+            raise KataError(f"{path}: field 'builds_on' names {name!r}, but {other} does not exist")
+        kata = load_kata(other, root)
+        if kata.builds_on:
+            raise KataError(
+                f"{path}: field 'builds_on' names {name!r}, which builds on "
+                f"{', '.join(k.slug for k in kata.builds_on)} itself; build on those directly"
+            )
+        taken = set(files).union(*(k.files for k in found))
+        clash = sorted(taken.intersection(kata.files))
+        if clash:
+            raise KataError(
+                f"{path}: kata {name!r} (builds_on) also declares {', '.join(clash)}; "
+                "file names must not clash"
+            )
+        found.append(kata)
+    return tuple(found)
 
 
 def discover(root: Path) -> list[Kata]:

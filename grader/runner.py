@@ -38,10 +38,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import portable, sandbox
 from .channel import Reader, new_key
 from .kata import Kata
+
+if TYPE_CHECKING:
+    from .zygote import ForkServer
 
 __all__ = [
     "OUTPUT_KEEP",
@@ -367,6 +371,7 @@ async def run_specs(
     select: list[str] | None = None,
     exitfirst: bool = False,
     explore_seed: int | None = None,
+    fork_server: ForkServer | None = None,
 ) -> RunResult:
     """Run the specs in ``workspace`` (mode ``run``) or list them (mode ``collect``).
 
@@ -374,6 +379,8 @@ async def run_specs(
     first failing spec (verify's mutant runs, where one failure is all that is asked).
     With ``coverage``, each spec's lines are recorded under its own context (its id).
     ``explore_seed`` runs hypothesis with that seed and ten times the examples (verify).
+    ``fork_server`` forks the spec process from a warm one instead of starting Python
+    (verify's mutant runs; see grader/zygote.py).
     """
     _protect_grader()
     run_dir = workspace.parent
@@ -409,7 +416,7 @@ async def run_specs(
         "spec_timeout": kata.spec_timeout,
         "forbid_imports": list(kata.forbid_imports),
         "learner_files": [str(p) for p in learner_files],
-        "phantoms": [Path(f).stem for f in kata.files] if mode == "collect" else [],
+        "phantoms": [Path(f).stem for _, f in kata.inputs] if mode == "collect" else [],
         "coverage": str(coverage_file) if coverage else "",
         "sandbox": (
             {"write": write_paths, "read": read_paths, "network_fd": None}
@@ -433,19 +440,30 @@ async def run_specs(
     if network is not None:
         config["sandbox"]["network_fd"] = tokens[-1]
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-c",
-            BOOTSTRAP.format(parent=GRADER_PARENT),
-            json.dumps(config),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_write,
-            stderr=log_write,
-            cwd=str(workspace),
-            env=_environment(run_dir, run_id),
-            **spawn,
-        )
+        proc = None
+        if fork_server is not None and not fork_server.broken:
+            fds = {"key_fd": key_read, "out_fd": out_write, "log_fd": log_write}
+            fds["status_fd"] = status_write if supervised else None
+            fds["network_fd"] = network
+            limited = (limits.address_space, limits.file_size, limits.open_files)
+            cpu = int(kata.timeout + limits.cpu_slack)
+            env = _environment(run_dir, run_id)
+            with contextlib.suppress(ConnectionError):  # the server is gone: spawn instead
+                proc = await fork_server.spawn(config, fds, env, str(workspace), (*limited, cpu))
+        if proc is None:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-c",
+                BOOTSTRAP.format(parent=GRADER_PARENT),
+                json.dumps(config),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_write,
+                stderr=log_write,
+                cwd=str(workspace),
+                env=_environment(run_dir, run_id),
+                **spawn,
+            )
     except BaseException:
         for fd in (out_read, log_read, status_read):
             os.close(fd)

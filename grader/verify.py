@@ -28,12 +28,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import zygote
 from .grading import grade_kata
 from .kata import Kata
 from .mutants import Mutant, MutantError, apply, diff, load
 from .report import columns
+from .runner import ENV_ALLOW
 from .scoring import KataResult
 from .workspace import Source, checkout, solutions
+from .zygote import ForkServer
 
 __all__ = [
     "COVERAGE_BAR",
@@ -160,10 +163,16 @@ class KataVerdict:
         return not self.misses
 
 
-def _coverage(report: dict | None) -> tuple[float | None, float | None]:
+def _coverage(report: dict | None, kata: Kata) -> tuple[float | None, float | None]:
+    """Line and branch coverage of the kata's own files (not those of a kata it builds on)."""
     if not report:
         return None, None
-    totals = report.get("totals", {})
+    totals: dict[str, int] = {}
+    for path, data in report.get("files", {}).items():
+        if Path(path).name in kata.files:
+            for key, value in data.get("summary", {}).items():
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
     lines = totals.get("num_statements", 0)
     covered = totals.get("covered_lines", 0)
     branches = totals.get("num_branches", 0)
@@ -219,16 +228,17 @@ def covering_specs(coverage: dict | None, kata: Kata, mutant: Mutant) -> tuple[l
 VISIBLE_TIMEOUT = -2  # _visible_tests: the run did not finish in time
 
 
-def _visible_tests(kata: Kata, folder: Path) -> int:
-    """Run the visible tests against the learner files of ``folder``: pytest's exit status,
-    -1 when the kata has none, VISIBLE_TIMEOUT when they did not finish in time."""
+def _visible_tests(kata: Kata, folder: Callable[[Kata], Path]) -> int:
+    """Run the visible tests against the learner files in ``folder(kata)`` (and those of the
+    katas it builds on, in ``folder(that kata)``): pytest's exit status, -1 when the kata has
+    none, VISIBLE_TIMEOUT when they did not finish in time."""
     if not kata.visible_tests.is_file():
         return -1
     with tempfile.TemporaryDirectory(prefix="kata-visible-") as tmp:
         shutil.copy(kata.visible_tests, tmp)
-        for name in kata.files:
-            if (folder / name).is_file():
-                shutil.copy(folder / name, tmp)
+        for owner, name in kata.inputs:
+            if (folder(owner) / name).is_file():
+                shutil.copy(folder(owner) / name, tmp)
         env = {**os.environ, "PYTEST_ADDOPTS": ""}
         try:
             proc = subprocess.run(
@@ -274,6 +284,22 @@ def _mutant_sources(
     return sources, errors
 
 
+async def _fork_server(kata: Kata, tmp: Path) -> ForkServer | None:
+    """A warm process that forks the mutant runs' spec processes (grader/zygote.py), with the
+    oracle libraries the specs import already imported; None where it can't be had."""
+    if not zygote.available():
+        return None
+    local = {Path(f).stem for _, f in kata.inputs}
+    local.update(p.stem for p in kata.spec_dir.iterdir())
+    home = tmp / "fork-server"
+    home.mkdir()
+    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
+    env.update(HOME=str(home), TMPDIR=str(home), LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", NO_COLOR="1")
+    server = ForkServer(zygote.preload_modules(kata.spec_files(), local), env, home)
+    return server if await server.start() else None
+
+
 def _jobs(kata: Kata, slots: asyncio.Semaphore):
     """Grade ``kata`` from a source, one of ``slots`` at a time."""
 
@@ -299,6 +325,7 @@ async def verify_kata(
 
     with tempfile.TemporaryDirectory(prefix=f"kata-mutants-{kata.slug}-") as tmp:
         sources, errors = _mutant_sources(kata, mutants, Path(tmp))
+        server = await _fork_server(kata, Path(tmp)) if sources and not all_specs else None
         for mv in verdict.mutants:
             mv.error = errors.get(mv.name, "")
 
@@ -308,7 +335,9 @@ async def verify_kata(
             else:
                 select, mv.scope = covering_specs(coverage, kata, m)
             t0 = time.monotonic()
-            graded = await job(sources[m.name], select=select, exitfirst=not all_specs)
+            graded = await job(
+                sources[m.name], select=select, exitfirst=not all_specs, fork_server=server
+            )
             mv.result, mv.duration = graded.result, time.monotonic() - t0
 
         async def coverage_then_mutants():
@@ -335,17 +364,21 @@ async def verify_kata(
             mutant_tasks = []
         others = [job(solutions(kata.root)) for _ in range(runs - 1)]
         stub_task = job(checkout(kata.root))
-        graded = await asyncio.gather(first_task, stub_task, *others, *mutant_tasks)
+        try:
+            graded = await asyncio.gather(first_task, stub_task, *others, *mutant_tasks)
+        finally:
+            if server is not None:
+                await server.close()
     first, stub, rest = graded[0], graded[1], graded[2 : 2 + runs - 1]
     verdict.solution_runs = [first.result] + [g.result for g in rest]
     verdict.line_coverage, verdict.branch_coverage = _coverage(
-        first.run.coverage if first.run else None
+        first.run.coverage if first.run else None, kata
     )
     verdict.stub = stub.result
     async with slots:
         on_solution, on_stub = await asyncio.gather(
-            asyncio.to_thread(_visible_tests, kata, kata.solution_dir),
-            asyncio.to_thread(_visible_tests, kata, kata.exercise_dir),
+            asyncio.to_thread(_visible_tests, kata, lambda k: k.solution_dir),
+            asyncio.to_thread(_visible_tests, kata, lambda k: k.exercise_dir),
         )
     if on_solution == -1:
         verdict.visible = f"no visible tests ({kata.visible_tests.name})"

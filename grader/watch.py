@@ -90,7 +90,7 @@ class Watcher:
     ) -> None:
         self.root = root
         self.kata = kata
-        self.files = [kata.exercise_dir / name for name in kata.files]
+        self.files = [owner.exercise_dir / name for owner, name in kata.inputs]
         self.out = out
         self.sleep = sleep
         self.clear = out.isatty() if clear is None else clear
@@ -118,7 +118,12 @@ class Watcher:
             return True, "(this kata has no visible examples)"
         command = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider"]
         done = subprocess.run(
-            command, cwd=self.root, capture_output=True, text=True, errors="replace"
+            command,
+            cwd=self.root,
+            env=self.kata.examples_env(dict(os.environ)),
+            capture_output=True,
+            text=True,
+            errors="replace",
         )
         tail = "\n".join(done.stdout.rstrip().splitlines()[-EXAMPLE_LINES:])
         return done.returncode == 0, tail

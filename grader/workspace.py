@@ -185,17 +185,22 @@ def copy_specs(kata: Kata, dest: Path, specs: SpecSnapshot | None = None) -> Non
 
 def build(kata: Kata, source: Source, dest: Path, specs: SpecSnapshot | None = None) -> Workspace:
     """Fill the empty folder ``dest`` with the kata's specs (from ``specs``, the snapshot of
-    the grading, if given) and the submission's declared files."""
+    the grading, if given) and the submission's declared files, those of the katas it builds
+    on included."""
     dest.mkdir(parents=True, exist_ok=True)
     copy_specs(kata, dest, specs)
     workspace = Workspace(dest)
-    folders = source.folders(kata)
-    for name in kata.files:
+    for owner, name in kata.inputs:
+        folders = source.folders(owner)
         found = next(
             (f / name for f in folders if (f / name).is_symlink() or (f / name).exists()), None
         )
         if found is None:
-            workspace.missing.append(name)
+            workspace.missing.append(
+                name
+                if owner is kata
+                else f"{name} (of kata {owner.slug}, which this kata builds on)"
+            )
         elif found.is_symlink():
             workspace.refused.append(f"{name} is a symbolic link; submit the file itself")
         elif not found.is_file():

@@ -112,6 +112,7 @@ class Course:
         forbid: tuple[str, ...] = (),
         timeout: float = 30,
         spec_timeout: float = 5,
+        builds_on: tuple[str, ...] = (),
     ) -> Path:
         folder = self.root / "exercises" / slug
         toml = KATA_TOML.format(
@@ -123,6 +124,8 @@ class Course:
             timeout=timeout,
             spec_timeout=spec_timeout,
         )
+        if builds_on:
+            toml += f"builds_on = {json.dumps(list(builds_on))}\n"
         write(folder / "kata.toml", toml)
         write(folder / f"{slug}.py", stub)
         for name, text in specs.items():

@@ -244,7 +244,7 @@ def test_verify_runs_a_mutant_only_on_the_specs_that_execute_its_lines(adder_cou
 @pytest.mark.parametrize("command", ["try", "test"])  # `test`: the released template's name
 def test_try_runs_the_visible_examples(adder_course, capsys, monkeypatch, command):
     seen = {}
-    monkeypatch.setattr("subprocess.call", lambda cmd, cwd: seen.update(cmd=cmd, cwd=cwd) or 0)
+    monkeypatch.setattr("subprocess.call", lambda cmd, cwd, env: seen.update(cmd=cmd, cwd=cwd) or 0)
     code, _, _ = run(capsys, "--root", str(adder_course.root), command, "adder", "-x")
     assert code == 0
     assert seen["cmd"][-2:] == [str(adder_course.root / "exercises/adder/test_adder.py"), "-x"]

@@ -225,4 +225,4 @@ def test_visible_tests_that_never_finish_are_a_verdict_not_a_crash(adder, monkey
         raise verify.subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
 
     monkeypatch.setattr(verify.subprocess, "run", hang)
-    assert verify._visible_tests(kata, kata.solution_dir) == verify.VISIBLE_TIMEOUT
+    assert verify._visible_tests(kata, lambda k: k.solution_dir) == verify.VISIBLE_TIMEOUT

@@ -1,0 +1,168 @@
+"""verify's fork server: a forked spec process is the spec process a spawn would have made
+(sandboxed, limited, stopped on time), and the server never imports a learner's module."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from grader import sandbox, zygote
+from grader.grading import grade_kata
+from grader.kata import discover
+from grader.verify import _fork_server
+from grader.workspace import solutions
+
+pytestmark = [
+    pytest.mark.skipif(not zygote.available(), reason="the fork server is Linux-only"),
+    pytest.mark.timeout(120),
+]
+
+OUTSIDE = Path(tempfile.gettempdir()) / "kata-zygote-outside-probe"
+
+PROBE_SPEC = f'''\
+import os
+import sys
+import time
+
+from adder import add
+
+
+def test_add():
+    """add(2, 3) returns 5."""
+    got = add(2, 3)
+    assert got == 5, f"Called add(2, 3); returned {{got!r}}; expected 5"
+
+
+def test_identity():
+    """The run's own environment, folder and limits: not the server's."""
+    import resource
+
+    assert os.environ["TMPDIR"] == os.path.dirname(os.getcwd()) + "/tmp", "TMPDIR"
+    assert os.getsid(0) == os.getpgid(0), "its own session"
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    assert soft == 4 << 30, f"address space limit {{soft}}"
+
+
+def test_writes_outside_are_refused():
+    """A write outside the workspace is refused."""
+    try:
+        open({str(OUTSIDE)!r}, "w").close()
+    except PermissionError:
+        return
+    raise AssertionError("wrote outside the workspace")
+
+
+def test_hang():
+    """Hangs."""
+    if os.environ.get("KATA_HANG") or os.path.exists("hang"):
+        time.sleep(600)
+'''
+
+
+@pytest.fixture
+def probe(course):
+    course.add_adder(specs={"test_adder.py": PROBE_SPEC}, spec_timeout=60, timeout=5)
+    (kata,) = discover(course.root)
+    return kata
+
+
+def _run(kata, server, select, **options):
+    async def main():
+        return await grade_kata(
+            kata, solutions(kata.root), select=select, fork_server=server, **options
+        )
+
+    return main()
+
+
+async def _with_server(kata, body):
+    with tempfile.TemporaryDirectory() as tmp:
+        server = await _fork_server(kata, Path(tmp))
+        assert server is not None, "the fork server did not start"
+        try:
+            return await body(server)
+        finally:
+            await server.close()
+
+
+def test_a_forked_run_grades_like_a_spawned_one(probe):
+    async def body(server):
+        return await _run(probe, server, ["test_adder.py::test_add"])
+
+    graded = asyncio.run(_with_server(probe, body))
+    assert graded.result.status == "passed", graded.run.output
+    assert graded.result.score == 1
+
+
+def test_a_forked_spec_process_has_the_runs_environment_session_and_limits(probe):
+    async def body(server):
+        return await _run(probe, server, ["test_adder.py::test_identity"])
+
+    graded = asyncio.run(_with_server(probe, body))
+    assert graded.result.status == "passed", [s.message for s in graded.result.specs]
+
+
+@pytest.mark.skipif(not sandbox.probe().startswith("landlock"), reason="no Landlock here")
+def test_a_forked_spec_process_is_sandboxed(probe):
+    OUTSIDE.unlink(missing_ok=True)
+
+    async def body(server):
+        return await _run(probe, server, ["test_adder.py::test_writes_outside_are_refused"])
+
+    graded = asyncio.run(_with_server(probe, body))
+    assert graded.run.sandbox.startswith("landlock")
+    assert graded.result.status == "passed", [s.message for s in graded.result.specs]
+    assert not OUTSIDE.exists()
+
+
+def test_a_forked_run_that_hangs_is_stopped_and_leaves_no_process(probe):
+    solution = probe.solution_dir / "adder.py"
+    solution.write_text(solution.read_text() + "\nopen('hang', 'w').close()\n")
+
+    async def body(server):
+        graded = await _run(probe, server, ["test_adder.py::test_hang"])
+        return graded, _children(server.proc.pid)
+
+    graded, left = asyncio.run(_with_server(probe, body))
+    assert graded.run.timed_out
+    assert left == []
+    assert not (probe.solution_dir / "hang").exists()  # made in the workspace, not here
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == parent and fields[0] not in "ZX":
+                found.append(int(entry.name))
+    return found
+
+
+def test_when_the_server_is_gone_runs_are_spawned(probe):
+    async def body(server):
+        server.proc.send_signal(signal.SIGKILL)
+        await server.proc.wait()
+        await asyncio.sleep(0.1)
+        return await _run(probe, server, ["test_adder.py::test_add"])
+
+    graded = asyncio.run(_with_server(probe, body))
+    assert graded.result.status == "passed", graded.run.output
+
+
+def test_the_server_preloads_oracles_never_learner_or_spec_modules(tmp_path):
+    spec = tmp_path / "test_x.py"
+    spec.write_text(
+        "import h11\nimport adder\nfrom _helpers import thing\nfrom . import sibling\n"
+        "import cryptography.hazmat.primitives.hashes as h\nfrom hypothesis import given\n"
+    )
+    found = zygote.preload_modules([spec], {"adder", "_helpers", "conftest"})
+    assert found == ["h11", "cryptography.hazmat.primitives.hashes", "hypothesis"]
