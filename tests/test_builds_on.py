@@ -148,7 +148,9 @@ def test_the_examples_run_with_the_other_katas_folder_importable(doubler, monkey
 def test_kata_try_imports_the_other_katas_learner_file(doubler, capsys):
     (doubler.root / "exercises" / "adder" / "adder.py").write_text(ADDER_SOLUTION)
     (doubler.root / "exercises" / "doubler" / "doubler.py").write_text(DOUBLER_SOLUTION)
-    assert main(["--root", str(doubler.root), "try", "doubler", "-q", "-p", "no:cacheprovider"]) == 0
+    assert (
+        main(["--root", str(doubler.root), "try", "doubler", "-q", "-p", "no:cacheprovider"]) == 0
+    )
 
 
 @pytest.mark.parametrize(
