@@ -1,0 +1,170 @@
+"""Hidden specs for Room: a broadcast to every member, members leaving, and the slow-member
+policy (a bounded queue per member; a member that falls behind is dropped)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import websockets
+from _helpers import running
+from websocket import Room
+
+from grader.spectools import LOCALHOST, bounded, called, short, step
+
+
+def make_room(**options) -> Room:
+    with step(f"Room({', '.join(f'{k}={v}' for k, v in options.items())})"):
+        return Room(**options)
+
+
+def chat(room: Room, joined: asyncio.Queue):
+    """The handler: join, broadcast every message received, leave at the end."""
+
+    async def handler(websocket):
+        room.join(websocket)
+        joined.put_nowait(websocket)
+        try:
+            async for message in websocket:
+                room.broadcast(message)
+        finally:
+            room.leave(websocket)
+
+    return handler
+
+
+async def connect(port: int, **options):
+    return await bounded(
+        websockets.connect(f"ws://{LOCALHOST}:{port}/room", open_timeout=5, **options),
+        10.0,
+        "a websockets client to connect",
+    )
+
+
+@pytest.mark.points(3)
+async def test_broadcast_reaches_every_member_in_order():
+    """A message one member sends reaches every member, the sender included, in the order sent."""
+    room = make_room()
+    joined: asyncio.Queue = asyncio.Queue()
+    async with running(chat(room, joined)) as port:
+        clients = [await connect(port) for _ in range(3)]
+        try:
+            for _ in clients:
+                await bounded(joined.get(), 5.0, "the handler to join the room")
+            assert len(room) == 3, called("len(room) after three joins", len(room), 3)
+            await clients[0].send("one")
+            await clients[1].send("two")
+            got = []
+            for client in clients:
+                got.append([await bounded(client.recv(), 5.0, "a broadcast") for _ in range(2)])
+        finally:
+            for client in clients:
+                await client.close()
+    assert got == [["one", "two"]] * 3, called(
+        "client 0 sends 'one', client 1 sends 'two'; each receives", got, [["one", "two"]] * 3
+    )
+
+
+@pytest.mark.points(2)
+async def test_a_member_that_disconnects_leaves():
+    """A member whose connection closes is no longer in the room, and broadcasts go on for the others."""
+    room = make_room()
+    joined: asyncio.Queue = asyncio.Queue()
+    async with running(chat(room, joined)) as port:
+        first, second = await connect(port), await connect(port)
+        try:
+            for _ in range(2):
+                await bounded(joined.get(), 5.0, "the handler to join the room")
+            await first.close()
+            await second.send("still here")
+            got = await bounded(second.recv(), 5.0, "the broadcast to the remaining member")
+        finally:
+            await second.close()
+    assert got == "still here", called(
+        "after one member left, broadcast('still here')", got, "still here"
+    )
+
+
+@pytest.mark.points(1)
+async def test_leave_stops_delivery():
+    """After room.leave(ws), a broadcast no longer reaches ws, and len(room) drops by one."""
+    room = make_room()
+    joined: asyncio.Queue = asyncio.Queue()
+
+    async def handler(websocket):
+        room.join(websocket)
+        joined.put_nowait(websocket)
+        async for message in websocket:
+            if message == "leave":
+                room.leave(websocket)
+                await websocket.send("left")
+
+    async with running(handler) as port:
+        client = await connect(port)
+        try:
+            await bounded(joined.get(), 5.0, "the handler to join the room")
+            room.broadcast("before")
+            first = await bounded(client.recv(), 5.0, "the first broadcast")
+            await client.send("leave")
+            second = await bounded(client.recv(), 5.0, "the 'left' reply")
+            room.broadcast("after")
+            size = len(room)
+            await client.send("leave")
+            third = await bounded(client.recv(), 5.0, "the second 'left' reply")
+        finally:
+            await client.close()
+    got = (first, second, size, third)
+    assert got == ("before", "left", 0, "left"), called(
+        "broadcast, leave, broadcast: what the member received and len(room)",
+        got,
+        ("before", "left", 0, "left"),
+    )
+
+
+@pytest.mark.points(3)
+async def test_slow_member_is_dropped_and_others_keep_up():
+    """A member that stops reading is dropped once max_queue messages wait for it; the members
+    that read keep receiving every message, in order: one slow reader can neither stall the room
+    nor grow the server's memory without bound."""
+    room = make_room(max_queue=4)
+    joined: asyncio.Queue = asyncio.Queue()
+    async with running(chat(room, joined)) as port:
+        # The slow member: a raw socket with a small receive buffer that never reads.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await bounded(loop.sock_connect(slow, (LOCALHOST, port)), 5.0, "the slow member to connect")
+        request = (
+            "GET /room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await loop.sock_sendall(slow, request.encode())
+        fast = await connect(port, max_size=None)
+        try:
+            for _ in range(2):
+                await bounded(joined.get(), 5.0, "the handler to join the room")
+            chunk = b"m" * 65536
+            sent = 0
+            while len(room) == 2 and sent < 400:
+                room.broadcast(chunk + sent.to_bytes(4, "big"))
+                got = await bounded(fast.recv(), 5.0, f"broadcast {sent} at the reading member")
+                assert got[-4:] == sent.to_bytes(4, "big"), called(
+                    f"the reading member's message {sent}", short(got[-4:]), sent.to_bytes(4, "big")
+                )
+                sent += 1
+            size = len(room)
+            room.broadcast(b"after")
+            after = await bounded(fast.recv(), 5.0, "a broadcast after the slow member was dropped")
+        finally:
+            slow.close()
+            await fast.close()
+    assert size == 1, called(
+        f"{sent} broadcasts of 64 KiB with one member never reading (max_queue=4): len(room)",
+        size,
+        "1: the slow member dropped",
+    )
+    assert after == b"after", called(
+        "broadcast(b'after') to the remaining member", short(after), b"after"
+    )

@@ -1,0 +1,390 @@
+"""Hidden specs for serve() and WebSocket over real sockets on 127.0.0.1: the websockets client
+library talks to the learner's server, and raw clients send the bytes a library never would.
+
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+import pytest
+import websockets
+from _helpers import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    RawClient,
+    close_frame,
+    frame,
+    running,
+    upgrade_request,
+)
+from websockets.exceptions import ConnectionClosed
+
+from grader.spectools import LOCALHOST, bounded, called, short
+
+
+def url(port: int, path: str = "/echo") -> str:
+    return f"ws://{LOCALHOST}:{port}{path}"
+
+
+async def talk(port: int, session, what: str, timeout: float = 10.0, **options):
+    """Run ``session(client)`` on a websockets client connected to the server, bounded."""
+
+    async def go():
+        async with websockets.connect(
+            url(port), open_timeout=5, close_timeout=5, **options
+        ) as client:
+            return await session(client)
+
+    try:
+        return await bounded(go(), timeout, what)
+    except AssertionError:
+        raise
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        raise AssertionError(f"{what}: the websockets client raised {short(error, 200)}") from None
+
+
+@pytest.mark.points(3)
+async def test_echo_with_the_websockets_client():
+    """The websockets client connects and gets text and binary messages echoed, as sent."""
+    async with running() as port:
+
+        async def session(client):
+            got = []
+            for message in ["hello", "h\u00e9llo \u2603", "", b"\x00\x01\xff", b""]:
+                await client.send(message)
+                got.append(await client.recv())
+            return got
+
+        got = await talk(port, session, "five echoes")
+    want = ["hello", "h\u00e9llo \u2603", "", b"\x00\x01\xff", b""]
+    assert got == want, called("websockets client: send then recv, five messages", got, want)
+
+
+@pytest.mark.points(2)
+async def test_one_mib_message_round_trip():
+    """A 1 MiB binary message (the default max_message_size, at the limit) is echoed whole."""
+    payload = bytes(range(256)) * 4096
+    async with running() as port:
+
+        async def session(client):
+            await client.send(payload)
+            return await client.recv()
+
+        got = await talk(port, session, "a 1 MiB echo", 20.0, max_size=None)
+    assert got == payload, called(
+        "send(1 MiB) then recv()", f"{len(got)} bytes", "the same 1,048,576 bytes"
+    )
+
+
+@pytest.mark.points(2)
+async def test_message_over_the_limit_closes_with_1009():
+    """A message over max_message_size closes the connection with 1009 (RFC 6455 §7.4.1)."""
+    async with running(max_message_size=1000, max_frame_size=1000) as port:
+
+        async def session(client):
+            await client.send(b"x" * 1000)
+            first = await client.recv()
+            await client.send(b"x" * 1001)
+            with contextlib.suppress(ConnectionClosed):
+                await client.recv()
+            return len(first), client.close_code
+
+        got = await talk(port, session, "a message over the limit")
+    assert got == (1000, 1009), called(
+        "send(1000 bytes), then send(1001 bytes) with max 1000", got, (1000, 1009)
+    )
+
+
+@pytest.mark.points(2)
+async def test_fragmented_send_is_one_message():
+    """A message the client sends in fragments comes back as one message (RFC 6455 §5.4)."""
+    async with running() as port:
+
+        async def session(client):
+            await client.send(["frag", "men", "ted \u2603"])
+            text = await client.recv()
+            await client.send([b"\x01", b"\x02\x03"])
+            return text, await client.recv()
+
+        got = await talk(port, session, "fragmented sends")
+    assert got == ("fragmented \u2603", b"\x01\x02\x03"), called(
+        'send(["frag", "men", "ted \u2603"]), send([b"\\x01", b"\\x02\\x03"])',
+        got,
+        ("fragmented \u2603", b"\x01\x02\x03"),
+    )
+
+
+@pytest.mark.points(2)
+async def test_ping_round_trip():
+    """A client Ping gets its Pong while the handler waits in recv() (RFC 6455 §5.5.2)."""
+    async with running() as port:
+
+        async def session(client):
+            waiter = await client.ping(b"heartbeat")
+            await bounded(waiter, 5.0, "the Pong for the client's Ping")
+            return True
+
+        assert await talk(port, session, "a ping round trip")
+
+
+@pytest.mark.points(2)
+async def test_client_close_is_answered():
+    """A client close(4000) gets the closing handshake: the server's Close carries the code back (RFC 6455 §7.1.2)."""
+    closed = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket):
+        try:
+            await websocket.recv()
+        except Exception as error:
+            closed.set_result(getattr(error, "code", repr(error)))
+
+    async with running(handler) as port:
+
+        async def session(client):
+            await client.close(4000, "bye")
+            return client.close_code, client.close_reason
+
+        got = await talk(port, session, "the closing handshake")
+        seen = await bounded(closed, 5.0, "the handler's recv() to raise ConnectionClosed")
+    assert got[0] == 4000, called("client.close(4000); the server's Close code", got[0], 4000)
+    assert seen == 4000, called(
+        "websocket.recv() after the client's Close(4000): error.code", seen, 4000
+    )
+
+
+@pytest.mark.points(2)
+async def test_handler_close_code_reaches_the_client():
+    """websocket.close(4002, "done") in the handler reaches the client with that code and reason."""
+
+    async def handler(websocket):
+        await websocket.recv()
+        await websocket.close(4002, "done")
+
+    async with running(handler) as port:
+
+        async def session(client):
+            await client.send("hi")
+            with contextlib.suppress(ConnectionClosed):
+                await client.recv()
+            return client.close_code, client.close_reason
+
+        got = await talk(port, session, "a close from the handler")
+    assert got == (4002, "done"), called(
+        'handler: websocket.close(4002, "done"); client sees', got, (4002, "done")
+    )
+
+
+@pytest.mark.points(1)
+async def test_handler_return_closes_with_1000():
+    """When the handler returns, the server closes the connection with 1000."""
+
+    async def handler(websocket):
+        await websocket.send("bye")
+
+    async with running(handler) as port:
+
+        async def session(client):
+            first = await client.recv()
+            with contextlib.suppress(ConnectionClosed):
+                await client.recv()
+            return first, client.close_code
+
+        got = await talk(port, session, "a handler that returns")
+    assert got == ("bye", 1000), called(
+        "a handler that sends 'bye' and returns; client sees", got, ("bye", 1000)
+    )
+
+
+@pytest.mark.points(1)
+async def test_handler_crash_closes_with_1011():
+    """A handler that raises closes the connection with 1011 (internal error, RFC 6455 §7.4.1)."""
+
+    async def handler(websocket):
+        await websocket.recv()
+        raise RuntimeError("boom")
+
+    async with running(handler) as port:
+
+        async def session(client):
+            await client.send("go")
+            with contextlib.suppress(ConnectionClosed):
+                await client.recv()
+            return client.close_code
+
+        got = await talk(port, session, "a crashing handler")
+    assert got == 1011, called("a handler that raises; client.close_code", got, 1011)
+
+
+@pytest.mark.points(1)
+async def test_handler_sees_the_path():
+    """websocket.path is the request target of the handshake."""
+
+    async def handler(websocket):
+        await websocket.send(websocket.path)
+
+    async with running(handler) as port:
+
+        async def go():
+            async with websockets.connect(url(port, "/rooms/7?x=1"), open_timeout=5) as client:
+                return await client.recv()
+
+        got = await bounded(go(), 10.0, "the path echoed")
+    assert got == "/rooms/7?x=1", called(
+        "websocket.path for ws://.../rooms/7?x=1", got, "/rooms/7?x=1"
+    )
+
+
+@pytest.mark.points(2)
+async def test_origin_allow_list_over_the_wire():
+    """With allowed_origins, the websockets client from a listed origin connects and one from
+    another origin gets 403 (RFC 6455 §4.2.2, §10.2)."""
+    async with running(allowed_origins=["https://app.example"]) as port:
+
+        async def session(client):
+            await client.send("ok")
+            return await client.recv()
+
+        good = await talk(port, session, "a listed origin", origin="https://app.example")
+        try:
+            await talk(port, session, "an unlisted origin", origin="https://evil.example")
+            status = 101
+        except AssertionError as error:
+            cause = str(error)
+            status = 403 if "403" in cause else cause
+    assert good == "ok", called("connect from https://app.example, send('ok')", good, "ok")
+    assert status == 403, called("connect from https://evil.example", status, "HTTP 403")
+
+
+@pytest.mark.points(1)
+async def test_plain_http_request_gets_426():
+    """A plain HTTP GET (no upgrade) to the server gets 426 Upgrade Required (RFC 9110 §15.5.22)."""
+    async with running() as port:
+
+        async def get():
+            async with httpx.AsyncClient(timeout=5) as client:
+                return await client.get(f"http://{LOCALHOST}:{port}/echo")
+
+        try:
+            response = await bounded(get(), 10.0, "an HTTP GET")
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(f"httpx GET raised {short(error)}") from None
+    assert response.status_code == 426, called("httpx GET /echo", response.status_code, 426)
+
+
+# --- raw bytes over TCP --------------------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+async def test_protocol_error_over_tcp_sends_1002_then_closes():
+    """An unmasked client frame gets a Close with 1002, then the server closes the TCP connection
+    (RFC 6455 §5.1, §7.1.1, §7.1.7)."""
+    async with running() as port:
+        client = await RawClient.open(port)
+        client.send(frame(TEXT, b"ok"))
+        await client.read_frames(1)
+        client.send(frame(TEXT, b"bad", mask=None))
+        frames = await client.read_until_closed()
+        client.close()
+    got = [(f.opcode, f.data if f.opcode != CLOSE else f.close_code) for f in frames]
+    assert got == [(TEXT, b"ok"), (CLOSE, 1002)], called(
+        "send(text 'ok', unmasked text); read until EOF",
+        frames,
+        "echo 'ok', then Close 1002, then EOF",
+    )
+
+
+@pytest.mark.points(2)
+async def test_frames_right_behind_the_handshake_are_read():
+    """Frames sent in the same packet as the handshake are not lost."""
+    async with running() as port:
+        reader, writer = await bounded(
+            asyncio.open_connection(LOCALHOST, port), 5.0, "a connection"
+        )
+        writer.write(upgrade_request() + frame(TEXT, b"early") + frame(PING, b"p"))
+        head = await bounded(reader.readuntil(b"\r\n\r\n"), 5.0, "the 101 response")
+        client = RawClient(reader, writer)
+        frames = await client.read_frames(2)
+        client.send(close_frame(1000))
+        await client.read_until_closed()
+        client.close()
+    assert head.startswith(b"HTTP/1.1 101"), called(
+        "handshake + frames in one write: status line", head[:40], b"HTTP/1.1 101"
+    )
+    got = sorted((f.opcode, f.data) for f in frames[:2])
+    assert got == [(TEXT, b"early"), (PONG, b"p")], called(
+        "frames sent with the handshake: replies", frames, "echo 'early' and Pong 'p'"
+    )
+
+
+@pytest.mark.points(2)
+async def test_server_frames_are_never_masked():
+    """Every frame the server writes is unmasked (RFC 6455 §5.1): the spec parses them with mask=False."""
+    async with running() as port:
+        client = await RawClient.open(port)
+        client.send(frame(BINARY, b"\x00" * 300))
+        await client.read_frames(1)
+        client.send(frame(PING, b"x") + close_frame(1000))
+        frames = await client.read_until_closed()
+        client.close()
+    got = [f.opcode for f in frames]
+    assert got == [BINARY, PONG, CLOSE], called(
+        "binary, ping, close: opcodes of the replies", frames, [BINARY, PONG, CLOSE]
+    )
+
+
+@pytest.mark.points(2)
+async def test_server_closes_tcp_after_the_closing_handshake():
+    """After answering the client's Close, the server closes the TCP connection (RFC 6455 §7.1.1)."""
+    async with running() as port:
+        client = await RawClient.open(port)
+        client.send(close_frame(1000, "bye"))
+        frames = await client.read_until_closed(5.0)
+        client.close()
+    assert [f.close_code for f in frames] == [1000], called(
+        "send(Close 1000); read until EOF", frames, "one Close 1000, then EOF"
+    )
+
+
+@pytest.mark.points(1)
+async def test_oversized_head_is_refused():
+    """A request head over 8 KiB without its blank line gets 400 instead of being buffered forever."""
+    async with running() as port:
+        reader, writer = await bounded(
+            asyncio.open_connection(LOCALHOST, port), 5.0, "a connection"
+        )
+        writer.write(b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 20000)
+        data = await bounded(reader.read(4096), 5.0, "an answer to a 20 KB header line")
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 400"), called(
+        "send a 20 KB header line", data[:40], b"HTTP/1.1 400 ..."
+    )
+
+
+@pytest.mark.points(1)
+async def test_refused_upgrade_is_reported_to_the_client():
+    """The websockets client gets the refusal status: 426 for Sec-WebSocket-Version 8 (RFC 6455 §4.4)."""
+    async with running() as port:
+        reader, writer = await bounded(
+            asyncio.open_connection(LOCALHOST, port), 5.0, "a connection"
+        )
+        writer.write(upgrade_request(Sec_WebSocket_Version="8"))
+        head = await bounded(reader.readuntil(b"\r\n\r\n"), 5.0, "the refusal")
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 426") and b"sec-websocket-version: 13" in head.lower(), (
+        called(
+            "upgrade with Sec-WebSocket-Version: 8",
+            short(head, 200),
+            "HTTP/1.1 426 with Sec-WebSocket-Version: 13",
+        )
+    )
