@@ -71,7 +71,8 @@ class JobQueue:
     def enqueue(
         self, queue: str, body: str, *, key: str | None = None, group: str | None = None
     ) -> int:
-        """Add a job to ``queue``, visible at once; return its id (ids grow in enqueue order).
+        """Add a job to ``queue``, visible at once; return its id. Ids grow in enqueue order and
+        are never reused, not even after the newest job was acked and the table is empty.
 
         ``key`` is an idempotency key: if the same key was enqueued into the same queue less
         than ``dedup_window`` seconds ago (even if that job is acked or dead by now), add
@@ -81,7 +82,10 @@ class JobQueue:
         TODO: check the key and insert the job (and the key) in one BEGIN IMMEDIATE
               transaction: two producers racing with the same key must make one job, and a
               producer killed half-way must leave the job and its key together or neither.
-        TODO: forget keys whose window has ended, so the table stays bounded.
+        TODO: forget keys whose window has ended, and delete acked jobs: once every job is
+              acked and every window has passed, the database keeps (almost) no rows.
+        TODO: INTEGER PRIMARY KEY alone reuses the largest id once that row is deleted; SQLite
+              never reuses one with AUTOINCREMENT.
         """
         raise NotImplementedError
 

@@ -32,14 +32,16 @@ __all__ = ["Job", "JobQueue"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    id          INTEGER PRIMARY KEY,         -- enqueue order
+    -- AUTOINCREMENT: ids grow with every enqueue and are never reused, even once the newest
+    -- job is acked (a bare INTEGER PRIMARY KEY would hand its id to the next job).
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     queue       TEXT    NOT NULL,
     body        TEXT    NOT NULL,
-    grp         TEXT,                        -- ordering group, or NULL for none
+    grp         TEXT,                -- ordering group, or NULL for none
     state       TEXT    NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'dead')),
-    visible_at  REAL    NOT NULL,            -- receivable when clock() >= visible_at
+    visible_at  REAL    NOT NULL,    -- receivable when clock() >= visible_at
     receives    INTEGER NOT NULL DEFAULT 0,
-    receipt     TEXT    UNIQUE               -- the latest receive's handle
+    receipt     TEXT    UNIQUE       -- the latest receive's handle
 );
 CREATE INDEX IF NOT EXISTS jobs_by_queue ON jobs (queue, state, visible_at);
 CREATE TABLE IF NOT EXISTS idempotency (

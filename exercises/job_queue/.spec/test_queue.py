@@ -203,7 +203,11 @@ def test_a_stale_receipt_changes_nothing(path, clock, op):
     clock.advance(VT)
     got = job_id(receive(q))
     assert got == jid, called(f"{call}; then receive after the new lease ran out", got, jid)
-    assert fresh.receipt != slow.receipt
+    assert fresh.receipt != slow.receipt, called(
+        "receive, let it time out, receive again; the two receipts",
+        (slow.receipt, fresh.receipt),
+        "two receipts",
+    )
 
 
 @pytest.mark.points(2)
@@ -294,6 +298,26 @@ def test_a_key_still_deduplicates_after_its_job_is_acked(path, clock):
     )
     got = job_id(receive(q))
     assert got is None, called("...; then queue.receive('work')", got, None)
+
+
+@pytest.mark.points(2)
+def test_an_id_is_never_reused(path, clock):
+    """Job ids grow in enqueue order and are never reused, not even after the newest job was acked and the table is empty."""
+    q = open_queue(path, clock, visibility_timeout=VT)
+    first = enqueue(q, "first", key="k")
+    job = receive(q)
+    with step("queue.ack(receipt)"):
+        q.ack(job.receipt)
+    second = enqueue(q, "second")
+    assert isinstance(second, int) and second > first, called(
+        "enqueue, receive, ack (the queue is empty), enqueue again; the new id",
+        second,
+        f"an id greater than {first}",
+    )
+    again = enqueue(q, "first", key="k")
+    assert again == first, called(
+        "...; then enqueue with the first job's key (within the window)", again, first
+    )
 
 
 @pytest.mark.points(1)
