@@ -94,6 +94,23 @@ def test_index_bounds_follow_the_table() -> None:
 
 
 @pytest.mark.points(2)
+def test_name_from_the_entry_its_insertion_evicts() -> None:
+    """A literal with incremental indexing may take its name from the entry that its own
+    insertion evicts; the new entry keeps that name (§4.4)."""
+    decoder = Decoder(max_table_size=60)
+    block = literal(0x40, b"x-name", b"1") + h("7e 01 32")  # 39 octets, then name index 62, value 2
+    call = f"Decoder(max_table_size=60).decode({block.hex()})"
+    with step(call):
+        got = decoder.decode(block)
+        entries = decoder.table.entries()
+    want = [(b"x-name", b"1"), (b"x-name", b"2")]
+    assert got == want, called(call, got, want)
+    assert entries == [(b"x-name", b"2")], called(
+        f"decoder.table.entries() after {call}", entries, [(b"x-name", b"2")]
+    )
+
+
+@pytest.mark.points(2)
 def test_representations_touch_the_table_as_specified() -> None:
     """Only a literal with incremental indexing adds an entry; literals without indexing and
     never indexed leave the table alone, with a new or an indexed name (§6.2)."""
@@ -281,7 +298,7 @@ def test_empty_fields_count_32_octets_each() -> None:
 
 @pytest.mark.points(1)
 def test_empty_block_is_an_empty_list() -> None:
-    """An empty header block decodes to an empty list and leaves the table alone (§3.2)."""
+    """An empty header block decodes to an empty list and leaves the table alone."""
     decoder = Decoder()
     with step("Decoder().decode(b'')"):
         got = decoder.decode(b"")

@@ -18,7 +18,8 @@ def encode(encoder: Encoder, headers: list, what: str) -> bytes:
 @pytest.mark.points(3)
 def test_never_indexed_is_never_indexed() -> None:
     """A NeverIndexed field is sent as a literal never indexed every time, even when the same
-    field is already in the table, and never added to the table (§6.2.3, §7.1.3)."""
+    field is already in the table, and never added to the table (§6.2.3: it MUST always be
+    encoded with this specific literal representation; §7.1.3)."""
     encoder = Encoder(huffman=False)
     secret = NeverIndexed(b"authorization", b"Bearer s3cr3t")
     first = encode(encoder, [secret], "[NeverIndexed(b'authorization', b'Bearer s3cr3t')]")
