@@ -86,6 +86,7 @@ def encode_integer(value: int, prefix_bits: int, first_byte: int = 0) -> bytes:
     TODO: otherwise the prefix is all ones (2^N - 1) and value - (2^N - 1) follows in octets of
           7 bits, least significant group first, the high bit set on every octet but the last.
           encode_integer(1337, 5) == b"\\x1f\\x9a\\x0a" (Appendix C.1.2).
+    TODO: a negative value, or a prefix outside 1..8 bits, is a ValueError.
     """
     raise NotImplementedError
 
@@ -94,7 +95,7 @@ def decode_integer(data: bytes, offset: int, prefix_bits: int) -> tuple[int, int
     """Read an N-bit prefix integer starting at ``data[offset]``; return (value, next offset).
 
     TODO: ignore the bits above the prefix in the first octet (they are the pattern).
-    TODO: raise HPACKError when the data ends inside the integer.
+    TODO: raise HPACKError when the data ends before or inside the integer.
     TODO: at most MAX_INTEGER_CONTINUATION_OCTETS continuation octets: a sixth raises
           HPACKError (§5.1: encodings that exceed implementation limits MUST be errors).
     """
@@ -250,7 +251,8 @@ class Decoder:
               an error (§2.3.3).
         TODO: literals (§6.2): a name index (or 0 and a literal name), then the value; only
               "with incremental indexing" adds the field to the table; a field that arrived
-              "never indexed" is returned as NeverIndexed(name, value).
+              "never indexed" is returned as NeverIndexed(name, value). Resolve an indexed name
+              before adding: the insertion may evict the very entry it names (§4.4).
         TODO: string literals (§5.2): H bit, 7-bit length; a length past the end of the block is
               an error; Huffman-decode when H is set.
         TODO: count name + value + 32 for every field as you go, and raise

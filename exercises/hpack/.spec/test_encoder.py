@@ -174,3 +174,20 @@ def test_encoder_accepts_any_iterable() -> None:
     assert got == h("82"), called("encoder.encode(generator)", got.hex(), "82")
     got = encode(encoder, [], "[]")
     assert got == b"", called("encoder.encode([])", got, b"")
+
+
+@pytest.mark.points(1)
+def test_negative_table_size_is_refused() -> None:
+    """set_max_table_size with a negative size raises ValueError: a table size is never below 0."""
+    encoder = Encoder()
+    try:
+        encoder.set_max_table_size(-1)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"Called encoder.set_max_table_size(-1); raised {type(exc).__name__}: {exc}; expected ValueError"
+        ) from None
+    raise AssertionError(called("encoder.set_max_table_size(-1)", None, "ValueError"))

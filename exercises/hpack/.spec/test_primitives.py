@@ -227,3 +227,29 @@ def test_huffman_decode_agrees_with_the_library(coded: bytes) -> None:
     call = f"huffman_decode({coded!r})"
     got = decode_outcome(call, huffman_decode, coded)
     assert got == want, called(call, got, want)
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    ("value", "prefix_bits"),
+    [
+        pytest.param(-1, 5, id="negative-value"),
+        pytest.param(1, 0, id="0-bit-prefix"),
+        pytest.param(1, 9, id="9-bit-prefix"),
+    ],
+)
+def test_encode_integer_refuses_what_has_no_encoding(value: int, prefix_bits: int) -> None:
+    """encode_integer raises ValueError for a negative value or a prefix outside 1..8 bits (§5.1:
+    the prefix size N is always between 1 and 8 bits)."""
+    call = f"encode_integer({value}, {prefix_bits})"
+    try:
+        got = encode_integer(value, prefix_bits)
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"Called {call}; raised {type(exc).__name__}: {exc}; expected ValueError"
+        ) from None
+    raise AssertionError(called(call, got, "ValueError"))
