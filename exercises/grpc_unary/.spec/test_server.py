@@ -8,6 +8,8 @@ message classes built at run time, so no code generation is involved.
 from __future__ import annotations
 
 import grpc
+import h2.errors
+import h2.events
 import pytest
 from _helpers import (
     Exchange,
@@ -339,7 +341,7 @@ async def test_the_receive_limit_holds_at_the_limit(size, status):
     RESOURCE_EXHAUSTED (doc/statuscodes.md)."""
     name_length = size - 3  # tag, a two-byte length, the name
     message = request_to_bytes({"name": "n" * name_length})
-    assert len(message) == size
+    assert len(message) == size, f"spec self-check: a {len(message)}-byte request, not {size}"
     async with running(max_receive_message_length=1000) as (port, _):
         ex = await raw_call(port, "/kata.Greeter/EchoSize", prefixed(message), f"{size} bytes")
     assert ex.status == status, called(
@@ -356,6 +358,40 @@ async def test_an_oversized_request_is_refused_before_it_is_sent():
         client.send(stream_id, b"\x00" + (10**6).to_bytes(4, "big") + b"abc")
         ex = await client.finish(stream_id, "a call announcing 1 MB (stream still open)")
     assert ex.status == "8", called("a prefix declaring 1,000,000 bytes", ex.frames(), "status 8")
+
+
+@pytest.mark.points(1)
+async def test_an_early_answer_resets_the_unfinished_request():
+    """When the server answers before the client has ended its request, RST_STREAM(NO_ERROR)
+    follows the trailers so the client stops sending (PROTOCOL-HTTP2.md, Early Server
+    Closure; RFC 9113 §8.1)."""
+    async with running() as (port, _), raw_client(port) as client:
+        stream_id = client.start(grpc_headers("/kata.Greeter/Nope"))
+        client.send(stream_id, body(name="x"))  # and no END_STREAM
+        ex = await client.finish(stream_id, "an unknown method whose request is still open")
+        events = client.streams[stream_id]
+        await client.wait_for(
+            lambda: any(isinstance(e, h2.events.StreamReset) for e in events),
+            "RST_STREAM after the trailers",
+            timeout=2.0,
+        )
+    codes = [e.error_code for e in events if isinstance(e, h2.events.StreamReset)]
+    ok = ex.status == "12" and codes == [h2.errors.ErrorCodes.NO_ERROR]
+    assert ok, called("an unknown method, request not ended", ex.frames(), "RST_STREAM(NO_ERROR)")
+
+
+@pytest.mark.points(1)
+async def test_a_content_type_with_a_suffix_is_grpc():
+    """content-type application/grpc+proto is a gRPC request like application/grpc
+    (PROTOCOL-HTTP2.md, Requests: Content-Type)."""
+    headers = grpc_headers(HELLO)
+    headers = [(k, "application/grpc+proto" if k == "content-type" else v) for k, v in headers]
+    async with running() as (port, _), raw_client(port) as client:
+        stream_id = client.start(headers)
+        client.send(stream_id, body(name="plus"), end_stream=True)
+        ex = await client.finish(stream_id, "a call with content-type application/grpc+proto")
+    ok = ex.status == "0" and replies(ex.body) == [{"message": "Hello, plus!", "index": 0}]
+    assert ok, called("SayHello with application/grpc+proto", ex.frames(), "grpc-status 0")
 
 
 @pytest.mark.points(3)
