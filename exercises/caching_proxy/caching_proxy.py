@@ -181,8 +181,10 @@ class CachingProxy:
     def __init__(
         self, origin: tuple[str, int], cache: Cache, *, origin_timeout: float = 5.0
     ) -> None:
-        """``origin`` is (host, port); ``cache`` is the policy every answer goes through
-        (the proxy calls ``cache.lookup`` once for each request it receives)."""
+        """``origin`` is (host, port); ``cache`` is the policy every answer goes through: the
+        proxy calls ``cache.lookup`` as soon as it has read a request (and again after waiting
+        on another request's fetch). ``origin_timeout``: seconds before an origin that hasn't
+        answered counts as unreachable."""
         raise NotImplementedError
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -194,7 +196,7 @@ class CachingProxy:
         raise NotImplementedError
 
     async def close(self) -> None:
-        """Stop listening and cancel background revalidations."""
+        """Stop listening and cancel background revalidations (then ``settle()`` returns)."""
         raise NotImplementedError
 
     async def handle(self, request: Request) -> Response:
@@ -205,7 +207,10 @@ class CachingProxy:
         TODO: a GET that must go to the origin while another request for the same target is
               already there waits for it, then looks up again (request collapsing).
         TODO: talk to the origin on a new connection: the request line, the fields except
-              hop-by-hop ones, Content-Length, Connection: close; read the status line, the
-              fields and a Content-Length (or read-to-close) body. Any failure -> None.
+              hop-by-hop ones (Keep-Alive, Transfer-Encoding, ..., Connection and every field
+              it names), Content-Length, Connection: close; read the status line, the fields
+              and a Content-Length (or read-to-close) body. Any failure, or no answer within
+              origin_timeout seconds -> None for cache.complete.
+        TODO: the same hop-by-hop rule for what goes back to the client.
         """
         raise NotImplementedError

@@ -96,6 +96,13 @@ def _joined(headers: list[Header], name: str) -> str | None:
     return ", ".join(values) if values else None
 
 
+def _end_to_end(headers: list[Header]) -> list[Header]:
+    """``headers`` without hop-by-hop fields: the fixed list, and every field that Connection
+    names (RFC 9110 §7.6.1). A proxy forwards, and a cache stores (RFC 9111 §3.1), only these."""
+    listed = {name.strip().lower() for name in (_joined(headers, "connection") or "").split(",")}
+    return [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and k.lower() not in listed]
+
+
 def _with(headers: list[Header], name: str, value: str) -> list[Header]:
     """``headers`` with every ``name`` field replaced by one ``name: value`` at the end."""
     return [(k, v) for k, v in headers if k.lower() != name.lower()] + [(name, value)]
@@ -267,8 +274,8 @@ class Cache:
         """A 304 validated ``entry``: take its header fields (§3.2, §4.3.4) and restart its age."""
         # The stored Age described the old exchange; the 304 brings its own, if any.
         headers = [(k, v) for k, v in entry.response.headers if k.lower() != "age"]
-        for name, value in update.headers:
-            if name.lower() not in {"content-length"} | HOP_BY_HOP:
+        for name, value in _end_to_end(update.headers):
+            if name.lower() != "content-length":  # the 304 describes no body (§3.2)
                 headers = _with(headers, name, value)
         entry.response = replace(entry.response, headers=headers)
         entry.request_time, entry.response_time = request_time, now
@@ -280,7 +287,7 @@ class Cache:
     def _storable(self, request: Request, response: Response) -> bool:
         stored = parse_cache_control(response.header("cache-control"))
         asked = parse_cache_control(request.header("cache-control"))
-        if request.method != "GET" or _is_conditional(request):
+        if request.method != "GET":
             return False
         if response.status < 200 or response.status in (206, 304):
             return False  # not final, or a status this cache doesn't know how to store
@@ -300,8 +307,8 @@ class Cache:
 
     def _store(self, request: Request, response: Response, request_time: float, now: float) -> None:
         vary = tuple((name, _vary_value(request, name)) for name in _vary_names(response))
-        headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
-        entry = _Entry(request.target, vary, replace(response, headers=headers), request_time, now)
+        stored = replace(response, headers=_end_to_end(response.headers))
+        entry = _Entry(request.target, vary, stored, request_time, now)
         self._remove(entry.key)
         if entry.size > self.max_bytes:
             return  # never evict everything for a response that can't fit anyway
@@ -509,9 +516,7 @@ class CachingProxy:
         reader, writer = await asyncio.open_connection(*self.origin)
         try:
             headers = [
-                (k, v)
-                for k, v in request.headers
-                if k.lower() not in HOP_BY_HOP | {"content-length"}
+                (k, v) for k, v in _end_to_end(request.headers) if k.lower() != "content-length"
             ]
             if request.body or request.method in ("POST", "PUT", "PATCH"):
                 headers.append(("Content-Length", str(len(request.body))))
@@ -602,10 +607,13 @@ def _head(first_line: str, headers: list[Header]) -> bytes:
 
 
 def _response_bytes(response: Response, method: str) -> bytes:
-    headers = [
-        (k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP | {"content-length"}
-    ]
-    headers += [("Content-Length", str(len(response.body))), ("Connection", "close")]
+    headers = _end_to_end(response.headers)
+    if method != "HEAD" and response.status not in (204, 304):
+        # The body we send is the body we hold; HEAD and 304 keep the origin's Content-Length,
+        # which describes the body a GET would have got (RFC 9110 §8.6).
+        headers = _with(headers, "Content-Length", str(len(response.body)))
+        body = response.body
+    else:
+        body = b""
     status_line = f"HTTP/1.1 {response.status} {_reason(response.status)}"
-    body = b"" if method == "HEAD" or response.status in (204, 304) else response.body
-    return _head(status_line, headers) + body
+    return _head(status_line, [*headers, ("Connection", "close")]) + body

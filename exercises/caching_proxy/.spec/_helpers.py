@@ -39,9 +39,12 @@ def get(target: str = "/a", *headers: tuple[str, str]) -> Request:
     return Request("GET", target, [("Host", "origin.test"), *headers])
 
 
-def age_of(response: Response) -> int | None:
+def age_of(response: Response) -> int | str | None:
+    """The Age field as an int; as the raw text when it is not delta-seconds; None if absent."""
     value = response.header("age")
-    return None if value is None else int(value)
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
 
 
 # -- the sans-IO exchange ------------------------------------------------------------------------
@@ -221,6 +224,12 @@ class Origin:
     @property
     def hits(self) -> int:
         return len(self.requests)
+
+    async def reached(self, hits: int) -> None:
+        """Return once the origin has received ``hits`` requests in all (await it with a bound)."""
+        while self.hits < hits:
+            self.arrived.clear()
+            await self.arrived.wait()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)

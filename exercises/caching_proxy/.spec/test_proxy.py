@@ -36,11 +36,11 @@ async def proxied(
 
 
 async def fetch(
-    client: httpx.AsyncClient, method: str = "GET", path: str = "/a", **kwargs
+    client: httpx.AsyncClient, method: str = "GET", path: str = "/a", wait: float = 10, **kwargs
 ) -> httpx.Response:
     with step(f"{method} {path} through the proxy"):
         return await bounded(
-            client.request(method, path, **kwargs), 10, f"the proxy's answer to {method} {path}"
+            client.request(method, path, **kwargs), wait, f"the proxy's answer to {method} {path}"
         )
 
 
@@ -172,11 +172,11 @@ async def test_stale_while_revalidate_in_background() -> None:
         origin.gate = asyncio.Event()
         origin.arrived.clear()
         try:
-            first = await fetch(client)
+            first = await fetch(client, wait=5)  # the origin holds its answer: don't wait for it
             await bounded(
                 origin.arrived.wait(), 10, "the background revalidation to reach the origin"
             )
-            second = await fetch(client)
+            second = await fetch(client, wait=5)
         finally:
             origin.gate.set()
         with step("await proxy.settle()"):
@@ -358,3 +358,130 @@ async def test_head_is_forwarded() -> None:
         assert got == (200, b"", [b"HEAD"]), called(
             "HEAD /a (status, body, what the origin saw)", got, (200, b"", [b"HEAD"])
         )
+
+
+async def test_collapsing_is_per_target() -> None:
+    """Misses for different targets are not collapsed: each goes to the origin at once."""
+    now = clock()
+    async with running_origin(cacheable(now)) as origin, proxied(origin, now) as (proxy, client):
+        origin.gate = asyncio.Event()
+        tasks = [asyncio.create_task(fetch(client, path=path)) for path in ("/a", "/b")]
+        try:
+            await bounded(
+                origin.reached(2), 5, "GET /a and GET /b both to reach the origin while it holds /a"
+            )
+        finally:
+            origin.gate.set()
+        answers = await bounded(asyncio.gather(*tasks), 10, "the answers to GET /a and GET /b")
+        got = sorted(r.target.decode() for r in origin.requests)
+        assert got == ["/a", "/b"] and [a.status_code for a in answers] == [200, 200], called(
+            "concurrent GET /a and GET /b (what the origin saw)", got, ["/a", "/b"]
+        )
+
+
+async def test_origin_timeout() -> None:
+    """An origin that doesn't answer within origin_timeout seconds counts as unreachable: 502."""
+    now = clock()
+    async with running_origin(cacheable(now)) as origin:
+        origin.gate = asyncio.Event()  # never set before the proxy gives up
+        with step(f"CachingProxy({origin.address}, Cache(...), origin_timeout=0.2)"):
+            proxy = CachingProxy(
+                origin.address, Cache(max_bytes=10_000, clock=now), origin_timeout=0.2
+            )
+        host, port = await bounded(proxy.start("127.0.0.1", 0), 5, "proxy.start()")
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://{host}:{port}", trust_env=False, timeout=10
+            ) as client:
+                answer = await fetch(client)
+        finally:
+            origin.gate.set()
+            await bounded(proxy.close(), 5, "proxy.close()")
+    assert answer.status_code == 502, called(
+        "GET /a; the origin holds its answer past origin_timeout=0.2", answer.status_code, 502
+    )
+
+
+async def test_close_stops_listening_and_revalidating() -> None:
+    """close() stops listening and cancels background revalidations, so settle() returns."""
+    now = clock()
+    respond = cacheable(now, "max-age=10, stale-while-revalidate=30")
+    async with running_origin(respond) as origin:
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://{host}:{port}", trust_env=False, timeout=10
+            ) as client:
+                await fetch(client)
+                now.advance(15)
+                origin.gate = asyncio.Event()
+                origin.arrived.clear()
+                await fetch(client, wait=5)
+                await bounded(
+                    origin.arrived.wait(), 10, "the background revalidation to reach the origin"
+                )
+            with step("await proxy.close() during a background revalidation"):
+                await bounded(proxy.close(), 5, "proxy.close()")
+            with step("await proxy.settle() after close()"):
+                await bounded(proxy.settle(), 5, "proxy.settle() after close()")
+            refused = None
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+                writer.close()
+            except OSError as error:
+                refused = error
+            assert refused is not None, called(
+                f"connect to the proxy at {host}:{port} after close()", "a connection", "refused"
+            )
+        finally:
+            origin.gate.set()
+
+
+async def recording_origin(heads: list[bytes], answer: bytes):
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer)
+        await writer.drain()
+
+    return handle
+
+
+def field_names(head: bytes) -> list[str]:
+    return [
+        line.split(b":", 1)[0].decode().lower() for line in head.split(b"\r\n")[1:] if b":" in line
+    ]
+
+
+async def test_hop_by_hop_fields_stay_on_their_hop() -> None:
+    """Hop-by-hop fields (Keep-Alive, Connection and the fields Connection names) are not forwarded,
+    in either direction (RFC 9110 §7.6.1)."""
+    now = clock()
+    heads: list[bytes] = []
+    answer = (
+        f"HTTP/1.1 200 OK\r\nDate: {httpdate(now())}\r\nCache-Control: max-age=60\r\n"
+        "Connection: close, X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\n"
+        "X-Public: 1\r\nContent-Length: 2\r\n\r\nhi"
+    ).encode()
+    request = (
+        b"GET /a HTTP/1.1\r\nHost: origin.test\r\nConnection: X-Trace\r\nX-Trace: 1\r\n"
+        b"Keep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\n"
+    )
+    async with tcp_server(await recording_origin(heads, answer)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            reply = await raw_exchange(host, port, request)
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    sent = field_names(heads[0]) if heads else []
+    assert "x-kept" in sent and not {"x-trace", "keep-alive"} & set(sent), called(
+        f"sent {request!r} through the proxy; the origin saw fields",
+        sent,
+        "X-Kept, and no X-Trace or Keep-Alive",
+    )
+    got = field_names(reply.split(b"\r\n\r\n", 1)[0])
+    assert "x-public" in got and not {"x-internal", "keep-alive"} & set(got), called(
+        "the proxy's answer to an origin response with Connection: close, X-Internal; its fields",
+        got,
+        "X-Public, and no X-Internal or Keep-Alive",
+    )

@@ -128,3 +128,54 @@ def test_date_added_when_missing() -> None:
         got,
         want,
     )
+
+
+def test_304_keeps_content_length() -> None:
+    """A 304's Content-Length does not replace the stored one: it describes no body
+    (RFC 9111 §3.2)."""
+    now, cache, origin = cache_with(
+        ("Cache-Control", "max-age=10"), ("ETag", '"v1"'), ("Content-Length", "10")
+    )
+    now.advance(10)
+    origin.reply = lambda request: Response(
+        304, [("Date", httpdate(now())), ("ETag", '"v1"'), ("Content-Length", "0")], b""
+    )
+    kind, served = exchange(cache, get("/a"), origin)
+    got = (served.status, served.body, served.header("content-length"))
+    assert got == (200, BODY, "10"), called(
+        "GET /a revalidated by a 304 carrying Content-Length: 0 -> (status, body, Content-Length)",
+        got,
+        (200, BODY, "10"),
+    )
+
+
+def test_304_to_a_client_is_never_stored() -> None:
+    """A client's own conditional request is forwarded as it is, and the 304 it gets is relayed
+    but never stored (RFC 9111 §3: a cache that can't combine a 304 must not store it)."""
+    now = clock()
+    with step("Cache(max_bytes=10_000, clock=<spec clock>)"):
+        cache = Cache(max_bytes=10_000, clock=now)
+
+    def reply(request):
+        if request.header("if-none-match") == '"v1"':
+            headers = [("Date", httpdate(now())), ("ETag", '"v1"'), ("Cache-Control", "max-age=60")]
+            return Response(304, headers, b"")
+        return Response(
+            200,
+            [("Date", httpdate(now())), ("ETag", '"v1"'), ("Cache-Control", "max-age=60")],
+            BODY,
+        )
+
+    origin = Script(reply)
+    kind, relayed = exchange(cache, get("/a", ("If-None-Match", '"v1"')), origin)
+    sent = origin.requests[0].header("if-none-match")
+    assert (relayed.status, sent) == (304, '"v1"'), called(
+        'GET /a with If-None-Match: "v1" on an empty cache (status relayed, If-None-Match forwarded)',
+        (relayed.status, sent),
+        (304, '"v1"'),
+    )
+    kind, served = exchange(cache, get("/a"), origin)
+    got = (served.status, served.body, origin.hits)
+    assert got == (200, BODY, 2), called(
+        "then a plain GET /a (status, body, origin hits)", got, (200, BODY, 2)
+    )
