@@ -191,3 +191,28 @@ def test_negative_table_size_is_refused() -> None:
             f"Called encoder.set_max_table_size(-1); raised {type(exc).__name__}: {exc}; expected ValueError"
         ) from None
     raise AssertionError(called("encoder.set_max_table_size(-1)", None, "ValueError"))
+
+
+@pytest.mark.points(2)
+def test_literal_names_a_dynamic_entry() -> None:
+    """A new value for a name that only the dynamic table holds is a literal naming that entry's
+    index (62 for the newest), not a repeated literal name (§6.2.1)."""
+    encoder = Encoder(huffman=False)
+    got = encode(
+        encoder, [(b"x-a", b"1"), (b"x-b", b"1"), (b"x-a", b"2")], "[(x-a, 1), (x-b, 1), (x-a, 2)]"
+    )
+    want = (
+        h("40 03")
+        + b"x-a"
+        + h("01")
+        + b"1"
+        + h("40 03")
+        + b"x-b"
+        + h("01")
+        + b"1"
+        + h("7f 00 01")
+        + b"2"
+    )
+    assert got == want, called(
+        "Encoder(huffman=False).encode([(x-a, 1), (x-b, 1), (x-a, 2)])", got.hex(), want.hex()
+    )

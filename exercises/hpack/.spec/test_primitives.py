@@ -145,9 +145,14 @@ HUFFMAN = [
         id="C.6.1-date",
     ),
     pytest.param(b"", "", id="empty"),
-    pytest.param(b"a", "1f", id="one-5-bit-symbol-3-bits-padding"),
+    pytest.param(b"&", "f8", id="padding-0-bits"),
+    pytest.param(b":", "b9", id="padding-1-bit"),
+    pytest.param(b"-", "5b", id="padding-2-bits"),
+    pytest.param(b"a", "1f", id="padding-3-bits"),
+    pytest.param(b"#", "ffaf", id="padding-4-bits"),
+    pytest.param(b"a-", "1adf", id="padding-5-bits"),
+    pytest.param(b"aa", "18ff", id="padding-6-bits"),
     pytest.param(b"00000", "0000007f", id="padding-7-bits"),
-    pytest.param(b"&", "f8", id="an-8-bit-code-no-padding"),
 ]
 
 
