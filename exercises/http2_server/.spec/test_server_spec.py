@@ -1,0 +1,296 @@
+"""The asyncio h2c server, driven by a real HTTP/2 client (the ``h2`` library) over TCP on
+127.0.0.1, port 0. h2 enforces the protocol from its side: a frame the server should not
+have sent (DATA beyond a window, a malformed header block) fails the spec."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+from _helpers import oracle_hpack  # noqa: F401  (the import order: oracles first)
+from http2_server import H2Server, Request, Response
+
+from grader.spectools import bounded, called, step, tcp_server
+
+
+class H2Client:
+    """An h2 client connection over a real socket, with the received events per stream."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, window: int | None
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.auto_ack = True
+        self.conn.initiate_connection()
+        if window is not None:
+            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        self.headers: dict[int, list] = {}
+        self.bodies: dict[int, bytearray] = {}
+        self.trailers: dict[int, list] = {}
+        self.ended: dict[int, asyncio.Event] = {}
+        self.resets: dict[int, int] = {}
+        self.interleaving: list[int] = []
+        self._window_opened = asyncio.Event()
+        self.flush()
+
+    def flush(self) -> None:
+        if data := self.conn.data_to_send():
+            self.writer.write(data)
+
+    def request(self, path: str, body: bytes = b"", *, method: str = "GET", trailers=None) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        headers = [
+            (":method", method),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "127.0.0.1"),
+        ]
+        self.ended[stream_id] = asyncio.Event()
+        self.bodies[stream_id] = bytearray()
+        self.conn.send_headers(stream_id, headers, end_stream=not body and not trailers)
+        self.flush()
+        if body or trailers:
+            asyncio.get_running_loop().create_task(self._upload(stream_id, body, trailers))
+        return stream_id
+
+    async def _upload(self, stream_id: int, body: bytes, trailers) -> None:
+        """Send the body as the server's windows allow, as any client must."""
+        view = memoryview(body)
+        while view:
+            window = min(
+                self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size
+            )
+            if window <= 0:
+                await self._window_opened.wait()
+                self._window_opened.clear()
+                continue
+            self.conn.send_data(stream_id, bytes(view[:window]))
+            view = view[window:]
+            self.flush()
+            await self.writer.drain()
+        if trailers:
+            self.conn.send_headers(stream_id, trailers, end_stream=True)
+        else:
+            self.conn.end_stream(stream_id)
+        self.flush()
+
+    async def pump(self) -> None:
+        """Read from the server until the socket closes, turning bytes into h2 events."""
+        while data := await self.reader.read(65536):
+            for event in self.conn.receive_data(data):
+                self.on_event(event)
+            self.flush()
+
+    def on_event(self, event) -> None:
+        if isinstance(event, h2.events.ResponseReceived):
+            self.headers[event.stream_id] = event.headers
+        elif isinstance(event, h2.events.DataReceived):
+            self.bodies[event.stream_id] += event.data
+            self.interleaving.append(event.stream_id)
+            if self.auto_ack:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            self.trailers[event.stream_id] = event.headers
+        elif isinstance(event, h2.events.StreamEnded):
+            self.ended[event.stream_id].set()
+        elif isinstance(event, h2.events.StreamReset):
+            self.resets[event.stream_id] = event.error_code
+            self.ended[event.stream_id].set()
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._window_opened.set()
+
+    def status(self, stream_id: int) -> int | None:
+        return next((int(v) for n, v in self.headers.get(stream_id, []) if n == b":status"), None)
+
+
+class Session:
+    def __init__(self, app, window: int | None = None, **options) -> None:
+        self.app, self.window, self.options = app, window, options
+
+    async def __aenter__(self) -> H2Client:
+        with step(f"H2Server(app, {self.options})"):
+            server = H2Server(self.app, **self.options)
+        self._server = tcp_server(server.handle)
+        host, port = await self._server.__aenter__()
+        reader, writer = await asyncio.open_connection(host, port)
+        self.client = H2Client(reader, writer, self.window)
+        self._pump = asyncio.get_running_loop().create_task(self.client.pump())
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.client.writer.close()
+        self._pump.cancel()
+        await asyncio.gather(self._pump, return_exceptions=True)
+        await self._server.__aexit__(None, None, None)
+
+
+async def wait_end(client: H2Client, stream_id: int, what: str, timeout: float = 8.0) -> None:
+    await bounded(client.ended[stream_id].wait(), timeout, what)
+
+
+async def hello(request: Request) -> Response:
+    return Response(
+        200,
+        [("content-type", "text/plain"), ("x-path", request.path)],
+        b"hello, " + request.method.encode(),
+    )
+
+
+async def test_get() -> None:
+    """A GET over h2c with prior knowledge is answered with the app's status, fields and body (RFC 9113 §3.3, §8.1)."""
+    async with Session(hello) as client:
+        stream_id = client.request("/greeting")
+        await wait_end(client, stream_id, "the response to GET /greeting")
+        got = (
+            client.status(stream_id),
+            dict(client.headers[stream_id]).get(b"x-path"),
+            bytes(client.bodies[stream_id]),
+        )
+        want = (200, b"/greeting", b"hello, GET")
+        assert got == want, called("GET /greeting through h2", got, want)
+
+
+async def test_concurrent_streams() -> None:
+    """Twenty requests on one connection are all in the app at the same time: one slow request does not hold up the others (RFC 9113 §5: multiplexing)."""
+    arrived: set[str] = set()
+    all_in = asyncio.Event()
+
+    async def gather_app(request: Request) -> Response:
+        arrived.add(request.path)
+        if len(arrived) == 20:
+            all_in.set()
+        await all_in.wait()
+        return Response(200, [], request.path.encode())
+
+    async with Session(gather_app) as client:
+        streams = {client.request(f"/r{i}"): f"/r{i}" for i in range(20)}
+        for stream_id in streams:
+            await wait_end(
+                client,
+                stream_id,
+                f"the response on stream {stream_id} ({len(arrived)} of 20 requests reached the app)",
+            )
+        bodies = {stream_id: bytes(client.bodies[stream_id]).decode() for stream_id in streams}
+        assert bodies == streams, called("20 concurrent GETs", bodies, streams)
+
+
+async def test_upload_through_small_window() -> None:
+    """A 1 MiB request body goes through a 16 KiB stream window: the server opens the windows again as it reads (RFC 9113 §6.9)."""
+    body = bytes(range(256)) * 4096
+
+    async def digest(request: Request) -> Response:
+        return Response(200, [], hashlib.sha256(request.body).hexdigest().encode())
+
+    async with Session(digest, initial_window_size=16384) as client:
+        stream_id = client.request("/upload", body, method="POST")
+        await wait_end(client, stream_id, "the response to a 1 MiB POST", 15.0)
+        got = bytes(client.bodies[stream_id]).decode()
+        assert got == hashlib.sha256(body).hexdigest(), called(
+            "POST of 1 MiB with initial_window_size=16384", got, "its SHA-256"
+        )
+
+
+async def test_download_through_small_window() -> None:
+    """A 1 MiB response reaches a client whose window is 16 KiB: the server waits for WINDOW_UPDATEs and never overruns it (RFC 9113 §6.9.1; h2 would fail the connection otherwise)."""
+    body = bytes(range(256)) * 4096
+
+    async def big(request: Request) -> Response:
+        return Response(200, [], body)
+
+    async with Session(big, window=16384) as client:
+        await asyncio.sleep(0)
+        stream_id = client.request("/big")
+        await wait_end(client, stream_id, "a 1 MiB response through a 16 KiB window", 15.0)
+        got = bytes(client.bodies[stream_id])
+        assert got == body and stream_id not in client.resets, called(
+            "GET /big", f"{len(got)} bytes", f"{len(body)} bytes"
+        )
+
+
+async def test_interleaved_responses() -> None:
+    """Two large responses share the connection: their DATA frames interleave instead of one waiting for the other (RFC 9113 §5)."""
+
+    async def big(request: Request) -> Response:
+        return Response(200, [], request.path.encode() * 100_000)
+
+    async with Session(big, window=16384) as client:
+        first, second = client.request("/a"), client.request("/b")
+        await wait_end(client, first, "the response on /a", 15.0)
+        await wait_end(client, second, "the response on /b", 15.0)
+        order = client.interleaving
+        last_first = max(i for i, s in enumerate(order) if s == first)
+        first_second = min(i for i, s in enumerate(order) if s == second)
+        assert first_second < last_first, called(
+            "two 200 KB responses", f"DATA frames on streams {order[:12]}...", "interleaved"
+        )
+        assert (
+            bytes(client.bodies[first]) == b"/a" * 100_000
+            and bytes(client.bodies[second]) == b"/b" * 100_000
+        ), "two 200 KB responses: the bodies arrived mixed up or short"
+
+
+async def test_trailers_both_ways() -> None:
+    """Request trailers reach the app, and response trailers reach the client (RFC 9113 §8.1)."""
+    seen: list = []
+
+    async def app(request: Request) -> Response:
+        seen.append((request.body, request.trailers))
+        return Response(200, [], b"ok", trailers=[("x-status", "done")])
+
+    async with Session(app) as client:
+        stream_id = client.request("/t", b"payload", method="POST", trailers=[("x-sum", "42")])
+        await wait_end(client, stream_id, "the response to a POST with trailers")
+        assert seen == [(b"payload", [("x-sum", "42")])], called(
+            "POST with trailers x-sum: 42", seen, [(b"payload", [("x-sum", "42")])]
+        )
+        got = client.trailers.get(stream_id)
+        assert got == [(b"x-status", b"done")], called(
+            "Response(trailers=[('x-status', 'done')])", got, [(b"x-status", b"done")]
+        )
+
+
+async def test_app_error_is_500() -> None:
+    """An app that raises gives that stream a 500, and the connection keeps serving."""
+
+    async def app(request: Request) -> Response:
+        if request.path == "/boom":
+            raise RuntimeError("boom")
+        return Response(200, [], b"fine")
+
+    async with Session(app) as client:
+        bad = client.request("/boom")
+        await wait_end(client, bad, "the response to /boom")
+        good = client.request("/fine")
+        await wait_end(client, good, "the response to /fine after /boom")
+        got = (client.status(bad), client.status(good), bytes(client.bodies[good]))
+        assert got == (500, 200, b"fine"), called(
+            "GET /boom (raises), then GET /fine", got, (500, 200, b"fine")
+        )
+
+
+async def test_client_reset_cancels_the_app() -> None:
+    """RST_STREAM from the client cancels the request's app task (RFC 9113 §6.4: the stream is closed; its work is wasted)."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Request) -> Response:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return Response(200)
+
+    async with Session(slow) as client:
+        stream_id = client.request("/slow")
+        await bounded(started.wait(), 8.0, "the app to start on /slow")
+        client.conn.reset_stream(stream_id)
+        client.flush()
+        await bounded(cancelled.wait(), 8.0, "the app task to be cancelled after RST_STREAM")
