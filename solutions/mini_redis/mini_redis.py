@@ -297,7 +297,8 @@ class MiniRedis:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self.handle, host, port)
+        # Redis's tcp-backlog is 511; asyncio's default of 100 drops SYNs in a connection burst.
+        self._server = await asyncio.start_server(self.handle, host, port, backlog=511)
         if self.expire_interval is not None:
             self._expirer = asyncio.create_task(self._expire_periodically(self.expire_interval))
         return self._server.sockets[0].getsockname()[1]

@@ -62,12 +62,16 @@ async def running(**options: Any) -> AsyncIterator[Server]:
 
 def sync_client(port: int) -> redis.Redis:
     """The blocking redis-py client, speaking RESP2 (redis-py 8 would open with HELLO 3)."""
-    return redis.Redis(host=LOCALHOST, port=port, protocol=2, socket_timeout=8.0)
+    return redis.Redis(
+        host=LOCALHOST, port=port, protocol=2, socket_timeout=8.0, socket_connect_timeout=8.0
+    )
 
 
 def async_client(port: int) -> aredis.Redis:
     """The asyncio redis-py client, speaking RESP2."""
-    return aredis.Redis(host=LOCALHOST, port=port, protocol=2, socket_timeout=8.0)
+    return aredis.Redis(
+        host=LOCALHOST, port=port, protocol=2, socket_timeout=8.0, socket_connect_timeout=8.0
+    )
 
 
 async def in_thread(function: Callable[[], T], what: str, timeout: float = 15.0) -> T:

@@ -312,3 +312,50 @@ async def test_quit_answers_ok_and_closes() -> None:
             await r.aclose()
     assert got == b"+OK\r\n", called("QUIT; SET k v (raw, read until close)", got, b"+OK\r\n")
     assert left is None, called("GET k after QUIT; SET k v", left, None)
+
+
+async def test_hello_2_answers_a_map_with_proto_2() -> None:
+    """HELLO and HELLO 2 are not errors: they answer a flat map (an array of name, value pairs) with proto = 2."""
+    async with running() as srv:
+        r = async_client(srv.port)
+        try:
+            with step("HELLO; HELLO 2"):
+                got = [await r.execute_command("HELLO"), await r.execute_command("HELLO", "2")]
+        finally:
+            await r.aclose()
+    for args, reply in zip(["HELLO", "HELLO 2"], got, strict=True):
+        pairs = (
+            dict(zip(reply[::2], reply[1::2], strict=True))
+            if isinstance(reply, list) and len(reply) % 2 == 0
+            else {}
+        )
+        assert pairs.get(b"proto") == 2, called(
+            args, short(reply), "an array of pairs holding b'proto', 2"
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        (["CLIENT", "NOPE"], "unknown subcommand 'NOPE'. Try CLIENT HELP."),
+        (["EXPIRE", "k", "soon"], "value is not an integer or out of range"),
+        (["SET", "k", "v", "EX", "9223372036854775807"], "invalid expire time in 'set' command"),
+        (["SET", "k", "v", "px", "0"], "invalid expire time in 'set' command"),
+    ],
+    ids=[
+        "client_unknown_subcommand",
+        "expire_not_a_number",
+        "set_ex_overflows_ms",
+        "set_lower_case_px_zero",
+    ],
+)
+async def test_more_error_texts(args: list[str], want: str) -> None:
+    """CLIENT with an unknown subcommand, EXPIRE with a non-integer and SET with an expire time out of range answer Redis's texts."""
+    async with running() as srv:
+        r = async_client(srv.port)
+        try:
+            await r.set("k", "old")
+            error = await reply_error(r.execute_command(*args), " ".join(args))
+        finally:
+            await r.aclose()
+    assert error == want, called(" ".join(args), error, want)

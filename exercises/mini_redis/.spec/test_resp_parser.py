@@ -258,6 +258,21 @@ def test_malformed_requests_are_protocol_errors(data: bytes, want: str) -> None:
     assert error == want, called(f"parsing {data!r}", error, want)
 
 
+@pytest.mark.parametrize(
+    ("data", "want"),
+    [
+        (b"*" + b"1" * (LIMIT + 2), "Protocol error: too big mbulk count string"),
+        (b"*1\r\n$" + b"1" * (LIMIT + 2), "Protocol error: too big bulk count string"),
+        (b"*" + b"0" * (LIMIT + 1) + b"1\r\n", "Protocol error: too big mbulk count string"),
+    ],
+    ids=["endless_count_line", "endless_length_line", "long_count_line"],
+)
+def test_header_lines_are_limited_too(data: bytes, want: str) -> None:
+    """A '*' or '$' header line longer than max_inline is refused ('too big mbulk/bulk count string'), not buffered."""
+    error = parse_error(data, max_inline=LIMIT)
+    assert error == want, called(f"parsing {data!r} with max_inline={LIMIT}", error, want)
+
+
 def test_bulk_without_its_crlf_is_a_protocol_error() -> None:
     """A bulk string must be followed by \\r\\n: other bytes there are a protocol error, not the next command."""
     error = parse_error(b"*1\r\n$4\r\nPINGxx")

@@ -70,14 +70,23 @@ async def test_200_concurrent_clients() -> None:
 
     async with running() as srv:
         pool = aredis.ConnectionPool(
-            host=LOCALHOST, port=srv.port, protocol=2, max_connections=clients, socket_timeout=20.0
+            host=LOCALHOST,
+            port=srv.port,
+            protocol=2,
+            max_connections=clients,
+            socket_timeout=20.0,
+            socket_connect_timeout=20.0,
         )
         r = aredis.Redis(connection_pool=pool)
         all_connected = asyncio.Barrier(clients)
+        # Connect in waves of 50: a burst of 200 SYNs would overflow a listen backlog of 100
+        # (asyncio's default) and leave the rest to the kernel's SYN retries.
+        connecting = asyncio.Semaphore(50)
 
         async def one(i: int) -> bytes | None:
             async with r.client() as conn:  # holds one connection of its own until the end
-                await conn.set(f"own:{i}", i)
+                async with connecting:
+                    await conn.set(f"own:{i}", i)
                 await all_connected.wait()  # so 200 connections are open at the same time
                 for _ in range(3):
                     await conn.incr("counter")

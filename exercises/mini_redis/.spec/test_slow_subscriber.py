@@ -186,3 +186,53 @@ async def test_slow_reader_over_real_sockets_is_cut_and_fast_ones_get_everything
             f"{len(buffer)} bytes",
             f"{published} messages, {published * len(frame)} bytes",
         )
+
+
+@pytest.mark.points(2)
+async def test_publish_never_waits_for_a_subscriber() -> None:
+    """PUBLISH answers at once even when a subscriber's transport has paused writing (drain() would block)."""
+    big = b"b" * 8192
+    limit = 10 * 1024 * 1024
+    async with running(pubsub_limit=limit) as srv:
+        sub, pub = await _subscriber_and_publisher(srv)
+        for n in range(1, 31):  # 240 KiB: far past the transport's 64 KiB high-water mark
+            await pub.send(
+                command("PUBLISH", "ch", big),
+                b":1\r\n",
+                f"PUBLISH ch <8 KiB> #{n}, the subscriber reading nothing",
+            )
+        pending = sub.transport.get_write_buffer_size()
+    assert pending >= 30 * len(big), called(
+        "30 PUBLISH of 8 KiB to a subscriber reading nothing: its transport's write buffer size",
+        pending,
+        f"at least {30 * len(big)} (every message queued, none awaited)",
+    )
+
+
+async def test_a_reset_subscriber_is_forgotten() -> None:
+    """A subscriber whose connection is reset (RST) is forgotten: the next PUBLISH counts 0, and the server carries on."""
+    async with running() as srv:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )  # close = RST
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (LOCALHOST, srv.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(command("SUBSCRIBE", "ch"))
+        got = await bounded(reader.readexactly(len(SUBSCRIBED)), 5.0, "SUBSCRIBE ch confirmed")
+        assert got == SUBSCRIBED, called("SUBSCRIBE ch", got, SUBSCRIBED)
+        writer.transport.abort()
+        pub_reader, pub_writer = await asyncio.open_connection(LOCALHOST, srv.port)
+        try:
+            answers = []
+            for _ in range(3):  # the reset reaches the server within these round trips
+                pub_writer.write(command("PUBLISH", "ch", "x") + command("PING"))
+                answers.append(
+                    await bounded(pub_reader.readexactly(11), 5.0, "PUBLISH and PING answered")
+                )
+        finally:
+            pub_writer.close()
+    assert answers[-1] == b":0\r\n+PONG\r\n", called(
+        "PUBLISH ch; PING after the subscriber's reset", answers, b":0\r\n+PONG\r\n"
+    )
