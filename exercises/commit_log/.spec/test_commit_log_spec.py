@@ -40,6 +40,19 @@ def read(log: CommitLog, offset: int, max_bytes: int):
         return log.read(offset, max_bytes)
 
 
+def refused(call: str, error: type[Exception], action) -> None:
+    """Run ``action``; fail with a readable message unless it raises ``error``."""
+    try:
+        got = action()
+    except error:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - shown to the learner
+        raise AssertionError(called(call, exc, error.__name__)) from None
+    raise AssertionError(called(call, got, error.__name__))
+
+
 def contents(log: CommitLog) -> list[tuple[int, bytes | None, bytes]]:
     """Every record from log_start_offset on, as (offset, key, value), read segment by segment."""
     out = []
@@ -50,7 +63,9 @@ def contents(log: CommitLog) -> list[tuple[int, bytes | None, bytes]]:
     while offset < end:
         batch = read(log, offset, 1 << 20)
         if not batch:
-            raise AssertionError(called(f"log.read({offset}, 1 << 20) below next_offset {end}", []))
+            raise AssertionError(
+                called(f"log.read({offset}, 1 << 20) below next_offset {end}", [], "a record")
+            )
         out += [(r.offset, r.key, r.value) for r in batch]
         offset = batch[-1].offset + 1
     return out
@@ -203,11 +218,7 @@ def test_partition_for_rejects_zero_partitions():
     with step("partition_for(b'k', 1)"):
         got = partition_for(b"k", 1)
     assert got == 0, called("partition_for(b'k', 1)", got, 0)
-    try:
-        partition_for(b"k", 0)
-    except ValueError:
-        return
-    raise AssertionError(called("partition_for(b'k', 0)", "no exception", "ValueError"))
+    refused("partition_for(b'k', 0)", ValueError, lambda: partition_for(b"k", 0))
 
 
 @pytest.mark.points(2)
@@ -237,6 +248,24 @@ def test_a_topic_routes_keys_by_murmur2_and_spreads_null_keys_in_turn():
         )
 
 
+@pytest.mark.points(1)
+def test_a_topic_passes_its_options_to_every_partition_and_needs_one():
+    """Topic(disk, name, n, **options) opens n logs <name>-<p> with those options; n = 0 raises ValueError."""
+    disk = CountingDisk()
+    with step("Topic(disk, 'clicks', 2, segment_bytes=100)"):
+        topic = Topic(disk, "clicks", 2, segment_bytes=100)
+    for _ in range(6):
+        with step("topic.produce(None, b'x' * 30)"):
+            topic.produce(None, b"x" * 30)  # 62 bytes: one record per segment
+    got = [disk.segments(f"clicks-{p}") for p in range(2)]
+    assert got == [[0, 1, 2], [0, 1, 2]], called(
+        "segment bases of clicks-0 and clicks-1 after 6 key-less 62-byte records, segment_bytes=100",
+        got,
+        [[0, 1, 2], [0, 1, 2]],
+    )
+    refused("Topic(disk, 'none', 0)", ValueError, lambda: Topic(CountingDisk(), "none", 0))
+
+
 # -- parameters -------------------------------------------------------------------------------
 
 BAD = [
@@ -257,15 +286,11 @@ GOOD = [
 @pytest.mark.parametrize("name,bad", BAD, ids=[f"{n}={v}" for n, v in BAD])
 def test_parameters_out_of_range_are_rejected(name, bad):
     """segment_bytes >= 1, index_interval_bytes >= 0, retention_bytes and retention_ms >= 0, else ValueError."""
-    try:
-        CommitLog(CountingDisk(), "log-0", **{name: bad})
-    except ValueError:
-        return
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - shown to the learner
-        raise AssertionError(called(f"CommitLog(disk, {name}={bad})", exc, "ValueError")) from None
-    raise AssertionError(called(f"CommitLog(disk, {name}={bad})", "a log", "ValueError"))
+    refused(
+        f"CommitLog(disk, {name}={bad})",
+        ValueError,
+        lambda: CommitLog(CountingDisk(), "log-0", **{name: bad}),
+    )
 
 
 @pytest.mark.points(1)
@@ -379,17 +404,20 @@ def test_segments_are_named_by_their_base_offset_in_20_digits():
 
 @pytest.mark.points(2)
 def test_a_record_larger_than_segment_bytes_gets_a_segment_of_its_own():
-    """A record bigger than segment_bytes is still appended, alone in a new segment."""
+    """A record bigger than segment_bytes is still appended, alone in its segment, and retention can drop it."""
     disk = CountingDisk()
-    log = open_log(disk, segment_bytes=100)
-    for value in (b"a", b"x" * 500, b"b"):
+    log = open_log(disk, segment_bytes=100, retention_bytes=0)
+    for value in (b"x" * 500, b"a", b"b"):  # 533 bytes in the empty first segment, then 34 + 34
         append(log, b"k", value)
     got = disk.segments()
-    assert got == [0, 1, 2], called(
-        "segment bases after appends of 34, 533 and 34 bytes", got, [0, 1, 2]
-    )
-    got = [(r.offset, r.value) for r in read(log, 1, 10)]
-    assert got == [(1, b"x" * 500)], called("log.read(1, 10)", got, "[(1, b'xxx...' (500 bytes))]")
+    assert got == [0, 1], called("segment bases after appends of 533, 34 and 34 bytes", got, [0, 1])
+    got = [(r.offset, len(r.value)) for r in read(log, 0, 10)]
+    assert got == [(0, 500)], called("log.read(0, 10): (offset, value length)", got, [(0, 500)])
+    with step("log.enforce_retention() with retention_bytes=0"):
+        deleted = log.enforce_retention()
+    got = (deleted, disk.segments(), [(o, v) for o, _, v in contents(log)])
+    want = ([0], [1], [(1, b"a"), (2, b"b")])
+    assert got == want, called("(deleted, segments left, records left) after retention", got, want)
 
 
 INTERVALS = [("at-limit", 0), ("one-below", -1), ("one-above", 1)]
@@ -484,49 +512,41 @@ def test_reads_outside_the_log_are_refused():
     got = read(log, 3, 100)
     assert got == [], called("log.read(3, 100) on a log of 3 records", got, [])
     for offset in (-1, 4):
-        try:
-            got = log.read(offset, 100)
-        except OffsetOutOfRange:
-            continue
-        except NotImplementedError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - shown to the learner
-            raise AssertionError(
-                called(f"log.read({offset}, 100)", exc, "OffsetOutOfRange")
-            ) from None
-        raise AssertionError(
-            called(f"log.read({offset}, 100) on a log of 3 records", got, "OffsetOutOfRange")
+        refused(
+            f"log.read({offset}, 100) on a log of 3 records",
+            OffsetOutOfRange,
+            lambda offset=offset: log.read(offset, 100),
         )
-    try:
-        got = log.read(0, 0)
-    except ValueError:
-        return
-    raise AssertionError(called("log.read(0, 0)", got, "ValueError"))
+    refused("log.read(0, 0)", ValueError, lambda: log.read(0, 0))
 
 
 def big_log() -> tuple[CountingDisk, CommitLog]:
-    """Two segments of 400 records of 40 bytes, one index entry per 3 records; reopened."""
-    disk, log = filled(800, 40, segment_bytes=16000, index_interval_bytes=100)
+    """Segments 0, 400 and 800 of 400 records of 40 bytes, an index entry per 3 records; reopened."""
+    disk, log = filled(1200, 40, segment_bytes=16000, index_interval_bytes=100)
     return disk, open_log(disk, segment_bytes=16000, index_interval_bytes=100)
+
+
+COUNTED = [1, 200, 398, 400, 401, 555, 556, 798, 800, 1000, 1198]
 
 
 @pytest.mark.points(3)
 def test_a_read_touches_one_segment_and_a_logarithmic_number_of_index_entries():
-    """A read opens one segment's .log and binary-searches its .index: at most log2(entries) + 2 entries."""
+    """A read opens one segment's .log and binary-searches its .index: at most log2(entries) + 3 entries."""
     disk, log = big_log()
-    entries = len(parse_index(disk.files[seg_name(400, ".index")], "index"))
-    bound = entries.bit_length() + 2
-    for offset in (400, 401, 555, 556, 700, 798):
+    for offset in COUNTED:
+        base = offset // 400 * 400
+        entries = len(parse_index(disk.files[seg_name(base, ".index")], "index"))
+        bound = entries.bit_length() + 2
         mark = disk.mark()
         got = [r.offset for r in read(log, offset, 100)]
         assert got == [offset, offset + 1], called(
             f"log.read({offset}, 100)", got, [offset, offset + 1]
         )
         logs = {name for name, _, _ in disk.reads_since(mark, ".log")}
-        assert logs == {seg_name(400, ".log")}, called(
-            f"log.read({offset}, 100): the .log files it read",
+        assert logs == {seg_name(base, ".log")}, called(
+            f"log.read({offset}, 100) with segments at 0, 400, 800: the .log files it read",
             sorted(logs),
-            [seg_name(400, ".log")],
+            [seg_name(base, ".log")],
         )
         index_bytes = sum(size for _, _, size in disk.reads_since(mark, ".index"))
         assert index_bytes <= 8 * bound, called(
@@ -541,7 +561,7 @@ def test_a_read_starts_at_the_index_entry_not_at_the_segment_start():
     """A read in the middle of a segment reads about index_interval_bytes + max_bytes of its .log."""
     disk, log = big_log()
     bound = 100 + 100 + 2 * 40
-    for offset in (401, 600, 798):
+    for offset in COUNTED:
         mark = disk.mark()
         got = [r.offset for r in read(log, offset, 100)]
         assert got == [offset, offset + 1], called(
@@ -549,7 +569,8 @@ def test_a_read_starts_at_the_index_entry_not_at_the_segment_start():
         )
         log_bytes = sum(size for _, _, size in disk.reads_since(mark, ".log"))
         assert log_bytes <= bound, called(
-            f"log.read({offset}, 100), index_interval_bytes=100, in a 16000-byte segment: .log bytes read",
+            f"log.read({offset}, 100), index_interval_bytes=100, in a 16000-byte segment: "
+            ".log bytes read",
             log_bytes,
             f"at most {bound}",
         )
@@ -729,14 +750,11 @@ def test_retention_bytes_deletes_whole_old_segments(retention, deleted):
 def test_reads_below_the_log_start_are_refused_after_retention():
     """After retention, reads below the new log_start_offset raise OffsetOutOfRange; the rest stay."""
     _, log, _ = retained(0)
-    try:
-        got = log.read(5, 100)
-    except OffsetOutOfRange:
-        pass
-    else:
-        raise AssertionError(
-            called("log.read(5, 100) after segments 0..8 were deleted", got, "OffsetOutOfRange")
-        )
+    refused(
+        "log.read(5, 100) after segments 0..8 were deleted",
+        OffsetOutOfRange,
+        lambda: log.read(5, 100),
+    )
     got = [o for o, _, _ in contents(log)]
     assert got == [9, 10, 11], called("every offset left after retention_bytes=0", got, [9, 10, 11])
 
@@ -830,12 +848,10 @@ def test_commit_rejects_bad_groups_and_offsets(group, offset):
     _, log = filled(10, 40)
     with step("log.commit('g', 10) on a log of 10 records (the end: allowed)"):
         log.commit("g", 10)
-    try:
-        log.commit(group, offset)
-    except ValueError:
-        return
-    raise AssertionError(
-        called(f"log.commit({group!r}, {offset}) on a log of 10 records", None, "ValueError")
+    refused(
+        f"log.commit({group!r}, {offset}) on a log of 10 records",
+        ValueError,
+        lambda: log.commit(group, offset),
     )
 
 
@@ -913,6 +929,24 @@ def test_a_consumer_resumes_at_its_groups_commit_and_groups_are_independent():
     got = (a, first, second, b.position)
     want = ([6, 7], [0, 1], [2, 3], 4)
     assert got == want, called("(group a's poll, group b's two polls, b.position)", got, want)
+
+
+@pytest.mark.points(1)
+def test_a_consumer_at_the_end_waits_for_new_records():
+    """A caught-up consumer's poll returns [] and keeps its position; a new append is its next record."""
+    _, log = filled(3, 40)
+    with step("consumer = Consumer(log, 'g'); consumer.poll(); consumer.poll()"):
+        consumer = Consumer(log, "g")
+        first = [r.offset for r in consumer.poll(1 << 20)]
+        second = consumer.poll(1 << 20)
+    got = (first, second, consumer.position)
+    assert got == ([0, 1, 2], [], 3), called(
+        "(poll, poll again, position)", got, ([0, 1, 2], [], 3)
+    )
+    append(log, b"late", b"record")
+    with step("consumer.poll() after an append"):
+        got = [r.offset for r in consumer.poll(1 << 20)]
+    assert got == [3], called("consumer.poll() after a 4th append", got, [3])
 
 
 @pytest.mark.points(2)
@@ -1085,8 +1119,8 @@ class LogVersusList(RuleBasedStateMachine):
 
 
 STATEFUL = settings(
-    max_examples=40,
-    stateful_step_count=40,
+    max_examples=25,
+    stateful_step_count=30,
     deadline=None,
     phases=[Phase.explicit, Phase.generate],
     report_multiple_bugs=False,
