@@ -296,7 +296,8 @@ async def _fork_server(kata: Kata, tmp: Path) -> ForkServer | None:
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
     env.update(HOME=str(home), TMPDIR=str(home), LANG="C.UTF-8", LC_ALL="C.UTF-8")
     env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", NO_COLOR="1")
-    server = ForkServer(zygote.preload_modules(kata.spec_files(), local), env, home)
+    spec_modules = sorted(kata.spec_dir.rglob("*.py"))
+    server = ForkServer(zygote.preload_modules(spec_modules, local), local, env, home)
     return server if await server.start() else None
 
 

@@ -52,7 +52,7 @@ BASE = (
 MAX_MESSAGE = 1 << 20
 BOOTSTRAP = (
     f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
-    "from grader.zygote import serve; serve(int(sys.argv[1]), sys.argv[2:])"
+    "from grader.zygote import serve; serve(int(sys.argv[1]), sys.argv[2])"
 )
 FD_KEYS = ("key_fd", "out_fd", "status_fd", "network_fd", "log_fd")
 
@@ -94,9 +94,12 @@ def preload_modules(spec_files: list[Path], local: set[str]) -> list[str]:
 # -- the server (its own process) ----------------------------------------------------------
 
 
-def _preload(names: list[str]) -> None:
-    """Import ``names``; a module that fails, or starts a thread (forking a process with
-    threads is unsafe), is simply left to the spec process."""
+def _preload(names: list[str], local: list[str]) -> None:
+    """Import ``names``; a module that fails to is simply left to the spec process. A module
+    that starts a thread ends the server (forking a process with threads is unsafe): verify
+    then spawns. A module imported on the way that has the name of a learner or spec module
+    (the ``hpack`` library under ``h2``, beside a learner's hpack.py) leaves ``sys.modules``
+    again, so that name still finds the workspace's file in the spec process."""
     for name in (*BASE, *names):
         before = threading.active_count()
         try:
@@ -105,6 +108,8 @@ def _preload(names: list[str]) -> None:
             continue
         if threading.active_count() != before:
             raise SystemExit(f"fork server: importing {name} started a thread; not forking")
+    for name in [n for n in sys.modules if n.split(".")[0] in local]:
+        del sys.modules[name]
 
 
 def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> None:
@@ -150,11 +155,12 @@ def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> N
         os._exit(70)
 
 
-def serve(fd: int, preload: list[str]) -> None:
+def serve(fd: int, plan: str) -> None:
     """The server loop: a request (JSON and its file descriptors) in, a child forked, its
     pid out; each child's exit status out when it is reaped. Ends when the grader closes."""
     sock = socket.socket(fileno=fd)
-    _preload(preload)
+    plan = json.loads(plan)
+    _preload(plan["preload"], plan["local"])
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -222,8 +228,9 @@ class Forked:
 class ForkServer:
     """The grader's handle on one fork server: ``start``, ``spawn`` many times, ``close``."""
 
-    def __init__(self, preload: list[str], env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, preload: list[str], local: set[str], env: dict[str, str], cwd: Path) -> None:
         self.preload = preload
+        self.local = sorted(local)
         self.env = env
         self.cwd = cwd
         self.proc: asyncio.subprocess.Process | None = None
@@ -244,7 +251,7 @@ class ForkServer:
                 "-c",
                 BOOTSTRAP,
                 str(theirs.fileno()),
-                *self.preload,
+                json.dumps({"preload": self.preload, "local": self.local}),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 cwd=str(self.cwd),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -166,3 +168,14 @@ def test_the_server_preloads_oracles_never_learner_or_spec_modules(tmp_path):
     )
     found = zygote.preload_modules([spec], {"adder", "_helpers", "conftest"})
     assert found == ["h11", "cryptography.hazmat.primitives.hashes", "hypothesis"]
+
+
+def test_a_preloaded_oracle_leaves_no_module_named_like_a_learner_file():
+    # h2 imports the hpack library; a learner's hpack.py (http2_server builds on it) must still
+    # be what `import hpack` finds in the forked spec process.
+    code = (
+        "import sys; from grader.zygote import _preload; _preload(['h2.connection'], ['hpack']);"
+        "print('h2.connection' in sys.modules, any(n.split('.')[0] == 'hpack' for n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]
