@@ -196,9 +196,22 @@ def hishel_replay(row: Row, monkeypatch: Any) -> list[tuple[int, int | None]]:
                 entries = [e for e in entries if e.id not in state.entry_ids]
                 state = state.next()
             if isinstance(state, hishel.StoreAndUse):
-                entries = [hishel.Entry(uuid.uuid4(), request, state.response)]
+                # The new response replaces the stored one of the same variant (the same values of
+                # the fields its Vary names); other variants stay.
+                vary = [
+                    n.strip()
+                    for n in state.response.headers.get("vary", "").split(",")
+                    if n.strip()
+                ]
+
+                def variant(entry: hishel.Entry, vary: list[str] = vary) -> list[str | None]:
+                    return [entry.request.headers.get(name) for name in vary]
+
+                new = hishel.Entry(uuid.uuid4(), request, state.response)
+                entries = [e for e in entries if variant(e) != variant(new)] + [new]
             elif isinstance(state, hishel.NeedToBeUpdated):
-                entries = state.updating_entries
+                updated = {entry.id: entry for entry in state.updating_entries}
+                entries = [updated.get(entry.id, entry) for entry in entries]
                 age = 0
         seen.append((hits, age))
     return seen

@@ -204,3 +204,37 @@ def test_revalidation(row: Row, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stale response, or one under no-cache (request or response, RFC 9111 §5.2.1.4,
     §5.2.2.4), is revalidated; a 304 makes it fresh again with Age 0 (§4.3.4)."""
     check(row, monkeypatch)
+
+
+EN, FR = (("Accept-Language", "en"),), (("Accept-Language", "fr"),)
+VARY_LANG = (("Cache-Control", "max-age=60"), ("Vary", "Accept-Language"))
+VARY = [
+    Row(
+        "one_response_per_variant",
+        VARY_LANG,
+        (Step(0, 1, None, EN), Step(0, 2, None, FR), Step(1, 2, 1, EN), Step(1, 2, 2, FR)),
+    ),
+    Row(
+        "absent_is_its_own_variant",
+        VARY_LANG,
+        (Step(0, 1, None), Step(0, 2, None, EN), Step(1, 2, 1), Step(1, 2, 2, EN)),
+    ),
+    Row(
+        "vary_names_are_case_insensitive",
+        (("Cache-Control", "max-age=60"), ("Vary", "ACCEPT-language")),
+        (Step(0, 1, None, EN), Step(1, 1, 1, EN), Step(1, 2, None, FR)),
+    ),
+    Row(
+        "vary_star",
+        (("Cache-Control", "max-age=60"), ("Vary", "*")),
+        (Step(0, 1, None, EN), Step(1, 2, None, EN)),
+    ),
+]
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("row", VARY, ids=[r.name for r in VARY])
+def test_vary_table(row: Row, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response with Vary answers only requests whose nominated fields match the request that
+    stored it, one stored response per variant; Vary: * matches nothing (RFC 9111 §4.1)."""
+    check(row, monkeypatch)
