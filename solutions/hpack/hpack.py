@@ -69,6 +69,9 @@ class NeverIndexed(tuple[bytes, bytes]):
     def __new__(cls, name: bytes, value: bytes) -> NeverIndexed:
         return super().__new__(cls, (name, value))
 
+    def __repr__(self) -> str:
+        return f"NeverIndexed({self[0]!r}, {self[1]!r})"
+
 
 class NotIndexed(tuple[bytes, bytes]):
     """A field to send as a literal without indexing (§6.2.2): a value that won't repeat (a
@@ -78,6 +81,9 @@ class NotIndexed(tuple[bytes, bytes]):
 
     def __new__(cls, name: bytes, value: bytes) -> NotIndexed:
         return super().__new__(cls, (name, value))
+
+    def __repr__(self) -> str:
+        return f"NotIndexed({self[0]!r}, {self[1]!r})"
 
 
 # --- primitives: integers (§5.1) and Huffman strings (§5.2) -----------------------------------
