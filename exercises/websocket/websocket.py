@@ -301,6 +301,8 @@ class WebSocketServer:
     port: int
 
     async def close(self) -> None:
+        """Stop listening, then close every open connection with 1001 (going away), even one
+        whose handler waits in recv(); wait at most close_timeout for the peers."""
         raise NotImplementedError
 
     async def __aenter__(self) -> WebSocketServer:
@@ -323,8 +325,9 @@ async def serve(
     """Listen on ``host``:``port`` (0: any free port); run ``handler(websocket)`` for each
     accepted connection.
 
-    TODO: read the request head (until the blank line; more than 8 KiB without it -> 400),
-          answer it with ``handshake``, and close the connection unless it was accepted.
+    TODO: read the request head, up to and including the blank line. A head over 8192 bytes
+          (or bytes that reach past 8192 without a blank line) gets 431 Request Header Fields
+          Too Large. Answer the head with ``handshake``; close unless it was accepted.
     TODO: bytes read past the blank line are the first frames: feed them first.
     TODO: when the handler returns, close with 1000; when it raises, close with 1011.
     """
@@ -360,7 +363,8 @@ class Room:
     def broadcast(self, message: str | bytes) -> None:
         """Queue ``message`` for every member, without waiting.
 
-        TODO: a member whose queue already holds max_queue messages is removed and aborted.
+        TODO: a member whose queue already holds max_queue messages is removed and aborted
+              (the message its task is busy sending has left the queue: it does not count).
         TODO: a member whose connection closed is removed by its sender task.
         """
         raise NotImplementedError

@@ -28,6 +28,7 @@ import codecs
 import contextlib
 import hashlib
 import struct
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -96,6 +97,7 @@ _REASONS = {
     400: "Bad Request",
     403: "Forbidden",
     426: "Upgrade Required",
+    431: "Request Header Fields Too Large",
 }
 
 
@@ -506,8 +508,11 @@ class WebSocket:
         self._writer = writer
         self._connection = connection
         self._close_timeout = close_timeout
-        self._inbox: list[str | bytes] = []
+        self._inbox: deque[str | bytes] = deque()
         self._closed: ConnectionClosed | None = None
+        # recv() and close() may overlap (a server shutting down closes a connection whose
+        # handler waits in recv): one of them reads at a time, the other finds its result.
+        self._read_lock = asyncio.Lock()
 
     @property
     def close_code(self) -> int | None:
@@ -519,7 +524,7 @@ class WebSocket:
             if self._closed is not None:
                 raise self._closed
             await self._read_once()
-        return self._inbox.pop(0)
+        return self._inbox.popleft()
 
     def __aiter__(self) -> WebSocket:
         return self
@@ -557,22 +562,25 @@ class WebSocket:
         self._finish(ABNORMAL, "aborted")
 
     async def _read_once(self) -> None:
-        data, self._early = self._early, b""
-        if not data:
-            try:
-                data = await self._reader.read(READ_SIZE)
-            except ConnectionError:
-                data = b""
-        if not data:
-            self._finish(ABNORMAL, "connection dropped without a Close frame")
-            return
-        for event in self._connection.receive_data(data):
-            if isinstance(event, Message):
-                self._inbox.append(event.data)
-            elif isinstance(event, CloseReceived | Failed):
-                self._finish(event.code, event.reason, flush=True)
-        with contextlib.suppress(ConnectionError):
-            await self._flush()
+        async with self._read_lock:
+            if self._closed is not None:
+                return  # closed while we waited for the other reader
+            data, self._early = self._early, b""
+            if not data:
+                try:
+                    data = await self._reader.read(READ_SIZE)
+                except ConnectionError:
+                    data = b""
+            if not data:
+                self._finish(ABNORMAL, "connection dropped without a Close frame")
+                return
+            for event in self._connection.receive_data(data):
+                if isinstance(event, Message):
+                    self._inbox.append(event.data)
+                elif isinstance(event, CloseReceived | Failed):
+                    self._finish(event.code, event.reason, flush=True)
+            with contextlib.suppress(ConnectionError):
+                await self._flush()
 
     async def _flush(self) -> None:
         data = self._connection.data_to_send()
@@ -591,19 +599,28 @@ class WebSocket:
 
 
 Handler = Callable[[WebSocket], Awaitable[None]]
-MAX_HEAD = 8192
+MAX_HEAD = 8192  # bytes of request head, through the blank line
 
 
 class WebSocketServer:
     """A running server: ``port`` is where it listens; ``close()`` stops it."""
 
-    def __init__(self, server: asyncio.Server) -> None:
+    def __init__(
+        self, server: asyncio.Server, connections: set[WebSocket], close_timeout: float
+    ) -> None:
         self._server = server
+        self._connections = connections
+        self._close_timeout = close_timeout
         self.port: int = server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Stop listening, then close every open connection with 1001 (going away)."""
         self._server.close()
-        await self._server.wait_closed()
+        closing = [ws.close(1001, "server shutting down") for ws in list(self._connections)]
+        await asyncio.gather(*closing, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._close_timeout):
+                await self._server.wait_closed()
 
     async def __aenter__(self) -> WebSocketServer:
         return self
@@ -623,18 +640,19 @@ async def serve(
     close_timeout: float = 5.0,
 ) -> WebSocketServer:
     """Listen on ``host``:``port``; run ``handler(websocket)`` for each accepted connection."""
+    connections: set[WebSocket] = set()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = bytearray()
-            while (end := head.find(b"\r\n\r\n")) < 0:
-                if len(head) > MAX_HEAD:
-                    writer.write(_refuse(400, "request head too large").response)
-                    return
+            while (end := head.find(b"\r\n\r\n")) < 0 and len(head) <= MAX_HEAD:
                 chunk = await reader.read(4096)
                 if not chunk:
                     return
                 head += chunk
+            if end < 0 or end + 4 > MAX_HEAD:  # RFC 6585 §5: the head is over our limit
+                writer.write(_refuse(431, "request head over 8 KiB").response)
+                return
             answer = handshake(bytes(head[: end + 4]), allowed_origins=allowed_origins)
             writer.write(answer.response)
             if not answer.accepted:
@@ -645,12 +663,15 @@ async def serve(
             # Frames the client sent right behind its head were read with it: they come first.
             early = bytes(head[end + 4 :])
             websocket = WebSocket(reader, writer, connection, answer.path, close_timeout, early)
+            connections.add(websocket)
             try:
                 await handler(websocket)
             except ConnectionClosed:
                 pass
             except Exception:
                 await websocket.close(1011, "internal error")  # §7.4.1
+            finally:
+                connections.discard(websocket)
             await websocket.close()
         except ConnectionError:
             pass
@@ -658,7 +679,7 @@ async def serve(
             writer.close()
 
     server = await asyncio.start_server(on_connect, host, port)
-    return WebSocketServer(server)
+    return WebSocketServer(server, connections, close_timeout)
 
 
 # --- a broadcast room ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import BINARY, CLOSE, PING, PONG, TEXT, oracle_frame, parse_frames
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from websocket import encode_frame
 
@@ -73,6 +73,7 @@ def test_length_uses_the_shortest_form(size):
 
 
 @pytest.mark.points(2)
+@settings(max_examples=60)
 @given(
     opcode=st.sampled_from([0, TEXT, BINARY, CLOSE, PING, PONG]),
     payload=st.binary(max_size=300),
@@ -93,6 +94,7 @@ def test_unmasked_frames_match_websockets(opcode, payload, fin):
 
 
 @pytest.mark.points(1)
+@settings(max_examples=60)
 @given(payload=st.binary(max_size=200), mask=st.binary(min_size=4, max_size=4))
 @example(payload=b"", mask=b"\x00\x00\x00\x00")
 @example(payload=b"abcde", mask=b"\xff\xff\xff\xff")

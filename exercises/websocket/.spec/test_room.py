@@ -168,3 +168,82 @@ async def test_slow_member_is_dropped_and_others_keep_up():
     assert after == b"after", called(
         "broadcast(b'after') to the remaining member", short(after), b"after"
     )
+
+
+class StuckMember:
+    """A stand-in for a WebSocket whose peer stopped reading: the first send never returns."""
+
+    def __init__(self) -> None:
+        self.path = "/room"
+        self.close_code: int | None = None
+        self.sent: list = []
+        self.sending = asyncio.Event()
+        self.aborted = 0
+        self._never = asyncio.Event()
+
+    async def send(self, message) -> None:
+        self.sent.append(message)
+        self.sending.set()
+        await self._never.wait()
+
+    async def recv(self):
+        await self._never.wait()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.close_code = code
+
+    def abort(self) -> None:
+        self.aborted += 1
+        self.close_code = 1006
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("max_queue", [1, 4], ids=["max_queue=1", "max_queue=4"])
+async def test_queue_limit_is_exact(max_queue):
+    """A member stuck in send keeps its place while max_queue messages wait for it, and is
+    removed and aborted by the broadcast one past that."""
+    room = make_room(max_queue=max_queue)
+    member = StuckMember()
+    with step("room.join(member)"):
+        room.join(member)
+    room.broadcast("first")
+    await bounded(member.sending.wait(), 5.0, "the room to start sending 'first' to the member")
+    for i in range(max_queue):
+        room.broadcast(f"queued {i}")
+    kept = (len(room), member.aborted)
+    room.broadcast("one too many")
+    dropped = (len(room), member.aborted)
+    assert kept == (1, 0), called(
+        f"Room(max_queue={max_queue}): 1 message in send + {max_queue} queued: (len(room), aborts)",
+        kept,
+        (1, 0),
+    )
+    assert dropped == (0, 1), called(
+        f"Room(max_queue={max_queue}): one broadcast more: (len(room), aborts)", dropped, (0, 1)
+    )
+
+
+@pytest.mark.points(1)
+async def test_leave_ends_the_member_task():
+    """leave(ws) ends the member's sender task: nothing of the room keeps running for it."""
+    room = make_room()
+    members = [StuckMember() for _ in range(3)]
+    before = asyncio.all_tasks()
+    with step("room.join(member) x3"):
+        for member in members:
+            room.join(member)
+    room.broadcast("hello")
+    for member in members:
+        await bounded(member.sending.wait(), 5.0, "the room to start sending to each member")
+    with step("room.leave(member) x3"):
+        for member in members:
+            room.leave(member)
+    started = asyncio.all_tasks() - before
+    if started:
+        await bounded(asyncio.wait(started), 5.0, "the members' tasks to end after leave()")
+    running_after = [t for t in asyncio.all_tasks() - before if not t.done()]
+    assert len(room) == 0 and not running_after, called(
+        "join x3, broadcast, leave x3: (len(room), tasks still running)",
+        (len(room), len(running_after)),
+        (0, 0),
+    )

@@ -20,13 +20,15 @@ from _helpers import (
     TEXT,
     RawClient,
     close_frame,
+    echo,
     frame,
     running,
     upgrade_request,
 )
-from websockets.exceptions import ConnectionClosed
+from websocket import serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from grader.spectools import LOCALHOST, bounded, called, short
+from grader.spectools import LOCALHOST, bounded, called, short, step
 
 
 def url(port: int, path: str = "/echo") -> str:
@@ -254,14 +256,24 @@ async def test_origin_allow_list_over_the_wire():
             return await client.recv()
 
         good = await talk(port, session, "a listed origin", origin="https://app.example")
+
+        async def refused():
+            try:
+                async with websockets.connect(
+                    url(port), origin="https://evil.example", open_timeout=5
+                ):
+                    return 101
+            except InvalidStatus as error:
+                return error.response.status_code
+
         try:
-            await talk(port, session, "an unlisted origin", origin="https://evil.example")
-            status = 101
-        except AssertionError as error:
-            cause = str(error)
-            status = 403 if "403" in cause else cause
+            status = await bounded(refused(), 10.0, "the handshake from an unlisted origin")
+        except AssertionError:
+            raise
+        except Exception as error:
+            raise AssertionError(f"the websockets client raised {short(error)}") from None
     assert good == "ok", called("connect from https://app.example, send('ok')", good, "ok")
-    assert status == 403, called("connect from https://evil.example", status, "HTTP 403")
+    assert status == 403, called("connect from https://evil.example: HTTP status", status, 403)
 
 
 @pytest.mark.points(1)
@@ -356,18 +368,77 @@ async def test_server_closes_tcp_after_the_closing_handshake():
     )
 
 
+def padded_request(total: int) -> bytes:
+    """A valid upgrade request of exactly ``total`` bytes through its blank line."""
+    base = upgrade_request(X_Pad="")
+    return upgrade_request(X_Pad="p" * (total - len(base)))
+
+
 @pytest.mark.points(1)
-async def test_oversized_head_is_refused():
-    """A request head over 8 KiB without its blank line gets 400 instead of being buffered forever."""
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [(8191, b"101"), (8192, b"101"), (8193, b"431")],
+    ids=["limit-minus-1", "at-limit-8192", "limit-plus-1"],
+)
+async def test_request_head_limit(size, status):
+    """A request head of up to 8192 bytes (through the blank line) is accepted; one byte more
+    gets 431 Request Header Fields Too Large (RFC 6585 §5)."""
+    request = padded_request(size)
+    assert len(request) == size, f"spec error: built {len(request)} bytes, wanted {size}"
+    async with running() as port:
+        reader, writer = await bounded(
+            asyncio.open_connection(LOCALHOST, port), 5.0, "a connection"
+        )
+        writer.write(request)
+        data = await bounded(reader.read(12), 5.0, f"an answer to a {size}-byte request head")
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 " + status), called(
+        f"an upgrade request of {size} bytes: status line", data, b"HTTP/1.1 " + status
+    )
+
+
+@pytest.mark.points(1)
+async def test_endless_head_is_refused():
+    """A head that never ends (20 KB without a blank line) gets 431 instead of being buffered forever."""
     async with running() as port:
         reader, writer = await bounded(
             asyncio.open_connection(LOCALHOST, port), 5.0, "a connection"
         )
         writer.write(b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 20000)
-        data = await bounded(reader.read(4096), 5.0, "an answer to a 20 KB header line")
+        data = await bounded(reader.read(12), 5.0, "an answer to a 20 KB header line")
         writer.close()
-    assert data.startswith(b"HTTP/1.1 400"), called(
-        "send a 20 KB header line", data[:40], b"HTTP/1.1 400 ..."
+    assert data.startswith(b"HTTP/1.1 431"), called(
+        "send a 20 KB header line", data, b"HTTP/1.1 431"
+    )
+
+
+WIRE_ERRORS = {
+    "unmasked": (frame(TEXT, b"x", mask=None), 1002),
+    "RSV1": (frame(TEXT, b"x", rsv=4), 1002),
+    "opcode-3": (frame(3, b""), 1002),
+    "ping-126-bytes": (frame(PING, b"p" * 126), 1002),
+    "fragmented-ping": (frame(PING, b"p", fin=False), 1002),
+    "lone-continuation": (frame(0, b"x"), 1002),
+    "16-bit-length-for-5-bytes": (frame(BINARY, b"12345", length_form=16), 1002),
+    "close-code-1005": (close_frame(1005), 1002),
+    "invalid-utf8": (frame(TEXT, b"\xff"), 1007),
+    "frame-over-max": (frame(BINARY, b"", length=1 << 40), 1009),
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(("data", "code"), list(WIRE_ERRORS.values()), ids=list(WIRE_ERRORS))
+async def test_protocol_errors_over_tcp(data, code, request):
+    """Over TCP, a broken frame gets one Close frame with its code (1002, 1007, 1009), then the
+    server closes the connection (RFC 6455 §7.1.7)."""
+    async with running() as port:
+        client = await RawClient.open(port)
+        client.send(data)
+        frames = await client.read_until_closed()
+        client.close()
+    got = [f.close_code for f in frames if f.opcode == CLOSE]
+    assert got == [code] and len(frames) == 1, called(
+        f"send <{request.node.callspec.id}>; read until EOF", frames, f"Close {code}, then EOF"
     )
 
 
@@ -387,4 +458,36 @@ async def test_refused_upgrade_is_reported_to_the_client():
             short(head, 200),
             "HTTP/1.1 426 with Sec-WebSocket-Version: 13",
         )
+    )
+
+
+@pytest.mark.points(2)
+async def test_server_close_says_going_away():
+    """server.close() stops listening and closes each open connection with 1001, going away
+    (RFC 6455 §7.4.1), even while its handler waits in recv()."""
+    with step('serve(echo, host="127.0.0.1", port=0)'):
+        server = await bounded(serve(echo, host=LOCALHOST, port=0), 5.0, "serve(...) to start")
+    port = server.port
+    try:
+        client = await bounded(
+            websockets.connect(url(port), open_timeout=5, close_timeout=5), 10.0, "a client"
+        )
+        await client.send("ping")
+        first = await bounded(client.recv(), 5.0, "the echo")
+        with step("server.close() with one open connection"):
+            await bounded(server.close(), 10.0, "server.close() with one open connection")
+        await bounded(client.wait_closed(), 10.0, "the client's connection to close")
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.close(), 3.0)
+    assert (first, client.close_code) == ("ping", 1001), called(
+        "echo, then server.close(): the client's close code", client.close_code, 1001
+    )
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(LOCALHOST, port), 3.0)
+    except OSError:
+        return
+    writer.close()
+    raise AssertionError(
+        called(f"connect to port {port} after server.close()", "connected", "connection refused")
     )
