@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from grader.spectools import called, short, step
 
-FAST = settings(max_examples=60, phases=[Phase.explicit, Phase.generate])
+FAST = settings(max_examples=40, phases=[Phase.explicit, Phase.generate])
 
 
 @pytest.mark.points(2)

@@ -26,7 +26,9 @@ from protowire import (
 from grader.spectools import called, short, step
 
 POINT, SAMPLE = learner_schema()
-FAST = settings(max_examples=60, phases=[Phase.explicit, Phase.generate])
+# The generated messages are large (17 fields); 25 examples plus the explicit edge cases keep
+# each property near 0.3 s idle, well inside its time limit on a loaded runner under coverage.
+FAST = settings(max_examples=25, phases=[Phase.explicit, Phase.generate])
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)

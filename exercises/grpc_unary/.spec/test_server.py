@@ -7,6 +7,8 @@ message classes built at run time, so no code generation is involved.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import h2.errors
 import h2.events
@@ -26,7 +28,7 @@ from _helpers import (
     running,
 )
 
-from grader.spectools import FakeClock, bounded, called, short
+from grader.spectools import CountingLoop, FakeClock, bounded, called, short
 
 HELLO = "/kata.Greeter/SayHello"
 WAIT = "/kata.Greeter/Wait"
@@ -430,6 +432,53 @@ async def test_replies_wait_for_the_clients_flow_control_window():
         f"{ex.frames()[:200]} with {len(got)} replies",
         "grpc-status 0 and all 12 replies",
     )
+
+
+async def _wakeups_over(loop: CountingLoop, seconds: float) -> int:
+    # A measurement window, not a wait for a condition: count what the loop does meanwhile.
+    before = loop.wakeups
+    await asyncio.sleep(seconds)
+    return loop.wakeups - before
+
+
+@pytest.mark.points(2)
+def test_a_reply_blocked_on_the_window_costs_no_wakeups():
+    """A reply blocked on the client's flow-control window waits for WINDOW_UPDATE without
+    polling: the event loop stays (almost) idle meanwhile."""
+    loop = CountingLoop()
+    window = 0.2
+
+    async def scenario() -> tuple[int, int, str | None]:
+        async with running() as (port, _), raw_client(port) as client:
+            idle = await _wakeups_over(loop, window)
+            client.auto_ack = False
+            stream_id = client.start(grpc_headers("/kata.Greeter/CountUp"))
+            client.send(stream_id, body(name="x" * 10000, count=12), end_stream=True)
+            await client.wait_for(
+                lambda: (
+                    len(Exchange(client.streams[stream_id]).body) >= 65535
+                    or client.ended[stream_id].is_set()
+                ),
+                "the server to fill the client's 65,535-byte window",
+            )
+            blocked = await _wakeups_over(loop, window)
+            client.auto_ack = True
+            client.conn.increment_flow_control_window(2**20)
+            client.conn.increment_flow_control_window(2**20, stream_id)
+            client.flush()
+            ex = await client.finish(stream_id, "the rest of the replies")
+        return idle, blocked, ex.status
+
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        idle, blocked, status = runner.run(scenario())
+    limit = 2 * idle + 20
+    assert blocked <= limit, called(
+        f"event-loop wake-ups over {window} s while a reply waits for the client's window "
+        f"(with nothing to do: {idle})",
+        blocked,
+        f"at most {limit}",
+    )
+    assert status == "0", called("CountUp once the window opened", status, "grpc-status 0")
 
 
 # --- deadlines on an injected clock ----------------------------------------------------------
