@@ -5,8 +5,8 @@ The two tables must agree after every block."""
 from __future__ import annotations
 
 import pytest
-from _helpers import OracleDecoder, OracleEncoder, OracleNeverIndexed
-from hpack import Decoder, Encoder, NeverIndexed, NotIndexed
+from _helpers import OracleDecoder, OracleEncoder, OracleNeverIndexed, oracle
+from hpack import Decoder, Encoder, HPACKError, NeverIndexed, NotIndexed
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -157,3 +157,75 @@ def test_your_encoder_to_library_decoder(steps: list, huffman: bool | None) -> N
         assert entries == want_entries, called(
             f"encoder.table.entries() after list {number}", entries, want_entries
         )
+
+
+# Pieces of representations, valid and not, so generated blocks hit every branch of a decoder.
+PIECES = st.sampled_from(
+    [
+        b"\x80",  # index 0
+        b"\x82",  # :method GET
+        b"\xbe",  # index 62
+        b"\xbf",  # index 63
+        b"\x40",  # literal with indexing, new name
+        b"\x7e",  # literal with indexing, name 62
+        b"\x00",  # literal without indexing, new name
+        b"\x10",  # literal never indexed, new name
+        b"\x0f\x2f",  # without indexing, name 62
+        b"\x20",  # size update 0
+        b"\x3f\xe1\x1f",  # size update 4096
+        b"\x03abc",  # a raw string
+        b"\x81\x1f",  # Huffman "a"
+        b"\x83\xff\xff\xff",  # Huffman with EOS
+        b"\xff\xff\xff\xff\xff\x01",  # an over-long integer
+    ]
+)
+blocks = st.one_of(
+    st.binary(max_size=24),
+    st.lists(st.one_of(PIECES, st.binary(max_size=3)), max_size=8).map(b"".join),
+)
+# One entry in the table first, so dynamic indexes can resolve.
+PRELUDE = bytes.fromhex("400a637573746f6d2d6b65790d637573746f6d2d686561646572")
+
+
+def _library_outcome(prelude: bytes, block: bytes) -> object:
+    decoder = OracleDecoder()
+    try:
+        decoder.decode(prelude, raw=True)
+        got = [tuple(field) for field in decoder.decode(block, raw=True)]
+    except oracle.HPACKDecodingError:
+        return "HPACKError"
+    return got, [tuple(entry) for entry in decoder.header_table.dynamic_entries]
+
+
+@pytest.mark.points(4)
+@given(block=blocks, prelude=st.booleans())
+@example(block=bytes.fromhex("be"), prelude=True)
+@example(block=bytes.fromhex("bf"), prelude=True)
+@example(block=bytes.fromhex("7e0131"), prelude=True)
+@example(block=bytes.fromhex("1f2f0131"), prelude=True)
+@example(block=bytes.fromhex("20be"), prelude=True)
+@example(block=bytes.fromhex("82203fe11f"), prelude=False)
+@example(block=bytes.fromhex("1f80808080800001"), prelude=False)
+def test_any_block_decodes_as_the_library_decodes_it(block: bytes, prelude: bool) -> None:
+    """On any block, valid or not, decode returns the list the hpack library decodes and leaves
+    the same table, or raises HPACKError exactly where the library rejects the block; never
+    another exception."""
+    start = PRELUDE if prelude else b""
+    want = _library_outcome(start, block)
+    call = f"decoder.decode({block.hex()})" + (
+        " after a block adding (custom-key, custom-header)" if prelude else ""
+    )
+    with step("Decoder() and the block before"):
+        decoder = Decoder()
+        decoder.decode(start)
+    try:
+        got: object = ([tuple(field) for field in decoder.decode(block)], decoder.table.entries())
+    except HPACKError:
+        got = "HPACKError"
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"Called {call}; raised {type(exc).__name__}: {exc}; expected a header list or HPACKError"
+        ) from None
+    assert got == want, called(call + " -> (list, table entries)", got, want)
