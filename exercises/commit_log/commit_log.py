@@ -147,6 +147,8 @@ class CommitLog:
         TODO: ValueError unless segment_bytes >= 1, index_interval_bytes >= 0, and
         retention_bytes, retention_ms are None or >= 0.
         TODO: find the segments (``<path>/<20-digit base>.log``); the last one is active.
+        Older segments were complete when the log rolled past them: trust them, read none of
+        their records here (their sizes and index lengths come from disk.size).
         TODO: recover the active segment: keep its records up to the first one that is torn
         (short header, short body), corrupt (CRC-32C mismatch) or out of sequence (offset !=
         the previous + 1, the first == base); truncate the .log there; rebuild its .index.

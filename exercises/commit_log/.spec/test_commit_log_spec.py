@@ -529,6 +529,22 @@ def big_log() -> tuple[CountingDisk, CommitLog]:
 COUNTED = [1, 200, 398, 400, 401, 555, 556, 798, 800, 1000, 1198]
 
 
+@pytest.mark.points(2)
+def test_opening_a_log_reads_only_the_active_segments_records():
+    """Opening a log scans the active segment only: older segments were complete when the log rolled."""
+    disk, _ = filled(1200, 40, segment_bytes=16000, index_interval_bytes=100)
+    mark = disk.mark()
+    log = open_log(disk, segment_bytes=16000, index_interval_bytes=100)
+    logs = sorted({name for name, _, _ in disk.reads_since(mark, ".log")})
+    assert logs in ([], [seg_name(800, ".log")]), called(
+        "CommitLog(disk, ...) on segments 0, 400 and 800: the .log files it read",
+        logs,
+        [seg_name(800, ".log")],
+    )
+    got = [r.offset for r in read(log, 10, 80)]
+    assert got == [10, 11], called("log.read(10, 80) after the reopen", got, [10, 11])
+
+
 @pytest.mark.points(3)
 def test_a_read_touches_one_segment_and_a_logarithmic_number_of_index_entries():
     """A read opens one segment's .log and binary-searches its .index: at most log2(entries) + 3 entries."""
@@ -751,9 +767,9 @@ def test_reads_below_the_log_start_are_refused_after_retention():
     """After retention, reads below the new log_start_offset raise OffsetOutOfRange; the rest stay."""
     _, log, _ = retained(0)
     refused(
-        "log.read(5, 100) after segments 0..8 were deleted",
+        "log.read(8, 100) after segments 0..8 were deleted",
         OffsetOutOfRange,
-        lambda: log.read(5, 100),
+        lambda: log.read(8, 100),
     )
     got = [o for o, _, _ in contents(log)]
     assert got == [9, 10, 11], called("every offset left after retention_bytes=0", got, [9, 10, 11])
