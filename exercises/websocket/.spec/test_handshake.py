@@ -144,14 +144,19 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("request_bytes", list(BAD_REQUESTS.values()), ids=list(BAD_REQUESTS))
 def test_malformed_upgrade_gets_400(request_bytes, request):
     """A handshake that is not a GET/1.1 with Host and a 16-byte base64 Sec-WebSocket-Key gets
-    400 Bad Request (RFC 6455 §4.2.1, §4.2.2)."""
+    400 Bad Request with Connection: close (RFC 6455 §4.2.1, §4.2.2)."""
     label = request.node.callspec.id
     got = answer(request_bytes)
-    status, _, _ = parse_response(got.response, f"handshake(<{label}>).response")
+    status, headers, _ = parse_response(got.response, f"handshake(<{label}>).response")
     assert (got.status, status, got.accepted) == (400, 400, False), called(
         f"handshake(<{label}>): .status, status line, .accepted",
         (got.status, status, got.accepted),
         (400, 400, False),
+    )
+    assert [v.lower() for v in headers.get("connection", [])] == ["close"], called(
+        f"handshake(<{label}>): the refusal's Connection header",
+        headers.get("connection"),
+        ["close"],
     )
 
 

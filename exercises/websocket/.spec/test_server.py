@@ -28,7 +28,7 @@ from _helpers import (
 from websocket import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from grader.spectools import LOCALHOST, bounded, called, short, step
+from grader.spectools import LOCALHOST, CountingLoop, bounded, called, short, step
 
 
 def url(port: int, path: str = "/echo") -> str:
@@ -490,4 +490,48 @@ async def test_server_close_says_going_away():
     writer.close()
     raise AssertionError(
         called(f"connect to port {port} after server.close()", "connected", "connection refused")
+    )
+
+
+async def _wakeups_over(loop, seconds: float) -> int:
+    # A measurement window, not a wait for a condition: count what the loop does meanwhile.
+    before = loop.wakeups
+    await asyncio.sleep(seconds)
+    return loop.wakeups - before
+
+
+async def _idle_then_open(loop, connections: int, window: float) -> tuple[int, int]:
+    with step('serve(echo, host="127.0.0.1", port=0)'):
+        server = await bounded(serve(echo, host=LOCALHOST, port=0), 5.0, "serve(...) to start")
+    clients = []
+    try:
+        idle = await _wakeups_over(loop, window)
+        for _ in range(connections):
+            client = await RawClient.open(server.port)
+            clients.append(client)
+            client.send(frame(TEXT, b"hi"))
+            await client.read_frames(1)
+        kept = await _wakeups_over(loop, window)
+    finally:
+        for client in clients:
+            client.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.close(), 5.0)
+    return idle, kept
+
+
+@pytest.mark.points(2)
+def test_idle_connections_cost_no_wakeups():
+    """20 open, idle WebSocket connections cost (almost) no event-loop wake-ups: the server
+    waits on the sockets instead of polling them."""
+    connections, window = 20, 0.3
+    loop = CountingLoop()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        idle, kept = runner.run(_idle_then_open(loop, connections, window))
+    limit = 2 * idle + 20
+    assert kept <= limit, called(
+        f"event-loop wake-ups over {window} s with {connections} idle connections "
+        f"(with none open: {idle})",
+        kept,
+        f"at most {limit}",
     )
