@@ -130,6 +130,7 @@ class HeldTransport(asyncio.Transport):
         super().__init__()
         self._protocol = protocol
         self.held = bytearray()
+        self.writes = 0  # calls of write(): each is a send() system call on a real socket
         self.closed = False
         self.aborted = False
         self._paused = False
@@ -138,6 +139,7 @@ class HeldTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closed:
             return
+        self.writes += 1
         self.held += data
         self._changed.set()
         if not self._paused and len(self.held) > self.HIGH_WATER:
