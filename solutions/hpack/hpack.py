@@ -343,9 +343,10 @@ class Encoder:
 
     def _string(self, raw: bytes) -> bytes:
         """A string literal (§5.2): H bit, 7-bit prefix length, the octets."""
-        coded = huffman_encode(raw) if self.huffman is not False else raw
-        if self.huffman or (self.huffman is None and len(coded) < len(raw)):
-            return encode_integer(len(coded), 7, 0x80) + coded
+        if self.huffman is not False:
+            coded = huffman_encode(raw)
+            if self.huffman or len(coded) < len(raw):  # by default only when it pays
+                return encode_integer(len(coded), 7, 0x80) + coded
         return encode_integer(len(raw), 7, 0x00) + raw
 
 
