@@ -159,7 +159,8 @@ class Cache:
               invalidates every stored response for the target, and for Location and
               Content-Location when they are of the same origin (RFC 9111 §4.4).
         TODO: a 304 to a revalidation: replace the stored header fields with the 304's
-              (not Content-Length), restart its age, return the stored response (§4.3.4).
+              (not Content-Length), restart its age, return the stored response (§4.3.4),
+              even if it was evicted while the origin was asked (then store it again).
         TODO: store what §3 allows (GET; final status, not 206/304; no no-store in request or
               response; no private; Authorization only with public, s-maxage or
               must-revalidate; not Vary: *; public, max-age, s-maxage, Expires, or a

@@ -197,8 +197,10 @@ class Cache:
     def __init__(self, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
         self.max_bytes = max_bytes
         self.clock = clock
-        # Every stored response, least recently used first, keyed by (target, secondary key).
+        # Every stored response, least recently used first, keyed by (target, secondary key)...
         self._lru: OrderedDict[tuple, _Entry] = OrderedDict()
+        # ...and the same responses by target (the primary key), then secondary key.
+        self._variants: dict[str, dict[tuple, _Entry]] = {}
         self._size = 0
 
     @property
@@ -222,7 +224,7 @@ class Cache:
         entry = self._select(request)
         if entry is None:
             return decision
-        self._lru.move_to_end(entry.key)  # a lookup that finds a response is a use
+        self._touch(entry)  # a lookup that finds a response is a use
         decision.entry = entry
         asked = parse_cache_control(request.header("cache-control"))
         stored = entry.directives
@@ -239,9 +241,8 @@ class Cache:
         """The newest stored response for this target whose Vary fields match (§4.1)."""
         matches = [
             entry
-            for entry in self._lru.values()
-            if entry.target == request.target
-            and all(_vary_value(request, name) == value for name, value in entry.vary)
+            for entry in self._variants.get(request.target, {}).values()
+            if all(_vary_value(request, name) == value for name, value in entry.vary)
         ]
         return max(matches, key=lambda entry: entry.response_time, default=None)
 
@@ -254,7 +255,7 @@ class Cache:
         request, entry = decision.request, decision.entry
         if response is None or response.status in ORIGIN_ERRORS:
             if entry is not None and self._stale_allowed(entry, now, "stale-if-error"):
-                self._lru.move_to_end(entry.key)
+                self._touch(entry)
                 return self._served(entry, now)
             return response or Response(502, [("Content-Type", "text/plain")], b"bad gateway\n")
         if response.header("date") is None:
@@ -262,7 +263,7 @@ class Cache:
             response = replace(response, headers=[*response.headers, ("Date", _format_date(now))])
         if request.method not in SAFE_METHODS and 200 <= response.status < 400:
             self._invalidate(request, response)
-        if response.status == 304 and entry is not None and entry.key in self._lru:
+        if response.status == 304 and entry is not None:
             return self._freshen(entry, response, decision.request_time, now)
         if self._storable(request, response):
             self._store(request, response, decision.request_time, now)
@@ -279,7 +280,10 @@ class Cache:
                 headers = _with(headers, name, value)
         entry.response = replace(entry.response, headers=headers)
         entry.request_time, entry.response_time = request_time, now
-        self._lru.move_to_end(entry.key)
+        if entry.key in self._lru:
+            self._touch(entry)  # (a no-op if a newer response took its place meanwhile)
+        else:
+            self._insert(entry)  # evicted while we asked the origin: it is good again, keep it
         return self._served(entry, now)
 
     # -- storing (§3) -------------------------------------------------------------------------
@@ -310,17 +314,32 @@ class Cache:
         stored = replace(response, headers=_end_to_end(response.headers))
         entry = _Entry(request.target, vary, stored, request_time, now)
         self._remove(entry.key)
+        self._insert(entry)
+
+    def _insert(self, entry: _Entry) -> None:
         if entry.size > self.max_bytes:
             return  # never evict everything for a response that can't fit anyway
         while self._size + entry.size > self.max_bytes:
             self._remove(next(iter(self._lru)))  # the least recently used goes first
         self._lru[entry.key] = entry
+        self._variants.setdefault(entry.target, {})[entry.vary] = entry
         self._size += entry.size
 
     def _remove(self, key: tuple) -> None:
         entry = self._lru.pop(key, None)
-        if entry is not None:
-            self._size -= entry.size
+        if entry is None:
+            return
+        self._size -= entry.size
+        variants = self._variants[entry.target]
+        del variants[entry.vary]
+        if not variants:
+            del self._variants[entry.target]
+
+    def _touch(self, entry: _Entry) -> None:
+        """Mark ``entry`` as just used, if it is still stored (a background revalidation can
+        finish after its response was evicted or replaced)."""
+        if self._lru.get(entry.key) is entry:
+            self._lru.move_to_end(entry.key)
 
     def _invalidate(self, request: Request, response: Response) -> None:
         """§4.4: the target of an unsafe request goes, and so may Location and Content-Location,
@@ -337,8 +356,9 @@ class Cache:
             same_origin = re.fullmatch(r"https?://([^/?#]+)(.*)", uri)
             if same_origin and host is not None and same_origin.group(1).lower() == host.lower():
                 targets.add(same_origin.group(2) or "/")
-        for key in [key for key, entry in self._lru.items() if entry.target in targets]:
-            self._remove(key)
+        for target in targets:
+            for entry in list(self._variants.get(target, {}).values()):
+                self._remove(entry.key)
 
     # -- freshness and age (§4.2) ---------------------------------------------------------------
 

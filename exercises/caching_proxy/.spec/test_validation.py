@@ -179,3 +179,28 @@ def test_304_to_a_client_is_never_stored() -> None:
     assert got == (200, BODY, 2), called(
         "then a plain GET /a (status, body, origin hits)", got, (200, BODY, 2)
     )
+
+
+def test_304_after_eviction() -> None:
+    """A 304 for a stored response that was evicted while the origin was asked still answers the
+    client with that response, freshened (a plain GET must never get a 304)."""
+    now = clock()
+    with step("Cache(max_bytes=100, clock=<spec clock>)"):
+        cache = Cache(max_bytes=100, clock=now)
+    headers = [("Cache-Control", "max-age=10"), ("ETag", '"v1"')]
+    origin = Script(lambda request: Response(200, [("Date", httpdate(now())), *headers], b"a" * 60))
+    exchange(cache, get("/a"), origin)
+    now.advance(10)
+    with step("cache.lookup(GET /a) at age 10"):
+        decision = cache.lookup(get("/a"))
+    origin.reply = lambda request: Response(200, [("Date", httpdate(now())), *headers], b"b" * 60)
+    exchange(cache, get("/b"), origin)  # 60 + 60 > 100: /a goes
+    answer = Response(304, [("Date", httpdate(now())), ("ETag", '"v1"')], b"")
+    with step("cache.complete(<the revalidation of /a>, 304)"):
+        served = cache.complete(decision, answer)
+    got = (served.status, served.body)
+    assert got == (200, b"a" * 60), called(
+        "GET /a revalidated by a 304 after GET /b evicted /a from a 100-byte store (status, body)",
+        got,
+        (200, b"a" * 60),
+    )
