@@ -19,6 +19,10 @@ from protowire import Field, MessageType, decode, encode
 
 from grader.spectools import LOCALHOST, bounded, short, tcp_server
 
+# How long a spec waits for something the server should do at once: far above what it takes
+# on an idle machine (milliseconds), so that a runner loaded 20x still gets there.
+WAIT = 10.0
+
 # --- one schema, two implementations -----------------------------------------------------
 #
 # Each row: (name, number, type, repeated, packed, nested message name). The same rows build
@@ -333,7 +337,7 @@ async def call(
     request: dict[str, Any],
     *,
     streaming: bool = False,
-    timeout: float = 5.0,
+    timeout: float = WAIT,
     metadata: list[tuple[str, str]] | None = None,
 ) -> Outcome:
     """One call with a real grpcio client (in a thread; the channel is closed afterwards)."""
@@ -493,12 +497,12 @@ class RawClient:
             self.any_event.set()
             self.flush()
 
-    async def finish(self, stream_id: int, what: str, timeout: float = 5.0) -> Exchange:
+    async def finish(self, stream_id: int, what: str, timeout: float = WAIT) -> Exchange:
         """Wait (bounded) until the server ends or resets the stream."""
         await bounded(self.ended[stream_id].wait(), timeout, f"the server to end {what}")
         return Exchange(self.streams[stream_id])
 
-    async def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 5.0):
+    async def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = WAIT):
         while not condition():
             self.any_event.clear()
             await bounded(self.any_event.wait(), timeout, what)
@@ -533,6 +537,7 @@ async def raw_call(port: int, path: str, body: bytes, what: str, **headers: str)
 
 __all__ = [
     "GREETER",
+    "WAIT",
     "PB",
     "REPLY",
     "Exchange",
