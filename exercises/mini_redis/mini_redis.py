@@ -142,7 +142,7 @@ class MiniRedis:
         """
         # TODO: commands, names case-insensitive; arity errors as "ERR wrong number of
         #   arguments for '<name>' command"; unknown ones as "ERR unknown command '<NAME>',
-        #   with args beginning with: '<a>' '<b>' " (each argument quoted, a space after each):
+        #   with args beginning with: '<a>' '<b>' " (README.md: cut at 128 bytes, CR LF -> spaces):
         #   PING [msg], ECHO msg, QUIT, HELLO [2] (anything else: "NOPROTO unsupported protocol
         #   version"), CLIENT SETINFO attr value (+OK), GET, SET key value [NX|XX] [GET]
         #   [EX s|PX ms|KEEPTTL], DEL, EXISTS, DBSIZE, INCR, INCRBY, EXPIRE key s, TTL, PERSIST,

@@ -214,6 +214,18 @@ def _match_one(pattern: bytes, p: int, byte: int) -> tuple[bool, int]:
     return found != negate, min(i + 1, len(pattern)) - p
 
 
+def _unknown_command(command: list[bytes]) -> Encoded:
+    """Redis's text (server.c, commandCheckExistence): the name and the first arguments,
+    each quoted and followed by a space, cut at 128 bytes, CR and LF made spaces."""
+    args = b""
+    for arg in command[1:]:
+        if len(args) >= 128:
+            break
+        args += b"'" + arg[: 128 - len(args)] + b"' "
+    text = b"-ERR unknown command '%s', with args beginning with: %s" % (command[0][:128], args)
+    return Encoded(text.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n")
+
+
 OK = Simple("OK")
 SYNTAX = Error("ERR syntax error")
 NOT_INTEGER = Error("ERR value is not an integer or out of range")
@@ -373,10 +385,7 @@ class MiniRedis:
         name = command[0].decode("utf-8", "replace").lower()
         entry = self._commands.get(name)
         if entry is None:
-            args = "".join(f"'{arg.decode('utf-8', 'replace')}' " for arg in command[1:])
-            text = f"ERR unknown command '{command[0].decode('utf-8', 'replace')}', "
-            text += f"with args beginning with: {args}"
-            return encode(Error(text.replace("\r", " ").replace("\n", " ")))
+            return _unknown_command(command)
         method, arity = entry
         if (arity > 0 and len(command) != arity) or len(command) < -arity:
             return encode(Error(f"ERR wrong number of arguments for '{name}' command"))

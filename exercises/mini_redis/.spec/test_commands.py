@@ -275,6 +275,46 @@ async def test_unknown_command_and_the_connection_stays_usable() -> None:
     assert got == want, called("FLY to moon; PING (raw)", got, want)
 
 
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        ([b"NOPE"], b"-ERR unknown command 'NOPE', with args beginning with: \r\n"),
+        (
+            [b"NOPE", b"a\r\nb"],
+            b"-ERR unknown command 'NOPE', with args beginning with: 'a  b' \r\n",
+        ),
+        (
+            [b"NOPE", b"x" * 200, b"y"],
+            b"-ERR unknown command 'NOPE', with args beginning with: '" + b"x" * 128 + b"' \r\n",
+        ),
+        (
+            [b"NOPE", b"a" * 120, b"b" * 20, b"c"],
+            b"-ERR unknown command 'NOPE', with args beginning with: '"
+            + b"a" * 120
+            + b"' '"
+            + b"b" * 5
+            + b"' \r\n",
+        ),
+        (
+            [b"N" * 200],
+            b"-ERR unknown command '" + b"N" * 128 + b"', with args beginning with: \r\n",
+        ),
+    ],
+    ids=[
+        "no_args",
+        "crlf_in_arg_made_spaces",
+        "long_arg_cut_at_128",
+        "args_cut_at_128_in_total",
+        "long_name_cut_at_128",
+    ],
+)
+async def test_unknown_command_text_is_cut_like_redis(args: list[bytes], want: bytes) -> None:
+    """The unknown-command error quotes the name and arguments as server.c does: cut at 128 bytes, CR and LF made spaces."""
+    async with running() as srv:
+        got = await raw_exchange(srv.port, command(*args), f"{short(args, 60)} (raw)", len(want))
+    assert got == want, called(f"{short(args, 60)} (raw)", got, want)
+
+
 async def test_hello_3_is_refused_and_client_setinfo_accepted() -> None:
     """HELLO 3 answers -NOPROTO (this server speaks RESP2 only); CLIENT SETINFO, which redis-py sends on connect, answers +OK."""
     async with running() as srv:

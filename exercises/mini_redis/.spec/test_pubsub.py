@@ -272,3 +272,47 @@ async def test_sync_pubsub_ping_roundtrip() -> None:
         got = await in_thread(session, "SUBSCRIBE c; PubSub.ping(); get_message()")
     want = {"type": "pong", "pattern": None, "channel": None, "data": b""}
     assert got == want, called("PubSub.ping() then get_message()", got, want)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "error"),
+    [
+        (["FLY"], b"-ERR unknown command 'FLY', with args beginning with: \r\n"),
+        (["GET"], b"-ERR wrong number of arguments for 'get' command\r\n"),
+    ],
+    ids=["unknown_command", "wrong_arity"],
+)
+async def test_subscribed_mode_checks_the_command_first(cmd: list[str], error: bytes) -> None:
+    """In subscribed mode an unknown command or a wrong argument count gets that error, as Redis checks them first (server.c, processCommand)."""
+    async with running() as srv:
+        want = b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n" + error
+        got = await raw_exchange(
+            srv.port,
+            command("SUBSCRIBE", "c") + command(*cmd),
+            f"SUBSCRIBE c; {' '.join(cmd)}",
+            len(want),
+        )
+    assert got == want, called(f"SUBSCRIBE c; {' '.join(cmd)} (raw)", got, want)
+
+
+async def test_channels_and_messages_are_binary_safe() -> None:
+    """Channel names and messages may hold any bytes, CR LF and NUL included; they arrive exactly as published."""
+    channel, payload = b"ch\r\n\x00", b"\xff\r\n*1\r\n$4\r\nPING\r\n"
+    async with running() as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        try:
+            writer.write(command("SUBSCRIBE", channel))
+            confirm = b"*3\r\n$9\r\nsubscribe\r\n$5\r\n" + channel + b"\r\n:1\r\n"
+            got = await bounded(reader.readexactly(len(confirm)), 5.0, "the SUBSCRIBE confirmation")
+            assert got == confirm, called(f"SUBSCRIBE {channel!r}", got, confirm)
+            count = await raw_exchange(srv.port, command("PUBLISH", channel, payload), "PUBLISH", 4)
+            push = (
+                b"*3\r\n$7\r\nmessage\r\n$5\r\n"
+                + channel
+                + b"\r\n$%d\r\n%s\r\n" % (len(payload), payload)
+            )
+            got = await bounded(reader.readexactly(len(push)), 5.0, "the pushed message")
+        finally:
+            writer.close()
+    assert count == b":1\r\n", called(f"PUBLISH {channel!r} <binary>", count, b":1\r\n")
+    assert got == push, called("what the subscriber received", got, push)
