@@ -312,7 +312,12 @@ def _jobs(kata: Kata, slots: asyncio.Semaphore):
 
 
 async def verify_kata(
-    kata: Kata, runs: int, slots: asyncio.Semaphore, *, all_specs: bool = False
+    kata: Kata,
+    runs: int,
+    slots: asyncio.Semaphore,
+    *,
+    all_specs: bool = False,
+    servers: asyncio.Semaphore | None = None,
 ) -> KataVerdict:
     verdict = KataVerdict(kata)
     started = time.monotonic()
@@ -326,7 +331,7 @@ async def verify_kata(
 
     with tempfile.TemporaryDirectory(prefix=f"kata-mutants-{kata.slug}-") as tmp:
         sources, errors = _mutant_sources(kata, mutants, Path(tmp))
-        server = await _fork_server(kata, Path(tmp)) if sources and not all_specs else None
+        server: ForkServer | None = None
         for mv in verdict.mutants:
             mv.error = errors.get(mv.name, "")
 
@@ -342,15 +347,23 @@ async def verify_kata(
             mv.result, mv.duration = graded.result, time.monotonic() - t0
 
         async def coverage_then_mutants():
+            nonlocal server
             first = await job(solutions(kata.root), coverage=True)
             data = first.run.coverage if first.run else None
-            await asyncio.gather(
-                *(
-                    run_mutant(m, mv, data)
-                    for m, mv in zip(mutants, verdict.mutants, strict=True)
-                    if m.name in sources
-                )
-            )
+            # One warm fork server per kata in its mutant phase, as many at once as job slots.
+            async with servers or contextlib.nullcontext():
+                server = await _fork_server(kata, Path(tmp)) if sources else None
+                try:
+                    await asyncio.gather(
+                        *(
+                            run_mutant(m, mv, data)
+                            for m, mv in zip(mutants, verdict.mutants, strict=True)
+                            if m.name in sources
+                        )
+                    )
+                finally:
+                    if server is not None:
+                        await server.close()
             return first
 
         if all_specs:
@@ -365,11 +378,7 @@ async def verify_kata(
             mutant_tasks = []
         others = [job(solutions(kata.root)) for _ in range(runs - 1)]
         stub_task = job(checkout(kata.root))
-        try:
-            graded = await asyncio.gather(first_task, stub_task, *others, *mutant_tasks)
-        finally:
-            if server is not None:
-                await server.close()
+        graded = await asyncio.gather(first_task, stub_task, *others, *mutant_tasks)
     first, stub, rest = graded[0], graded[1], graded[2 : 2 + runs - 1]
     verdict.solution_runs = [first.result] + [g.result for g in rest]
     verdict.line_coverage, verdict.branch_coverage = _coverage(
@@ -405,9 +414,10 @@ async def verify(
     progress: Callable[[KataVerdict], None] | None = None,
 ) -> list[KataVerdict]:
     slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
+    servers = asyncio.Semaphore(jobs or os.cpu_count() or 1)
 
     async def one(kata: Kata) -> KataVerdict:
-        verdict = await verify_kata(kata, runs, slots, all_specs=all_specs)
+        verdict = await verify_kata(kata, runs, slots, all_specs=all_specs, servers=servers)
         if progress:
             progress(verdict)
         return verdict
