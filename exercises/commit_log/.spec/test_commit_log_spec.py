@@ -1003,6 +1003,7 @@ class LogVersusList(RuleBasedStateMachine):
         self.records: dict[int, tuple[bytes | None, bytes, int]] = {}
         # The layout: per segment [base, [(offset, size on disk), ...]], oldest first.
         self.segments: list[list] = [[0, []]]
+        self.committed: dict[str, int] = {}
 
     def step(self, text: str):
         self.trace.append(text)
@@ -1076,9 +1077,16 @@ class LogVersusList(RuleBasedStateMachine):
                 break
         assert got == want, called("; ".join(self.trace[-5:]), got, want)
 
+    @rule(group=st.sampled_from(["a", "b"]), data=st.data())
+    def commit(self, group, data):
+        offset = data.draw(st.integers(0, self.next), label="offset")
+        with self.step(f"commit({group!r}, {offset})"):
+            self.log.commit(group, offset)
+        self.committed[group] = offset
+
     @rule(
         data=st.data(),
-        how=st.sampled_from(["close", "crash", "torn", "corrupt"]),
+        how=st.sampled_from(["close", "crash", "torn", "torn", "corrupt", "corrupt"]),
         mask=st.integers(1, 255),
     )
     def reopen(self, data, how, mask):
@@ -1116,6 +1124,17 @@ class LogVersusList(RuleBasedStateMachine):
         self.segments[-1][1] = kept
 
     @invariant()
+    def keeps_every_commit(self):
+        for group in ("a", "b"):
+            with self.step(f"committed({group!r})"):
+                got = self.log.committed(group)
+            self.trace.pop()
+            want = self.committed.get(group)
+            assert got == want, called(
+                "; ".join([*self.trace[-5:], f"committed({group!r})"]), got, want
+            )
+
+    @invariant()
     def holds_exactly_the_model(self):
         got = [(o, k, v) for o, k, v in contents(self.log)]
         want = [(o, k, v) for o, (k, v, _) in sorted(self.records.items())]
@@ -1146,5 +1165,5 @@ STATEFUL = settings(
 
 @pytest.mark.points(5)
 def test_model_based():
-    """Any mix of append, read, retention, reopen and crashes that tear or corrupt the tail behaves like a list."""
+    """Any mix of append, read, commit, retention, reopen and crashes that tear or corrupt the tail behaves like a list."""
     run_state_machine_as_test(LogVersusList, settings=STATEFUL)
