@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 try:
-    from hpack import (
+    from hpack_codec import (
         Decoder,
         Encoder,
         HPACKError,
@@ -23,7 +23,7 @@ try:
 except ImportError as err:
     raise ImportError(
         "MISSING NAME --> could not import Decoder, Encoder, HPACKError, NeverIndexed, "
-        "decode_integer, encode_integer, huffman_decode and huffman_encode from hpack.py"
+        "decode_integer, encode_integer, huffman_decode and huffman_encode from hpack_codec.py"
     ) from err
 
 # RFC 7541 Appendix C.4.1: the first request, with Huffman coding.

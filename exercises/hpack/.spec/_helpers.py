@@ -1,44 +1,20 @@
 """Helpers for the hpack specs: the oracle library and the RFC 7541 Appendix C examples.
 
-The learner's module is called ``hpack``, like the library the specs use as an oracle, so the
-library is loaded under another name (``hpack_oracle``) straight from its installed folder.
+The learner's module is ``hpack_codec``; ``hpack`` is the python-hyper library, the oracle.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 
+import hpack as oracle
+from hpack.huffman import HuffmanEncoder
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 
-def _load_oracle() -> ModuleType:
-    """The installed ``hpack`` package (python-hyper), imported as ``hpack_oracle``.
-
-    ``import hpack`` would find the learner's hpack.py first; the package is the folder
-    ``hpack/`` with an ``__init__.py`` on sys.path, which a single learner file can't be.
-    """
-    if "hpack_oracle" in sys.modules:
-        return sys.modules["hpack_oracle"]
-    for entry in sys.path:
-        init = Path(entry or ".", "hpack", "__init__.py")
-        if init.is_file():
-            spec = importlib.util.spec_from_file_location(
-                "hpack_oracle", init, submodule_search_locations=[str(init.parent)]
-            )
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["hpack_oracle"] = module
-            spec.loader.exec_module(module)
-            return module
-    raise RuntimeError("the hpack package (the specs' oracle) is not installed")
-
-
-oracle = _load_oracle()
 OracleEncoder = oracle.Encoder
 OracleDecoder = oracle.Decoder
 OracleNeverIndexed = oracle.NeverIndexedHeaderTuple
+oracle_huffman_encoder = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
 
 
 def h(text: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import h
-from hpack import Decoder, HPACKError, NeverIndexed, OversizedHeaderListError
+from hpack_codec import Decoder, HPACKError, NeverIndexed, OversizedHeaderListError
 
 from grader.spectools import called, short, step
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import OracleDecoder, OracleEncoder, OracleNeverIndexed, oracle
-from hpack import Decoder, Encoder, HPACKError, NeverIndexed, NotIndexed
+from hpack_codec import Decoder, Encoder, HPACKError, NeverIndexed, NotIndexed
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

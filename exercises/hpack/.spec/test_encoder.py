@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import OracleDecoder, h
-from hpack import Encoder, NeverIndexed, NotIndexed
+from hpack_codec import Encoder, NeverIndexed, NotIndexed
 
 from grader.spectools import called, step
 

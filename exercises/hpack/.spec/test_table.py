@@ -4,7 +4,7 @@ entries larger than the table, resizing (§4)."""
 from __future__ import annotations
 
 import pytest
-from hpack import DynamicTable
+from hpack_codec import DynamicTable
 from hypothesis import example, given
 from hypothesis import strategies as st
 

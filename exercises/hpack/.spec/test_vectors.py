@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _helpers import STEP_IDS, STEPS, Sequence, h
-from hpack import Decoder, Encoder, NeverIndexed, NotIndexed
+from hpack_codec import Decoder, Encoder, NeverIndexed, NotIndexed
 
 from grader.spectools import called, step
 
