@@ -147,7 +147,7 @@ _PERCENT_BYTE = re.compile(rb"%([0-9A-Fa-f]{2})")
 def percent_decode(value: str) -> str:
     """Undo ``percent_encode``. Broken escapes stay as they are and bad UTF-8 becomes U+FFFD:
     decoding a status message must never fail."""
-    raw = _PERCENT_BYTE.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("latin-1"))
+    raw = _PERCENT_BYTE.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8"))
     return raw.decode("utf-8", "replace")
 
 

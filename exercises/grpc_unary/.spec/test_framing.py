@@ -199,6 +199,24 @@ def test_percent_decode_never_fails(wire, text):
     assert got == text, called(f"percent_decode({wire!r})", got, text)
 
 
+@pytest.mark.points(1)
+@FAST
+@given(st.text(max_size=30))
+@example("☃")
+@example("%")
+@example("%4")
+@example("100%%")
+@example("\x00")
+def test_percent_decode_takes_any_text(value):
+    """percent_decode never raises, whatever arrives, and text without "%" comes back as it is
+    (PROTOCOL-HTTP2.md: implementations MUST NOT error when decoding invalid values)."""
+    with step(f"percent_decode({value!r})"):
+        got = percent_decode(value)
+    assert isinstance(got, str), called(f"percent_decode({value!r})", got, "a str")
+    if "%" not in value:
+        assert got == value, called(f"percent_decode({value!r})", got, value)
+
+
 # --- grpc-timeout -------------------------------------------------------------------------
 
 TIMEOUTS = {
