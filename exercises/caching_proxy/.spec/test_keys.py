@@ -65,7 +65,8 @@ def test_vary_normalises_values() -> None:
         for request in (lang("en,fr"), lang("en", "fr"), lang("fr, en"))
     ]
     assert kinds == ["fresh", "fresh", "miss"], called(
-        "after 'Accept-Language: en, fr': GET with 'en,fr', two fields 'en' and 'fr', 'fr, en'",
+        "GET /a with Accept-Language 'en,fr', then as two fields 'en' and 'fr', then 'fr, en', "
+        "after storing it for 'en, fr'",
         kinds,
         ["fresh", "fresh", "miss"],
     )

@@ -43,7 +43,7 @@ def test_least_recently_used_goes_first() -> None:
     kinds["/b"] = exchange(cache, get("/b"), origin)[0]
     want = {"/a": "fresh", "/c": "fresh", "/d": "fresh", "/b": "miss"}
     assert kinds == want, called(
-        "max_bytes=300; GET /a /b /c (100 bytes each), GET /a, GET /d; then which are still stored",
+        "GET /a /b /c (100 bytes each), GET /a, GET /d with max_bytes=300; then GET each (kinds)",
         kinds,
         want,
     )
@@ -61,7 +61,7 @@ def test_too_big_is_not_stored() -> None:
         exchange(cache, get("/big"), origin)[0],
     )
     assert got == (100, "fresh", "miss"), called(
-        f"max_bytes={MAX}; GET /a (100 bytes), GET /big ({MAX + 1} bytes): (size, /a, /big)",
+        f"GET /a (100 bytes), GET /big ({MAX + 1} bytes) with max_bytes={MAX}; (size, then GET /a, GET /big)",
         got,
         (100, "fresh", "miss"),
     )

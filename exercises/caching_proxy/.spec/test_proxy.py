@@ -230,7 +230,8 @@ async def test_stale_if_error_when_origin_is_down() -> None:
         await bounded(proxy.close(), 5, "proxy.close()")
     got = (within.status_code, within.content, within.headers.get("age"), past.status_code)
     assert got == (200, b"hello", "40", 502), called(
-        "origin stopped; GET /a stale by 30 s, then by 31 s, stale-if-error=30 (status, body, Age, then status)",
+        "GET /a with the origin stopped, stale by 30 s then 31 s under stale-if-error=30 "
+        "(status, body, Age, then status)",
         got,
         (200, b"hello", "40", 502),
     )
@@ -298,7 +299,7 @@ async def test_unreadable_request(data: bytes, status: int) -> None:
             await bounded(proxy.close(), 5, "proxy.close()")
         status_line = answer.split(b"\r\n", 1)[0]
         assert status_line.startswith(b"HTTP/1.1 %d" % status) and origin.hits == 0, called(
-            f"sent {data!r}",
+            f"the proxy with {data!r}",
             (status_line, f"origin hits {origin.hits}"),
             (f"HTTP/1.1 {status} ...", "origin hits 0"),
         )
@@ -475,13 +476,13 @@ async def test_hop_by_hop_fields_stay_on_their_hop() -> None:
             await bounded(proxy.close(), 5, "proxy.close()")
     sent = field_names(heads[0]) if heads else []
     assert "x-kept" in sent and not {"x-trace", "keep-alive"} & set(sent), called(
-        f"sent {request!r} through the proxy; the origin saw fields",
+        f"the proxy with {request!r} (the fields the origin saw)",
         sent,
         "X-Kept, and no X-Trace or Keep-Alive",
     )
     got = field_names(reply.split(b"\r\n\r\n", 1)[0])
     assert "x-public" in got and not {"x-internal", "keep-alive"} & set(got), called(
-        "the proxy's answer to an origin response with Connection: close, X-Internal; its fields",
+        "GET /a; the origin answers with Connection: close, X-Internal (the fields the client got)",
         got,
         "X-Public, and no X-Internal or Keep-Alive",
     )

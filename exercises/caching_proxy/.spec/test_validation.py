@@ -177,7 +177,7 @@ def test_304_to_a_client_is_never_stored() -> None:
     kind, served = exchange(cache, get("/a"), origin)
     got = (served.status, served.body, origin.hits)
     assert got == (200, BODY, 2), called(
-        "then a plain GET /a (status, body, origin hits)", got, (200, BODY, 2)
+        "GET /a without preconditions afterwards (status, body, origin hits)", got, (200, BODY, 2)
     )
 
 
