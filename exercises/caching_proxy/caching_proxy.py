@@ -137,6 +137,11 @@ class Cache:
               values compared after joining repeated fields and trimming around commas; a
               field absent on one side matches only absent on the other. Newest wins.
         TODO: finding one is a use (LRU).
+        TODO: lifetime (§4.2.1): s-maxage, else max-age, else Expires - Date, else 0 (no
+              heuristics). A repeated directive: the first counts. An invalid number, or an
+              Expires that isn't a date ("0"), means 0.
+        TODO: current age (§4.2.3): max(apparent age, Age + response delay) + resident time,
+              from the Date and Age fields and the request and response times you recorded.
         TODO: "fresh" when lifetime > current age (§4.2) and neither side says no-cache:
               serve a copy with Age = whole seconds of the current age (§4.2.3, §5.1).
         TODO: otherwise forward a conditional request: If-None-Match = the stored ETag,

@@ -45,7 +45,8 @@ Header = tuple[str, str]
 # invalidates the target on a non-error response (RFC 9111 §4.4).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # RFC 9110 §15.1: status codes that are heuristically cacheable, so storable without explicit
-# freshness (RFC 9111 §3). This cache gives them no heuristic lifetime: stored, but stale.
+# freshness (RFC 9111 §3); the list also has 206, which this cache never stores. This cache
+# gives them no heuristic lifetime: stored, but stale.
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 # RFC 5861 §4: the errors that stale-if-error may hide.
 ORIGIN_ERRORS = frozenset({500, 502, 503, 504})
