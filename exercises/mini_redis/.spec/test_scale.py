@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aredis
 from _helpers import (
     LOCALHOST,
+    async_client,
     bounded,
     called,
     command,
@@ -155,4 +156,31 @@ def test_idle_connections_cost_no_wakeups() -> None:
         f"event-loop wake-ups over {window} s with {clients} idle connections (with none: {idle})",
         connected,
         f"at most {limit}",
+    )
+
+
+async def _periodic_idle(loop: CountingLoop, window: float) -> tuple[int, int]:
+    baseline = await _wakeups_over(loop, window)  # no server: the spec's own sleep
+    async with running(expire_interval=0.1) as srv:
+        r = async_client(srv.port)
+        try:
+            await r.set("k", "v", ex=100)  # one key with a TTL, so a sweep has something to visit
+        finally:
+            await r.aclose()
+        idle = await _wakeups_over(loop, window)
+    return baseline, idle
+
+
+@pytest.mark.points(2)
+def test_periodic_expiry_is_a_timer_not_a_busy_loop() -> None:
+    """An idle server with expire_interval=0.1 wakes the event loop a few times per period, never in a busy loop."""
+    window = 0.5
+    loop = CountingLoop()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        baseline, idle = runner.run(_periodic_idle(loop, window))
+    limit = baseline + 10 * round(window / 0.1) + 20
+    assert idle <= limit, called(
+        f"event-loop wake-ups over {window} s of an idle server with expire_interval=0.1 (with no server: {baseline})",
+        idle,
+        f"at most {limit} (10 per period)",
     )
