@@ -267,6 +267,7 @@ class _ProtocolError(Exception):
         self.reason = reason
 
 
+_OPCODES = frozenset(Opcode)  # the defined opcodes (an IntEnum member hashes as its int)
 PROTOCOL_ERROR = 1002
 INVALID_DATA = 1007
 TOO_BIG = 1009
@@ -377,7 +378,7 @@ class Connection:
         masked, length = bool(second & 0x80), second & 0x7F
         if rsv:
             raise _ProtocolError(PROTOCOL_ERROR, "reserved bits set without an extension")
-        if opcode not in Opcode._value2member_map_:
+        if opcode not in _OPCODES:
             raise _ProtocolError(PROTOCOL_ERROR, f"reserved opcode {opcode}")
         if not masked:
             raise _ProtocolError(PROTOCOL_ERROR, "client frames must be masked")
