@@ -182,8 +182,10 @@ def _coverage(report: dict | None, kata: Kata) -> tuple[float | None, float | No
     return line_pct, branch_pct
 
 
-def _edited_lines(kata: Kata, mutant: Mutant) -> dict[str, range] | None:
-    """The solution lines each edit replaces; None when an edit only matches after another."""
+def _edited_lines(kata: Kata, mutant: Mutant) -> dict[str, list[range]] | None:
+    """The solution lines each edit replaces, per file (one range per edit: two edits far
+    apart do not take the lines between them along); None when an edit only matches after
+    another."""
     spans: dict[str, list[range]] = {}
     for edit in mutant.edits:
         text = (kata.solution_dir / edit.file).read_text(encoding="utf-8")
@@ -191,7 +193,7 @@ def _edited_lines(kata: Kata, mutant: Mutant) -> dict[str, range] | None:
             return None
         first = text[: text.index(edit.old)].count("\n") + 1
         spans.setdefault(edit.file, []).append(range(first, first + edit.old.count("\n") + 1))
-    return {f: range(min(r.start for r in rs), max(r.stop for r in rs)) for f, rs in spans.items()}
+    return spans
 
 
 def covering_specs(coverage: dict | None, kata: Kata, mutant: Mutant) -> tuple[list[str], str]:
@@ -206,15 +208,18 @@ def covering_specs(coverage: dict | None, kata: Kata, mutant: Mutant) -> tuple[l
         return [], "all specs: an edit applies only after another"
     by_name = {Path(path).name: data for path, data in coverage.get("files", {}).items()}
     chosen: dict[str, None] = {}
-    for name, span in lines.items():
+    for name, spans in lines.items():
         data = by_name.get(name)
         if data is None or "contexts" not in data:
             return [], "all specs: no per-spec coverage data"
         executable = set(data.get("executed_lines", [])) | set(data.get("missing_lines", []))
-        wanted = [n for n in span if n in executable]
-        if not wanted:  # inside a multi-line statement: coverage counts it at its first line
-            above = [n for n in executable if n < span.start]
-            wanted = [max(above)] if above else []
+        wanted = []
+        for span in spans:
+            here = [n for n in span if n in executable]
+            if not here:  # inside a multi-line statement: coverage counts it at its first line
+                above = [n for n in executable if n < span.start]
+                here = [max(above)] if above else []
+            wanted += here
         for n in wanted:
             contexts = data["contexts"].get(str(n), [])
             if IMPORT_TIME in contexts:

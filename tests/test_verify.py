@@ -226,3 +226,25 @@ def test_visible_tests_that_never_finish_are_a_verdict_not_a_crash(adder, monkey
 
     monkeypatch.setattr(verify.subprocess, "run", hang)
     assert verify._visible_tests(kata, lambda k: k.solution_dir) == verify.VISIBLE_TIMEOUT
+
+
+def test_two_edits_far_apart_run_the_specs_covering_each_not_every_spec(course, capsys, tmp_path):
+    # The `def mul` line between the two edits runs at import time; it is not edited.
+    course.add_adder()
+    (course.root / "solutions" / "adder" / "mutants.toml").write_text(
+        '[[mutant]]\nname = "both"\nbug = "add and mul are both off."\n'
+        '[[mutant.edit]]\nold = "a + b"\nnew = "a + b + 1"\n'
+        '[[mutant.edit]]\nold = "a * b"\nnew = "a * b + 1"\n'
+        '[[mutant]]\nname = "off_by_one"\nbug = "add is off by one."\n'
+        '[[mutant.edit]]\nold = "a + b"\nnew = "a + b + 1"\n'
+        '[[mutant]]\nname = "mul_is_add"\nbug = "mul adds."\n'
+        '[[mutant.edit]]\nold = "a * b"\nnew = "a + b"\n'
+    )
+    report = tmp_path / "verify.json"
+    code, out, _ = run(
+        capsys, "--root", str(course.root), "verify", "--runs", "1", "--json", str(report)
+    )
+    assert code == 0, out
+    (kata,) = json.loads(report.read_text())
+    both = next(m for m in kata["mutants"] if m["name"] == "both")
+    assert both["scope"].endswith("covering spec(s)"), both["scope"]
