@@ -216,6 +216,13 @@ class HeldConnection:
     transport: HeldTransport
     task: asyncio.Task[None]
 
+    async def take(self, size: int, what: str) -> bytes:
+        """Wait (bounded) until ``size`` bytes are pending (or the connection closed); read them all."""
+        await self.transport.until(
+            lambda: len(self.transport.held) >= size or self.transport.closed, what
+        )
+        return self.transport.deliver()
+
     async def send(self, data: bytes, reply: bytes, what: str) -> None:
         """Feed a command to the server and wait until ``reply`` sits in the buffer; take it."""
         self.reader.feed_data(data)
