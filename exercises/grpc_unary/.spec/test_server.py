@@ -310,7 +310,7 @@ async def test_a_unary_call_needs_exactly_one_request(data):
 
 
 PROBLEMS = {
-    "an unparsable request": (b"\x0a\x05ab", {}, "13"),
+    "an unparsable request": (prefixed(b"\x0a\x05ab"), {}, "13"),
     "a request ending inside a message": (b"\x00\x00\x00\x00\x09\x0a", {}, "13"),
     "a compressed flag": (prefixed(b"\x0a\x01a", flag=1), {}, "13"),
     "a malformed grpc-timeout": (body(name="x"), {"grpc_timeout": "1.5S"}, "13"),
