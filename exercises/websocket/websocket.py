@@ -189,7 +189,11 @@ class Connection:
         raise NotImplementedError
 
     def ping(self, payload: bytes = b"") -> None:
-        """Queue a Ping (at most 125 bytes of payload)."""
+        """Queue a Ping.
+
+        TODO: raise ValueError for a payload over 125 bytes (a control frame's limit), and
+              RuntimeError unless the state is OPEN.
+        """
         raise NotImplementedError
 
     def close(self, code: int = 1000, reason: str = "") -> None:

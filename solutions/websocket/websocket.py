@@ -702,9 +702,6 @@ class Room:
     def __len__(self) -> int:
         return len(self._members)
 
-    def __contains__(self, websocket: object) -> bool:
-        return websocket in self._members
-
     def join(self, websocket: WebSocket) -> None:
         if websocket in self._members:
             return

@@ -108,6 +108,7 @@ def test_control_frames_between_fragments():
 )
 @example(messages=[(True, b"a")], cuts=[1])
 @example(messages=[(False, b"x" * 200)], cuts=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+@example(messages=[(False, b"y" * 65536), (True, b"")], cuts=[1, 3, 9, 11, 13, 65549])
 def test_any_chunking_gives_the_same_messages(messages, cuts):
     """The same stream cut at any byte boundaries gives the same messages: a frame split across
     reads is buffered until it is whole (RFC 6455 §5.2)."""
@@ -168,6 +169,31 @@ def test_ping_is_answered_with_the_same_payload():
     assert result.events == [Ping(b"are you there?")], called(
         "receive_data(Ping)", result.events, [Ping(b"are you there?")]
     )
+
+
+@pytest.mark.points(1)
+def test_ping_payload_limit():
+    """connection.ping() takes up to 125 bytes of payload and raises ValueError for 126, so it
+    never writes an invalid control frame (RFC 6455 §5.5)."""
+    conn = connection()
+    with step("connection.ping(b'p' * 125)"):
+        conn.ping(b"p" * 125)
+    frames = parse_frames(conn.data_to_send(), "data_to_send() after ping(125 bytes)")
+    assert [(f.opcode, len(f.data)) for f in frames] == [(PING, 125)], called(
+        "ping(125 bytes); data_to_send()", frames, "one Ping of 125 bytes"
+    )
+    try:
+        conn.ping(b"p" * 126)
+    except ValueError:
+        pass
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        raise AssertionError(called("ping(126 bytes)", f"raised {error!r}", "ValueError")) from None
+    else:
+        raise AssertionError(called("ping(126 bytes)", "no exception", "ValueError"))
+    leftover = conn.data_to_send()
+    assert leftover == b"", called("data_to_send() after the refused ping", leftover, b"")
 
 
 @pytest.mark.points(1)
@@ -504,6 +530,20 @@ def test_server_initiated_close():
     )
     assert conn.state is State.CLOSED, called(
         "connection.state after the client's Close", conn.state, State.CLOSED
+    )
+
+
+@pytest.mark.points(1)
+def test_second_close_writes_nothing():
+    """A second close() writes no second Close frame: one endpoint sends one Close (RFC 6455 §5.5.1)."""
+    conn = connection()
+    with step("connection.close(1000); connection.close(1001)"):
+        conn.close(1000)
+        conn.close(1001)
+        data = conn.data_to_send()
+    frames = parse_frames(data, "data_to_send() after two close() calls")
+    assert [f.close_code for f in frames] == [1000], called(
+        "close(1000); close(1001); data_to_send()", frames, "one Close with 1000"
     )
 
 

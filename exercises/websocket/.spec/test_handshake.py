@@ -137,6 +137,8 @@ BAD_REQUESTS = {
     "key of 17 bytes": upgrade_request(key="AQIDBAUGBwgJCgsMDQ4PEBE="),
     "key not base64": upgrade_request(key="not base64 at all!!!!!=="),
     "garbage request line": b"HELLO\r\n\r\n",
+    "header line without colon": upgrade_request().replace(b"\r\n\r\n", b"\r\nX-Bad\r\n\r\n"),
+    "space before the colon": upgrade_request().replace(b"Host:", b"Host :"),
 }
 
 

@@ -9,7 +9,7 @@ import socket
 import pytest
 import websockets
 from _helpers import running
-from websocket import Room
+from websocket import ConnectionClosed, Room
 
 from grader.spectools import LOCALHOST, bounded, called, short, step
 
@@ -246,4 +246,72 @@ async def test_leave_ends_the_member_task():
         "join x3, broadcast, leave x3: (len(room), tasks still running)",
         (len(room), len(running_after)),
         (0, 0),
+    )
+
+
+class RecordingMember(StuckMember):
+    """A member whose sends complete at once and are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    async def send(self, message) -> None:
+        self.sent.append(message)
+        self.arrived.set()
+
+
+class ClosedMember(StuckMember):
+    """A member whose connection is already closed: send raises ConnectionClosed."""
+
+    async def send(self, message) -> None:
+        self.sent.append(message)
+        self.sending.set()
+        raise ConnectionClosed(1006, "gone")
+
+
+async def turns_until(condition, turns: int = 200) -> bool:
+    """Yield to the event loop (no clock involved) until ``condition()`` holds, at most ``turns`` times."""
+    for _ in range(turns):
+        if condition():
+            return True
+        await asyncio.sleep(0)
+    return condition()
+
+
+@pytest.mark.points(1)
+async def test_joining_twice_changes_nothing():
+    """Joining twice keeps one membership and one sender task: each broadcast arrives once."""
+    room = make_room()
+    member = RecordingMember()
+    before = asyncio.all_tasks()
+    with step("room.join(member) twice"):
+        room.join(member)
+        room.join(member)
+    room.broadcast("once")
+    await bounded(member.arrived.wait(), 5.0, "the broadcast to reach the member")
+    await turns_until(lambda: len(member.sent) > 1, 20)
+    tasks = [t for t in asyncio.all_tasks() - before if not t.done()]
+    got = (len(room), member.sent, len(tasks))
+    room.leave(member)
+    assert got == (1, ["once"], 1), called(
+        "join twice, broadcast('once'): (len(room), messages received, sender tasks)",
+        got,
+        (1, ["once"], 1),
+    )
+
+
+@pytest.mark.points(1)
+async def test_a_closed_member_is_removed_by_its_sender():
+    """A member whose send() raises ConnectionClosed is removed from the room by its sender
+    task, even if nobody calls leave()."""
+    room = make_room()
+    member = ClosedMember()
+    with step("room.join(closed member)"):
+        room.join(member)
+    room.broadcast("hello?")
+    await bounded(member.sending.wait(), 5.0, "the room to try sending to the member")
+    removed = await turns_until(lambda: len(room) == 0)
+    assert removed, called(
+        "broadcast to a member whose send raises ConnectionClosed: len(room)", len(room), 0
     )

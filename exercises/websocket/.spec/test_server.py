@@ -25,6 +25,7 @@ from _helpers import (
     running,
     upgrade_request,
 )
+from websocket import ConnectionClosed as WsConnectionClosed
 from websocket import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -534,4 +535,38 @@ def test_idle_connections_cost_no_wakeups():
         f"(with none open: {idle})",
         kept,
         f"at most {limit}",
+    )
+
+
+@pytest.mark.points(1)
+async def test_closed_websocket_reports_its_code_and_refuses_to_send():
+    """After the client closes with 4003, the handler's websocket.close_code is 4003 and
+    websocket.send() raises ConnectionClosed instead of writing after the Close (RFC 6455 §5.5.1)."""
+    seen = asyncio.get_running_loop().create_future()
+
+    async def handler(websocket):
+        async for _ in websocket:
+            pass
+        code = websocket.close_code
+        try:
+            await websocket.send("too late")
+        except WsConnectionClosed as error:
+            seen.set_result((code, f"ConnectionClosed({error.code})"))
+        except Exception as error:
+            seen.set_result((code, f"raised {error!r}"))
+        else:
+            seen.set_result((code, "sent"))
+
+    async with running(handler) as port:
+
+        async def session(client):
+            await client.close(4003)
+            return client.close_code
+
+        await talk(port, session, "a client that closes with 4003")
+        got = await bounded(seen, 5.0, "the handler to try send() after the close")
+    assert got[0] == 4003 and got[1].startswith("ConnectionClosed("), called(
+        "after the client's Close 4003: (websocket.close_code, websocket.send('too late'))",
+        got,
+        (4003, "ConnectionClosed(...)"),
     )
