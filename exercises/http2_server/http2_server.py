@@ -4,8 +4,8 @@
 returns events; what the server has to say goes into a buffer that ``data_to_send`` empties.
 ``H2Server`` is the thin asyncio adapter that runs an application over it.
 
-Header blocks are compressed with your ``hpack`` module from the hpack kata (it is placed
-beside this file when the kata is graded). Standard library otherwise. See README.md.
+Header blocks are compressed with your ``hpack_codec`` module from the hpack kata (it is
+placed beside this file when the kata is graded). Standard library otherwise. See README.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from hpack import Decoder, Encoder, HPACKError
+from hpack_codec import Decoder, Encoder, HPACKError
 
 __all__ = [
     "PREFACE",
@@ -228,6 +228,8 @@ class H2Connection:
         TODO: unknown frame types and undefined flags are ignored (§4.1, §5.5) — except
               inside a header block: HEADERS without END_HEADERS must be followed by
               CONTINUATION frames on the same stream, nothing else (§6.2, §6.10).
+        TODO: a header block still open with more than max_header_list_size bytes buffered
+              -> ENHANCE_YOUR_CALM (the CONTINUATION flood).
         TODO: decode every complete header block, even of a stream you will refuse or ignore:
               the HPACK table belongs to the connection. HPACKError -> COMPRESSION_ERROR.
         TODO: stream states (§5.1): idle streams (beyond the highest id, or even) take only
@@ -237,7 +239,9 @@ class H2Connection:
         TODO: padding (§6.1, §6.2): Pad Length >= what follows it -> PROTOCOL_ERROR; padding
               counts against flow control.
         TODO: flow control on receipt (§6.9): DATA beyond the stream window -> stream error
-              FLOW_CONTROL_ERROR; beyond the connection window -> connection error.
+              FLOW_CONTROL_ERROR; beyond the connection window -> connection error. DATA you
+              discard (a stream you reset, a closed stream) still counts against the
+              connection window: give it back at once with WINDOW_UPDATE on stream 0.
         TODO: requests (§8.1, §8.2, §8.3) are checked; a malformed one -> stream error
               PROTOCOL_ERROR. Over max_concurrent_streams -> REFUSED_STREAM.
         TODO: SETTINGS -> apply in order, then ACK; PING -> ACK with the same 8 bytes;
@@ -279,7 +283,10 @@ class H2Connection:
         raise NotImplementedError
 
     def send_trailers(self, stream_id: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        """Queue trailer fields; they end the stream once the queued body has been sent."""
+        """Queue trailer fields; they end the stream once the queued body has been sent.
+
+        TODO: a header block with END_STREAM, sent only after the last DATA byte has gone out.
+        """
         raise NotImplementedError
 
     def reset_stream(self, stream_id: int, error_code: ErrorCode = ErrorCode.CANCEL) -> None:

@@ -1,7 +1,7 @@
 """Visible examples for the http2_server kata. Run them with `nox -s try -- http2_server`.
 
 They build frames by hand (standard library only) and compress header blocks with your own
-hpack.py from the hpack kata, so you can read exactly what goes over the wire. The hidden
+hpack_codec.py from the hpack kata, so you can read exactly what goes over the wire. The hidden
 specs go much further: h2spec's list of protocol errors, flow control counted byte by byte,
 the rapid-reset defence, and a real HTTP/2 client (the h2 library) over TCP.
 """
@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 
 try:
-    from hpack import Decoder, Encoder
+    from hpack_codec import Decoder, Encoder
 except ImportError as err:
-    raise ImportError("MISSING MODULE --> this kata uses hpack.py from the hpack kata") from err
+    raise ImportError(
+        "MISSING MODULE --> this kata uses hpack_codec.py from the hpack kata"
+    ) from err
 
 try:
     from http2_server import (
-        PREFACE,
         ErrorCode,
         H2Connection,
         H2ConnectionError,
@@ -32,6 +33,9 @@ except ImportError as err:
         "MISSING NAME --> could not import H2Connection, H2Server and the events from http2_server.py"
     ) from err
 
+PREFACE = (
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what every HTTP/2 client sends first (RFC 9113 §3.4)
+)
 DATA, HEADERS, SETTINGS, PING, GOAWAY = 0x0, 0x1, 0x4, 0x6, 0x7
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4

@@ -16,7 +16,7 @@ Response bodies are queued per stream and leave as DATA frames only as far as th
 flow-control windows allow (the stream's and the connection's, §6.9); a WINDOW_UPDATE from the
 client releases more. Streams take turns, one frame each, so two big bodies interleave.
 
-Header blocks are decoded with the ``hpack`` module of the hpack kata. Every block is decoded,
+Header blocks are decoded with ``hpack_codec``, the module of the hpack kata. Every block is decoded,
 even the block of a stream about to be refused or ignored: HPACK's dynamic table is shared by
 the whole connection, and skipping one block would desynchronise it for every later request.
 """
@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
-from hpack import Decoder, Encoder, HPACKError
+from hpack_codec import Decoder, Encoder, HPACKError
 
 __all__ = [
     "PREFACE",
@@ -328,6 +328,7 @@ class H2Connection:
         self._encoder = Encoder()
         self._encoder_table_size = 4096
         self._decoder = Decoder(max_header_list_size=max_header_list_size)
+        self._max_block = max_header_list_size  # compressed bytes buffered for one block
         self._streams: dict[int, _Stream] = {}
         self._highest = 0  # the highest stream id the client has opened
         self._skipped: deque[range] = deque(maxlen=64)  # ids the client jumped over (§5.1.1)
@@ -565,6 +566,9 @@ class H2Connection:
         if block is None:  # _dispatch already refused one on another stream
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block")
         block.fragment += payload
+        if len(block.fragment) > self._max_block:
+            # The CONTINUATION flood (2024): a block that never ends must not grow without bound.
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         if not flags & END_HEADERS:
             return []
         self._header_block = None

@@ -1,49 +1,22 @@
 """Helpers for the http2_server specs: raw frames in, frames out, and the oracles.
 
-Two oracles need the name ``hpack``, and so does the learner: the hpack kata's ``hpack.py``
-sits beside ``http2_server.py`` in the workspace. The ``h2`` client (and the ``hpack``
-library it is built on) are imported here first with the workspace off ``sys.path``; then the
-library's modules leave ``sys.modules``, so ``from hpack import Decoder`` in the learner's
-code finds the learner's file. ``h2`` keeps its own references to the library.
+The specs build frames byte by byte (they must be able to build invalid ones) and compress
+header blocks with the ``hpack`` library, an encoder independent of the learner's
+``hpack_codec``; what the server sends back is split into frames here and its header blocks
+decoded by the same library.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field
-from types import ModuleType
+
+import hpack as oracle_hpack
+from h2.errors import ErrorCodes as ErrorCode  # the codes of RFC 9113 §7, from the oracle
+from http2_server import H2Connection, H2ConnectionError
 
 from grader.spectools import short, step
 
-
-def _import_oracles() -> ModuleType:
-    here = os.path.dirname(os.path.abspath(__file__))
-    learner = sys.modules.pop("hpack", None)
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != here]
-    try:
-        import h2.config  # noqa: F401
-        import h2.connection  # noqa: F401
-        import h2.events  # noqa: F401
-        import h2.exceptions  # noqa: F401
-        import h2.settings  # noqa: F401
-        import hpack as library
-    finally:
-        sys.path[:] = saved
-        for name in [n for n in sys.modules if n == "hpack" or n.startswith("hpack.")]:
-            del sys.modules[name]
-        if learner is not None:
-            sys.modules["hpack"] = learner
-    return library
-
-
-oracle_hpack = _import_oracles()
-
-import h2.config  # noqa: E402  (already loaded, with the library's hpack)
-import h2.connection  # noqa: E402
-import h2.events  # noqa: E402
-from http2_server import PREFACE, ErrorCode, H2Connection, H2ConnectionError  # noqa: E402
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 
 (
     DATA,

@@ -25,12 +25,14 @@ from _helpers import (
     PADDED,
     PING,
     POST,
+    PREFACE,
     PRIORITY,
     PRIORITY_FLAG,
     PUSH_PROMISE,
     RST_STREAM,
     SETTINGS,
     Client,
+    ErrorCode,
     connection_error,
     data_frame,
     frame,
@@ -39,7 +41,7 @@ from _helpers import (
     stream_error,
     window_update,
 )
-from http2_server import PREFACE, ErrorCode, RequestReceived
+from http2_server import RequestReceived
 
 from grader.spectools import called, step
 
@@ -362,3 +364,34 @@ def test_closed_streams_do_not_count_as_concurrent() -> None:
     assert not client.of(RST_STREAM) and client.error is None, (
         f"Opened three streams one after the other, each answered before the next: {client.said()}; expected none refused"
     )
+
+
+@pytest.mark.parametrize(
+    "extra, calm", [(0, False), (1, True)], ids=["at the limit", "one byte over"]
+)
+def test_continuation_flood(extra: int, calm: bool) -> None:
+    """A header block still open after max_header_list_size buffered bytes is a connection error ENHANCE_YOUR_CALM: the CONTINUATION flood must not grow a buffer without bound.
+
+    This kata's policy (RFC 9113 §10.5.1 lets a server close a connection over a field block it
+    will not handle): the limit counts the compressed bytes of one block, HEADERS and
+    CONTINUATION together, before END_HEADERS arrives.
+    """
+    client = Client({"max_header_list_size": 1000})
+    client.handshake()
+    client.send(
+        frame(HEADERS, END_STREAM, 1, b"\0" * 400), "HEADERS of 400 bytes without END_HEADERS"
+    )
+    client.send(frame(CONTINUATION, 0, 1, b"\0" * 300), "CONTINUATION of 300 bytes")
+    client.send(
+        frame(CONTINUATION, 0, 1, b"\0" * (300 + extra)), f"CONTINUATION of {300 + extra} bytes"
+    )
+    if calm:
+        connection_error(
+            client,
+            E.ENHANCE_YOUR_CALM,
+            "Sent an unfinished header block of 1001 bytes (max_header_list_size=1000)",
+        )
+    else:
+        assert client.error is None, (
+            f"Sent an unfinished header block of 1000 bytes (max_header_list_size=1000): {client.said()}; expected no error yet"
+        )

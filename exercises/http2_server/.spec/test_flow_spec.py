@@ -13,9 +13,11 @@ from _helpers import (
     GET,
     GOAWAY,
     POST,
+    PREFACE,
     RST_STREAM,
     WINDOW_UPDATE,
     Client,
+    ErrorCode,
     connection_error,
     data_frame,
     rst_stream,
@@ -23,7 +25,7 @@ from _helpers import (
     stream_error,
     window_update,
 )
-from http2_server import PREFACE, DataReceived, ErrorCode, RequestReceived
+from http2_server import DataReceived, RequestReceived
 
 from grader.spectools import FakeClock, called, step
 
@@ -334,4 +336,55 @@ def test_resets_of_finished_streams_do_not_count() -> None:
     events = client.open(13, GET)
     assert client.error is None and any(isinstance(e, RequestReceived) for e in events), (
         f"Reset 6 streams after their responses (max_resets=2): {client.said()}; expected no error"
+    )
+
+
+def test_discarded_data_returns_connection_window() -> None:
+    """DATA the server discards (on a stream it reset) still counts against the connection window, and the server gives that window back (RFC 9113 §6.9: "MUST always account for its contribution against the connection flow-control window")."""
+    client = Client()
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    with step("conn.reset_stream(1, ErrorCode.CANCEL)"):
+        client.conn.reset_stream(1, ErrorCode.CANCEL)
+    for _ in range(4):  # 60,000 bytes the client had in flight: ignored
+        client.send(data_frame(1, b"x" * 15_000), "DATA of 15000 bytes on reset stream 1")
+    returned = sum(int.from_bytes(f.payload, "big") for f in client.of(WINDOW_UPDATE, 0))
+    assert returned == 60_000, called(
+        "60,000 bytes of DATA on a stream the server reset",
+        returned,
+        "WINDOW_UPDATE(0) of 60000 in all",
+    )
+    client.open(3, POST, end_stream=False)
+    client.send(data_frame(3, b"y" * 15_000), "DATA of 15000 bytes on new stream 3")
+    assert client.error is None, (
+        f"Sent DATA on stream 3 after the discarded bytes: {client.said()}; expected it accepted"
+    )
+
+
+def test_trailers_wait_for_the_body() -> None:
+    """Trailers queued behind a body that flow control holds back go out only after its last byte (RFC 9113 §8.1: the trailer block ends the stream)."""
+    client = Client()
+    client.handshake((4, 2))
+    client.open(1)
+    with step(
+        "send_headers(1), send_data(1, b'abcde'), send_trailers(1, [(b'x-sum', b'5')]) on a 2-byte window"
+    ):
+        client.conn.send_headers(1, [(b":status", b"200")])
+        client.conn.send_data(1, b"abcde")
+        client.conn.send_trailers(1, [(b"x-sum", b"5")])
+    client.read()
+    shape = [(f.type, len(f.payload)) for f in client.frames if f.stream_id == 1]
+    assert sent(client, 1) == 2 and len(client.response_headers(1)) == 1, called(
+        "a 5-byte body and trailers on a 2-byte window",
+        shape,
+        "2 bytes of DATA and no trailers yet",
+    )
+    client.send(window_update(1, 10), "WINDOW_UPDATE(1, +10)")
+    frames = [(f.type, f.flags & END_STREAM) for f in client.frames if f.stream_id == 1]
+    assert (
+        client.body(1) == b"abcde"
+        and frames[-1] == (1, END_STREAM)
+        and client.response_headers(1)[-1] == [(b"x-sum", b"5")]
+    ), called(
+        "WINDOW_UPDATE(1, +10)", frames, "the rest of the body, then the trailers with END_STREAM"
     )

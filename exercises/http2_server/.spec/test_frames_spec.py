@@ -16,28 +16,32 @@ from _helpers import (
     PADDED,
     PING,
     POST,
+    PREFACE,
     PRIORITY,
     PRIORITY_FLAG,
     RST_STREAM,
     SETTINGS,
     Client,
+    ErrorCode,
     data_frame,
     frame,
+    oracle_hpack,
     rst_stream,
     settings,
+    window_update,
 )
 from http2_server import (
-    PREFACE,
     ConnectionTerminated,
     DataReceived,
-    ErrorCode,
     RequestReceived,
     StreamEnded,
     StreamReset,
     TrailersReceived,
 )
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from grader.spectools import called, step
+from grader.spectools import called, short, step
 
 
 def kinds(events: list) -> list[str]:
@@ -51,6 +55,25 @@ def test_server_preface_is_settings() -> None:
         client.frames and client.frames[0].type == SETTINGS and not client.frames[0].flags & ACK
     ), called(
         "H2Connection() then data_to_send()", client.frames, "a SETTINGS frame (without ACK) first"
+    )
+
+
+def test_server_settings_advertise_its_limits() -> None:
+    """The server's SETTINGS carry its MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE and MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2): a limit the client is never told about cannot be enforced fairly."""
+    client = Client(
+        {"max_concurrent_streams": 7, "initial_window_size": 1000, "max_header_list_size": 8000}
+    )
+    first = client.frames[0] if client.frames else None
+    payload = first.payload if first is not None else b""
+    got = {
+        int.from_bytes(payload[i : i + 2], "big"): int.from_bytes(payload[i + 2 : i + 6], "big")
+        for i in range(0, len(payload) - 5, 6)
+    }
+    want = {3: 7, 4: 1000, 6: 8000}
+    assert {k: got.get(k) for k in want} == want, called(
+        "H2Connection(max_concurrent_streams=7, initial_window_size=1000, max_header_list_size=8000)",
+        got,
+        want,
     )
 
 
@@ -461,3 +484,118 @@ def test_header_table_size_setting() -> None:
         got = [client.response_headers(1), client.response_headers(3)]
     want = [[[(b":status", b"200"), (b"x-custom", b"value")]]] * 2
     assert got == want, called("two responses after SETTINGS_HEADER_TABLE_SIZE=0", got, want)
+
+
+def test_window_update_on_closed_stream_is_ignored() -> None:
+    """WINDOW_UPDATE on a stream that has closed is not an error (RFC 9113 §6.9: it can cross the END_STREAM in flight)."""
+    client = Client()
+    client.handshake()
+    client.open(1)
+    with step("conn.send_headers(1, [(b':status', b'204')], end_stream=True)"):
+        client.conn.send_headers(1, [(b":status", b"204")], end_stream=True)
+    client.read()
+    client.send(window_update(1, 1000), "WINDOW_UPDATE(1, +1000) after stream 1 closed")
+    assert client.error is None and not client.of(RST_STREAM), (
+        f"Sent WINDOW_UPDATE on closed stream 1: {client.said()}; expected it ignored"
+    )
+
+
+def test_response_before_request_ends() -> None:
+    """The server may answer before the request body is complete: the stream is half-closed (local) and still takes the client's DATA (RFC 9113 §5.1, §8.1)."""
+    client = Client()
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    with step("conn.send_headers(1, [(b':status', b'413')], end_stream=True) before the body ends"):
+        client.conn.send_headers(1, [(b":status", b"413")], end_stream=True)
+    events = client.send(data_frame(1, b"rest", end_stream=True), "DATA(b'rest', END_STREAM)")
+    want = [DataReceived(1, b"rest", 4), StreamEnded(1)]
+    assert events == want and client.error is None, called(
+        "conn.receive_data(DATA on half-closed (local) stream 1)", events, want
+    )
+    with step("conn.open_streams"):
+        open_streams = client.conn.open_streams
+    assert open_streams == 0, called(
+        "conn.open_streams once both sides ended stream 1", open_streams, 0
+    )
+
+
+LONG_HEADERS = [*POST, *((f"x-long-{i}".encode(), b"v" * 50) for i in range(10))]
+
+
+def _conversation() -> bytes:
+    """A client's side of a conversation (padding, CONTINUATION, PING, two streams). Header
+    blocks come from a fresh oracle encoder, so the bytes are the same every time."""
+    encoder = oracle_hpack.Encoder()
+    block = encoder.encode(LONG_HEADERS)
+    return (
+        PREFACE
+        + settings((4, 100_000))
+        + frame(SETTINGS, ACK, 0)
+        + frame(HEADERS, PADDED, 1, b"\x02" + block[:100] + b"\0\0")
+        + frame(CONTINUATION, END_HEADERS, 1, block[100:])
+        + data_frame(1, b"first", pad=3)
+        + frame(PING, 0, 0, b"pingpong")
+        + frame(HEADERS, END_HEADERS | END_STREAM, 3, encoder.encode(GET))
+        + data_frame(1, b"second", end_stream=True)
+    )
+
+
+STREAM_LENGTH = len(_conversation())
+
+
+@given(cuts=st.sets(st.integers(1, STREAM_LENGTH - 1), max_size=12))
+@example(cuts=set())
+@example(cuts=set(range(1, STREAM_LENGTH)))
+@example(cuts={24, 33, 42})
+@example(cuts={len(PREFACE) + 3, len(PREFACE) + 9, len(PREFACE) + 15})
+def test_any_split_of_the_byte_stream(cuts: set[int]) -> None:
+    """However the client's bytes are split across reads (one byte at a time, mid-header, mid-frame), the same events come out (RFC 9113 §4.1: frames ride a byte stream).
+
+    Examples: all at once, one byte at a time, cuts at the end of the preface and inside the
+    first frame headers.
+    """
+    client = Client()
+    stream = _conversation()
+    want = [
+        RequestReceived(1, LONG_HEADERS),
+        DataReceived(1, b"first", 9),
+        RequestReceived(3, GET),
+        StreamEnded(3),
+        DataReceived(1, b"second", 6),
+        StreamEnded(1),
+    ]
+    points = sorted(cuts)
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    events: list = []
+    for i, piece in enumerate(pieces):
+        events += client.send(piece, f"piece {i + 1} of {len(pieces)}")
+    pongs = [f.payload for f in client.of(PING) if f.flags & ACK]
+    assert events == want and pongs == [b"pingpong"] and client.error is None, called(
+        f"conn.receive_data() over {len(pieces)} pieces cut at {short(points, 80)}",
+        events,
+        want,
+    )
+
+
+SETTINGS_AT_LIMITS = {
+    "MAX_FRAME_SIZE 16384 (the smallest)": (5, 16384),
+    "MAX_FRAME_SIZE 2^24-1 (the largest)": (5, 2**24 - 1),
+    "INITIAL_WINDOW_SIZE 2^31-1 (the largest)": (4, 2**31 - 1),
+    "INITIAL_WINDOW_SIZE 0": (4, 0),
+    "ENABLE_PUSH 0": (2, 0),
+    "ENABLE_PUSH 1": (2, 1),
+    "HEADER_TABLE_SIZE 0": (1, 0),
+}
+
+
+@pytest.mark.parametrize("setting", SETTINGS_AT_LIMITS.values(), ids=SETTINGS_AT_LIMITS.keys())
+def test_settings_at_their_limits(setting: tuple[int, int]) -> None:
+    """Every SETTINGS value inside its legal range is accepted, up to and including the range's ends (RFC 9113 §6.5.2)."""
+    client = Client()
+    client.handshake(setting)
+    acks = [f for f in client.of(SETTINGS) if f.flags & ACK]
+    assert client.error is None and len(acks) == 1, called(
+        f"conn.receive_data(SETTINGS(0x{setting[0]:x}={setting[1]}))",
+        client.said(),
+        "one SETTINGS ACK and no error",
+    )

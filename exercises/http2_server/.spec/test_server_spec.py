@@ -11,10 +11,9 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
-from _helpers import oracle_hpack  # noqa: F401  (the import order: oracles first)
 from http2_server import H2Server, Request, Response
 
-from grader.spectools import bounded, called, step, tcp_server
+from grader.spectools import CountingLoop, bounded, called, step, tcp_server
 
 
 class H2Client:
@@ -294,3 +293,49 @@ async def test_client_reset_cancels_the_app() -> None:
         client.conn.reset_stream(stream_id)
         client.flush()
         await bounded(cancelled.wait(), 8.0, "the app task to be cancelled after RST_STREAM")
+
+
+async def _wakeups_over(loop: CountingLoop, seconds: float) -> int:
+    before = loop.wakeups
+    await asyncio.sleep(seconds)
+    return loop.wakeups - before
+
+
+async def _idle_then_open(loop: CountingLoop, connections: int, window: float) -> tuple[int, int]:
+    """Wake-ups over ``window`` with nothing open, then with ``connections`` idle HTTP/2
+    connections that have each served one request."""
+    idle = await _wakeups_over(loop, window)
+    with step("H2Server(hello)"):
+        server = H2Server(hello)
+    clients, pumps = [], []
+    async with tcp_server(server.handle) as (host, port):
+        try:
+            for _ in range(connections):
+                reader, writer = await asyncio.open_connection(host, port)
+                client = H2Client(reader, writer, None)
+                clients.append(client)
+                pumps.append(asyncio.get_running_loop().create_task(client.pump()))
+                stream_id = client.request("/hello")
+                await wait_end(client, stream_id, "the response to GET /hello")
+            opened = await _wakeups_over(loop, window)
+        finally:
+            for client in clients:
+                client.writer.close()
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+    return idle, opened
+
+
+def test_idle_connections_cost_no_wakeups() -> None:
+    """Ten idle HTTP/2 connections cost (almost) no event-loop wake-ups: the server waits on its sockets instead of polling them."""
+    connections, window = 10, 0.3
+    loop = CountingLoop()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        idle, opened = runner.run(_idle_then_open(loop, connections, window))
+    limit = 2 * idle + 20
+    assert opened <= limit, called(
+        f"event-loop wake-ups over {window} s with {connections} idle connections (with none open: {idle})",
+        opened,
+        f"at most {limit}",
+    )
