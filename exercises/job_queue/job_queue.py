@@ -98,8 +98,9 @@ class JobQueue:
         are delivered one at a time, in enqueue order: a group's job is not handed out while
         an earlier job of the group is pending (waiting, backing off or in flight).
 
-        TODO: a visible job already received ``max_receives`` times is not delivered again:
-              move it to the dead letters, and hand out the next job in the same call.
+        TODO: every visible job of the queue already received ``max_receives`` times is not
+              delivered again: this receive moves it to the dead letters, and still hands out
+              the next eligible job in the same call.
         TODO: find and claim the job in one BEGIN IMMEDIATE transaction: two connections must
               never both get a job while it is visible. (A deferred BEGIN would read under a
               shared lock and then fail with SQLITE_BUSY when it tries to write.)
@@ -131,6 +132,9 @@ class JobQueue:
         backoff delay drawn with full jitter:
         ``rng.uniform(0, min(backoff_cap, backoff_base * 2 ** (n - 1)))``. If n has reached
         ``max_receives``, the job goes to the dead letters at once instead.
+
+        The receipt stays the job's latest (ack, extend, fail still work with it) until the
+        job is received again.
 
         TODO: read the receive count and update the job in one BEGIN IMMEDIATE transaction.
         TODO: exactly one draw from ``self.rng`` per retry scheduled.

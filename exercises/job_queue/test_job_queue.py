@@ -79,3 +79,31 @@ def test_a_group_is_delivered_in_order(queue):
     assert queue.receive("ledger") is None  # b waits for a
     queue.ack(job.receipt)
     assert queue.receive("ledger").id == b
+
+
+class HalfRange:
+    """An RNG whose every draw is the middle of its range."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+    def random(self) -> float:
+        return 0.5
+
+
+def test_a_failed_job_backs_off_with_full_jitter(tmp_path, clock):
+    conn = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None, timeout=5)
+    queue = JobQueue(conn, clock=clock, rng=HalfRange(), backoff_base=2.0, backoff_cap=60.0)
+    job_id = queue.enqueue("mail", "flaky")
+    job = queue.receive("mail")
+    assert queue.fail(job.receipt) is True
+    # first retry: uniform(0, min(60, 2 * 2 ** 0)) = 1.0 s with this RNG
+    clock.now += 0.999
+    assert queue.receive("mail") is None
+    clock.now += 0.001
+    job = queue.receive("mail")
+    assert (job.id, job.receives) == (job_id, 2)
+    assert queue.fail(job.receipt) is True
+    # second retry: uniform(0, min(60, 2 * 2 ** 1)) = 2.0 s
+    clock.now += 2.0
+    assert queue.receive("mail").receives == 3
