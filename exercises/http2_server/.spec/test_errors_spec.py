@@ -187,7 +187,7 @@ CONNECTION_ERRORS = [
          _open_then(lambda c: data_frame(1, b"x"), lambda c: frame(CONTINUATION, END_HEADERS, 1, b"")), (E.PROTOCOL_ERROR,)),
     Case("h2spec-8.2-1 PUSH_PROMISE from the client", "PUSH_PROMISE (§8.4)",
          _open_then(lambda c: frame(PUSH_PROMISE, END_HEADERS, 1, b"\0\0\0\x02" + c.block(GET))), (E.PROTOCOL_ERROR,)),
-    Case("frame over max size before it has all arrived", "the 9-byte header of a 16,385-byte DATA frame (§4.2)",
+    Case("h2spec-4.2-2 DATA over max frame size", "the 9-byte header of a 16,385-byte DATA frame (§4.2)",
          _open_then(lambda c: frame(DATA, 0, 1, b"\0" * 16385)[:9]), (E.FRAME_SIZE_ERROR,)),
 ]  # fmt: skip
 
