@@ -43,6 +43,7 @@ def sent(client: Client, stream_id: int) -> int:
     return sum(len(f.payload) for f in client.of(DATA, stream_id))
 
 
+@pytest.mark.points(2)
 def test_initial_window_of_one_byte() -> None:
     """With SETTINGS_INITIAL_WINDOW_SIZE = 1 the server sends one byte of DATA, then exactly what each WINDOW_UPDATE allows (RFC 9113 §6.9.1: "MUST NOT send a flow-controlled frame with a length that exceeds the space available"; h2spec-6.9.1-1)."""
     client = Client()
@@ -63,6 +64,7 @@ def test_initial_window_of_one_byte() -> None:
     )
 
 
+@pytest.mark.points(2)
 def test_connection_window_limits_all_streams() -> None:
     """DATA on all streams together never exceeds the connection window, 65,535 bytes until WINDOW_UPDATE on stream 0 (RFC 9113 §6.9, §6.9.2: SETTINGS do not change the connection window)."""
     client = Client()
@@ -273,6 +275,7 @@ def reset_streams(client: Client, first: int, count: int) -> int:
     return stream_id
 
 
+@pytest.mark.points(2)
 @pytest.mark.parametrize("count, calm", [(10, False), (11, True)], ids=["at the limit", "one over"])
 def test_rapid_reset(count: int, calm: bool) -> None:
     """More than max_resets streams reset by the client within reset_interval is answered with GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487, RFC 9113 §10.5)."""

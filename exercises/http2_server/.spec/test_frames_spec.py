@@ -164,6 +164,7 @@ def test_reserved_bit_is_ignored() -> None:
     )
 
 
+@pytest.mark.points(2)
 def test_request_events() -> None:
     """A request with a body gives RequestReceived, DataReceived for each DATA frame, then StreamEnded (RFC 9113 §8.1)."""
     client = Client()
@@ -394,6 +395,7 @@ def test_reset_stream() -> None:
     )
 
 
+@pytest.mark.points(2)
 def test_response_frames() -> None:
     """A response is HEADERS (the oracle decodes it), DATA, and END_STREAM on the last frame; the stream then closes (RFC 9113 §8.1)."""
     client = Client()
@@ -543,6 +545,7 @@ def _conversation() -> bytes:
 STREAM_LENGTH = len(_conversation())
 
 
+@pytest.mark.points(3)
 @given(cuts=st.sets(st.integers(1, STREAM_LENGTH - 1), max_size=12))
 @example(cuts=set())
 @example(cuts=set(range(1, STREAM_LENGTH)))

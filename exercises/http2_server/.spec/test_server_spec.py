@@ -11,6 +11,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import pytest
 from http2_server import H2Server, Request, Response
 
 from grader.spectools import CountingLoop, bounded, called, step, tcp_server
@@ -142,6 +143,7 @@ async def hello(request: Request) -> Response:
     )
 
 
+@pytest.mark.points(2)
 async def test_get() -> None:
     """A GET over h2c with prior knowledge is answered with the app's status, fields and body (RFC 9113 §3.3, §8.1)."""
     async with Session(hello) as client:
@@ -156,6 +158,7 @@ async def test_get() -> None:
         assert got == want, called("GET /greeting through h2", got, want)
 
 
+@pytest.mark.points(3)
 async def test_concurrent_streams() -> None:
     """Twenty requests on one connection are all in the app at the same time: one slow request does not hold up the others (RFC 9113 §5: multiplexing)."""
     arrived: set[str] = set()
@@ -180,6 +183,7 @@ async def test_concurrent_streams() -> None:
         assert bodies == streams, called("20 concurrent GETs", bodies, streams)
 
 
+@pytest.mark.points(3)
 async def test_upload_through_small_window() -> None:
     """A 1 MiB request body goes through a 16 KiB stream window: the server opens the windows again as it reads (RFC 9113 §6.9)."""
     body = bytes(range(256)) * 4096
@@ -196,6 +200,7 @@ async def test_upload_through_small_window() -> None:
         )
 
 
+@pytest.mark.points(3)
 async def test_download_through_small_window() -> None:
     """A 1 MiB response reaches a client whose window is 16 KiB: the server waits for WINDOW_UPDATEs and never overruns it (RFC 9113 §6.9.1; h2 would fail the connection otherwise)."""
     body = bytes(range(256)) * 4096
@@ -213,6 +218,7 @@ async def test_download_through_small_window() -> None:
         )
 
 
+@pytest.mark.points(2)
 async def test_interleaved_responses() -> None:
     """Two large responses share the connection: their DATA frames interleave instead of one waiting for the other (RFC 9113 §5)."""
 
