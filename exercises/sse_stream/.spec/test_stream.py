@@ -1,0 +1,277 @@
+"""The HTTP endpoint: the response head, events as they are published (read by httpx-sse and
+by the WHATWG parser), Last-Event-ID on reconnect, errors, clients leaving, close()."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+from _helpers import (
+    LOCALHOST,
+    Dispatched,
+    bounded,
+    called,
+    open_stream,
+    running,
+    short,
+    step,
+)
+from httpx_sse import aconnect_sse
+
+# The lesson's limit (the stub's MAX_HEAD), written here: specs are listed without learner code.
+MAX_HEAD = 8192
+
+
+def http() -> httpx.AsyncClient:
+    return httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(10.0))
+
+
+@pytest.mark.points(3)
+async def test_the_response_head_opens_an_event_stream() -> None:
+    """GET /events answers 200 with Content-Type: text/event-stream, Cache-Control: no-store
+    and no Content-Length (the body lasts as long as the connection)."""
+    async with running() as srv:
+        stream = await open_stream(srv.port)
+        try:
+            got = (
+                stream.status,
+                stream.headers.get("content-type", "").split(";")[0].strip().lower(),
+                stream.headers.get("cache-control", "").lower(),
+                "content-length" in stream.headers,
+            )
+            want = (200, "text/event-stream", "no-store", False)
+            assert got == want, called(
+                "GET /events: (status, content-type, cache-control, has Content-Length)",
+                got,
+                want,
+            )
+        finally:
+            stream.close()
+
+
+@pytest.mark.points(4)
+async def test_a_real_client_receives_events_as_they_are_published() -> None:
+    """httpx-sse, a real SSE client, receives each event as it is published: data (several
+    lines, a leading space, UTF-8), type and id."""
+    async with running() as srv, http() as client:
+        with step("GET /events with httpx-sse"):
+            async with aconnect_sse(client, "GET", srv.url) as source:
+                events = source.aiter_sse()
+                await srv.gauge.reaches(1)
+                sent = [("hello", None), ("two\nlines", "update"), (" caf\u00e9 \u2603", "chat")]
+                got = []
+                for data, kind in sent:
+                    srv.hub.publish(data, event=kind)
+                    event = await bounded(anext(events), 5.0, f"the event {data!r} at the client")
+                    got.append((event.event, event.data, event.id))
+        want = [
+            ("message", "hello", "1"),
+            ("update", "two\nlines", "2"),
+            ("chat", " caf\u00e9 \u2603", "3"),
+        ]
+        assert got == want, called("3 publishes, read by httpx-sse as each arrives", got, want)
+
+
+@pytest.mark.points(2)
+async def test_the_stream_starts_with_the_retry_field() -> None:
+    """With retry=2500 the body starts with "retry: 2500" and an empty line: the client's
+    reconnection time (WHATWG HTML §9.2.6) is set before any event."""
+    async with running(retry=2500) as srv:
+        stream = await open_stream(srv.port)
+        try:
+            srv.hub.publish("x")
+            await stream.events(1, "GET /events with retry=2500")
+        finally:
+            stream.close()
+    assert stream.raw.startswith(b"retry: 2500\n\n"), called(
+        "GET /events with retry=2500 (the body's first bytes)", stream.raw[:30], b"retry: 2500\n\n"
+    )
+    assert stream.parser.retries == [2500], called(
+        "the retry values a browser reads", stream.parser.retries, [2500]
+    )
+
+
+@pytest.mark.points(4)
+async def test_reconnecting_with_last_event_id_resumes_without_gaps_or_repeats() -> None:
+    """A client that reconnects with the Last-Event-ID it last saw gets exactly the events it
+    missed, then the live ones (WHATWG HTML §9.2.4)."""
+    async with running(replay=10) as srv:
+        first = await open_stream(srv.port)
+        for n in range(1, 4):
+            srv.hub.publish(f"e{n}")
+        await first.events(3, "the first connection")
+        seen = first.parser.last_event_id
+        first.close()
+        await srv.gauge.reaches(0)
+        srv.hub.publish("e4")
+        srv.hub.publish("e5")
+        again = await open_stream(srv.port, seen)
+        try:
+            await again.events(2, f"the reconnection with Last-Event-ID: {seen}")
+            srv.hub.publish("e6")
+            got = await again.events(3, f"the reconnection with Last-Event-ID: {seen}")
+        finally:
+            again.close()
+    assert seen == "3", called("the last event id a browser holds after 3 events", seen, "3")
+    want = [Dispatched("message", f"e{n}", str(n)) for n in (4, 5, 6)]
+    assert got == want, called(
+        f"reconnect with Last-Event-ID: {seen} after 2 missed events, then one publish", got, want
+    )
+
+
+@pytest.mark.points(3)
+async def test_a_too_old_last_event_id_gets_a_reset_event() -> None:
+    """A Last-Event-ID older than the replay buffer gets one "reset" event with empty data
+    and the newest id, then the live events."""
+    async with running(replay=2) as srv:
+        for n in range(1, 6):
+            srv.hub.publish(f"e{n}")
+        stream = await open_stream(srv.port, "1")
+        try:
+            await stream.events(1, "GET /events with Last-Event-ID: 1")
+            srv.hub.publish("e6")
+            got = await stream.events(2, "GET /events with Last-Event-ID: 1")
+        finally:
+            stream.close()
+    want = [Dispatched("reset", "", "5"), Dispatched("message", "e6", "6")]
+    assert got == want, called(
+        "GET /events with Last-Event-ID: 1 (ids 4 and 5 buffered), then one publish", got, want
+    )
+
+
+@pytest.mark.points(1)
+async def test_last_event_id_field_name_is_case_insensitive_and_value_trimmed() -> None:
+    """The Last-Event-ID field is found whatever the case of its name, with the SP and HTAB
+    around its value trimmed."""
+    async with running() as srv:
+        for n in range(1, 4):
+            srv.hub.publish(f"e{n}")
+        request = b"GET /events?topic=x HTTP/1.1\r\nHost: spec\r\nlast-event-ID: \t 2 \t\r\n\r\n"
+        stream = await open_stream(srv.port, request=request)
+        try:
+            got = await stream.events(1, "GET /events with last-event-ID: \\t 2 \\t")
+        finally:
+            stream.close()
+    want = [Dispatched("message", "e3", "3")]
+    assert got == want, called("GET /events?topic=x with 'last-event-ID: \\t 2 \\t'", got, want)
+
+
+ERRORS = [
+    (b"GET /other HTTP/1.1\r\nHost: s\r\n\r\n", 404, "other_path"),
+    (b"GET /events/x HTTP/1.1\r\nHost: s\r\n\r\n", 404, "sub_path"),
+    (b"POST /events HTTP/1.1\r\nHost: s\r\nContent-Length: 0\r\n\r\n", 405, "post"),
+    (b"GET /events\r\nHost: s\r\n\r\n", 400, "no_version"),
+    (b"GET /events HTTP/2.0\r\nHost: s\r\n\r\n", 400, "bad_version"),
+    (b"GET  /events HTTP/1.1\r\nHost: s\r\n\r\n", 400, "two_spaces"),
+    (b"GET /events HTTP/1.1\r\nHost s\r\n\r\n", 400, "field_without_colon"),
+    (b"GET /events HTTP/1.1\r\nHost : s\r\n\r\n", 400, "space_before_colon"),
+]
+
+
+async def _answer(port: int, request: bytes, what: str) -> tuple[int, dict[str, str], bytes]:
+    stream = await open_stream(port, request=request, read_head=False)
+    try:
+        await stream.read_head(what)
+        await stream.to_end(what)
+    finally:
+        stream.close()
+    return stream.status, stream.headers, stream.raw
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize(
+    ("request_bytes", "status"), [(a, b) for a, b, _ in ERRORS], ids=[c for _, _, c in ERRORS]
+)
+async def test_requests_that_are_not_a_stream_get_an_error_and_the_close(
+    request_bytes: bytes, status: int
+) -> None:
+    """Another path gets 404, another method 405 with Allow: GET, a malformed request line or
+    header line 400; then the server closes the connection."""
+    async with running() as srv:
+        what = short(request_bytes, 60)
+        got, headers, _ = await _answer(srv.port, request_bytes, what)
+        assert got == status, called(f"sending {what}", got, status)
+        if status == 405:
+            allow = headers.get("allow", "")
+            assert allow.replace(" ", "") == "GET", called(f"sending {what}: Allow", allow, "GET")
+        assert srv.hub.subscribers == 0, called(
+            f"hub.subscribers after {what}", srv.hub.subscribers, 0
+        )
+
+
+def _head_of(size: int) -> bytes:
+    start = b"GET /events HTTP/1.1\r\nHost: s\r\nX-Pad: "
+    pad = size - len(start) - 4
+    return start + b"p" * pad + b"\r\n\r\n"
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [(MAX_HEAD - 1, 200), (MAX_HEAD, 200), (MAX_HEAD + 1, 431), (MAX_HEAD + 4, 431)],
+    ids=["one_under", "at_the_limit", "one_over", "four_over"],
+)
+async def test_request_head_limit(size: int, status: int) -> None:
+    """A request head of up to MAX_HEAD bytes (its empty line included) opens a stream; a
+    longer one gets 431."""
+    async with running() as srv:
+        stream = await open_stream(srv.port, request=_head_of(size), read_head=False)
+        try:
+            await stream.read_head(f"a request head of {size} bytes")
+        finally:
+            stream.close()
+        assert stream.status == status, called(
+            f"a request head of {size} bytes (MAX_HEAD = {MAX_HEAD})", stream.status, status
+        )
+
+
+@pytest.mark.points(3)
+async def test_a_client_that_leaves_ends_its_stream_and_subscription() -> None:
+    """When a client closes its connection the server ends that stream and its subscription
+    at once; the other streams carry on."""
+    async with running() as srv:
+        leaving, staying = await open_stream(srv.port), await open_stream(srv.port)
+        try:
+            await srv.gauge.reaches(2)
+            leaving.close()
+            await srv.gauge.reaches(1)
+            state = (srv.server.streams, srv.hub.subscribers)
+            assert state == (1, 1), called(
+                "one of two clients closes: (server.streams, hub.subscribers)", state, (1, 1)
+            )
+            srv.hub.publish("still here")
+            got = await staying.events(1, "the stream that stayed")
+        finally:
+            staying.close()
+    want = [Dispatched("message", "still here", "1")]
+    assert got == want, called("publish after the other client left", got, want)
+
+
+@pytest.mark.points(3)
+async def test_close_ends_every_stream_and_leaves_no_task() -> None:
+    """close() ends every stream (the clients see the end), stops listening, closes every
+    subscription and leaves no task of the server behind; a second close() is harmless."""
+    async with running() as srv:
+        streams = [await open_stream(srv.port) for _ in range(3)]
+        await srv.gauge.reaches(3)
+        with step("await server.close()"):
+            await bounded(srv.server.close(), 5.0, "server.close()")
+        for index, stream in enumerate(streams):
+            await stream.to_end(f"stream #{index + 1} after server.close()")
+            stream.close()
+        state = (srv.server.streams, srv.hub.subscribers)
+        assert state == (0, 0), called(
+            "server.close(): (server.streams, hub.subscribers)", state, (0, 0)
+        )
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not others, called("asyncio.all_tasks() after server.close()", others, "none")
+        with step("a second server.close()"):
+            await bounded(srv.server.close(), 5.0, "a second server.close()")
+        with socket.socket() as probe:
+            probe.settimeout(2.0)
+            refused = probe.connect_ex((LOCALHOST, srv.port)) != 0
+        assert refused, called(
+            f"connecting to port {srv.port} after close()", "accepted", "refused"
+        )
