@@ -249,6 +249,49 @@ def test_a_topic_routes_keys_by_murmur2_and_spreads_null_keys_in_turn():
 
 
 @pytest.mark.points(1)
+def test_an_empty_key_is_a_key():
+    """A record with the empty key b'' goes to partition_for(b'', n), like any keyed record; only None is key-less."""
+    disk = CountingDisk()
+    with step("Topic(disk, 'orders', 3)"):
+        topic = Topic(disk, "orders", 3)
+    calls = [None, b"", None, b"", None]
+    want_partitions = [0, partition_java(b"", 3), 1, partition_java(b"", 3), 2]
+    counts = [0, 0, 0]
+    for key, partition in zip(calls, want_partitions, strict=True):
+        with step(f"topic.produce({key!r}, b'v')"):
+            got = topic.produce(key, b"v")
+        want = (partition, counts[partition])
+        counts[partition] += 1
+        assert got == want, called(
+            f"topic.produce({key!r}, b'v') in the sequence {calls!r}", got, want
+        )
+
+
+@pytest.mark.points(1)
+def test_keyed_records_do_not_take_a_turn_of_the_key_less_ones():
+    """Key-less records go to 0, 1, ..., n - 1 in turn however many keyed records come between them."""
+    disk = CountingDisk()
+    with step("Topic(disk, 'orders', 3)"):
+        topic = Topic(disk, "orders", 3)
+    counts = [0, 0, 0]
+    turn = 0
+    keys = [None, b"k1", None, b"k2", b"k3", None, None, b"k4", None]
+    for key in keys:
+        with step(f"topic.produce({key!r}, b'v')"):
+            got = topic.produce(key, b"v")
+        if key is None:
+            partition = turn % 3
+            turn += 1
+        else:
+            partition = partition_java(key, 3)
+        want = (partition, counts[partition])
+        counts[partition] += 1
+        assert got == want, called(
+            f"topic.produce({key!r}, b'v') in the sequence {keys!r}", got, want
+        )
+
+
+@pytest.mark.points(1)
 def test_a_topic_passes_its_options_to_every_partition_and_needs_one():
     """Topic(disk, name, n, **options) opens n logs <name>-<p> with those options; n = 0 raises ValueError."""
     disk = CountingDisk()
@@ -850,6 +893,8 @@ def test_committed_offsets_survive_a_reopen():
 BAD_COMMITS = [
     ("empty-group", "", 0),
     ("space", "a b", 0),
+    ("trailing-newline", "g\n", 0),
+    ("non-ascii-letter", "caf\u00e9", 0),
     ("negative", "g", -1),
     ("past-the-end", "g", 11),
 ]
@@ -978,6 +1023,25 @@ def test_a_consumer_behind_the_log_start_jumps_to_it():
         got = [r.offset for r in Consumer(log, "slow").poll(1 << 20)]
     assert got == [9, 10, 11], called(
         "Consumer(log, 'slow').poll() after retention deleted offset 1", got, [9, 10, 11]
+    )
+
+
+@pytest.mark.points(1)
+def test_a_live_consumer_overtaken_by_retention_jumps_to_the_log_start_at_its_next_poll():
+    """A consumer whose position retention deletes while it is running continues at log_start_offset at its next poll."""
+    disk, log = filled(12, 40, segment_bytes=120, retention_bytes=0)
+    with step("consumer = Consumer(log, 'slow'); consumer.poll(40)"):
+        consumer = Consumer(log, "slow")
+        first = [r.offset for r in consumer.poll(40)]
+    assert first == [0], called("consumer.poll(40) on a fresh consumer", first, [0])
+    with step("log.enforce_retention() with retention_bytes=0 while the consumer is at offset 1"):
+        log.enforce_retention()
+    start = log.log_start_offset
+    with step("consumer.poll(1 << 20)"):
+        got = [r.offset for r in consumer.poll(1 << 20)]
+    want = list(range(start, 12))
+    assert got == want, called(
+        f"consumer.poll() after retention moved the log start from 0 to {start}", got, want
     )
 
 
