@@ -179,6 +179,9 @@ BAD_TARGETS = [
     ("port-too-big", "origin.test:65536"),
     ("empty-host", ":443"),
     ("url-not-authority", "http://origin.test:443/"),
+    ("ipv6-no-port", "[::1]"),
+    ("ipv6-unclosed", "[::1:443"),
+    ("ipv6-unbracketed", "::1:443"),
 ]
 
 

@@ -117,3 +117,37 @@ async def test_resolved_once_and_connected_by_address(
         assert got == want, called(
             f"{method} rebind.test (status, body, resolver calls, system lookups)", got, want
         )
+
+
+@pytest.mark.points(2)
+async def test_zero_address_refused() -> None:
+    """A name resolving to 0.0.0.0 is refused: on Linux a connection to 0.0.0.0 reaches this
+    machine, a classic way around a blocklist that only knows 127.0.0.0/8."""
+    resolver = Resolver({"zero.test": ["0.0.0.0"]})
+    async with running_origin(ok()) as origin:
+        async with running_proxy(loopback_policy(origin.port), resolver=resolver) as (proxy, port):
+            data = f"GET http://zero.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            answer = await exchange(port, data, "GET http://zero.test/ (zero.test -> 0.0.0.0)")
+        got = (answer.status, origin.connections)
+        assert got == (403, 0), called(
+            "GET http://zero.test/, resolving to 0.0.0.0 (status, origin connections)",
+            got,
+            (403, 0),
+        )
+
+
+async def test_first_allowed_address_is_used() -> None:
+    """Of the resolver's addresses the proxy skips the refused ones and connects to the first one
+    the policy allows."""
+    resolver = Resolver({"multi.test": ["0.0.0.0", "127.0.0.1"]})
+    async with running_origin(ok(b"second address")) as origin:
+        async with running_proxy(loopback_policy(origin.port), resolver=resolver) as (proxy, port):
+            data = f"GET http://multi.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            answer = await exchange(port, data, "GET http://multi.test/ (0.0.0.0, then 127.0.0.1)")
+        got = (answer.status, answer.body, origin.connections)
+        want = (200, b"second address", 1)
+        assert got == want, called(
+            "GET http://multi.test/ resolving to [0.0.0.0, 127.0.0.1] (status, body, origin connections)",
+            got,
+            want,
+        )

@@ -437,29 +437,77 @@ async def test_response_without_length_relayed_to_the_close() -> None:
         )
 
 
-@pytest.mark.parametrize("case", ["unknown-name", "nothing-listening", "not-http"])
+@pytest.mark.parametrize(
+    "case", ["unknown-name", "nothing-listening", "not-http", "closes-silently"]
+)
 async def test_unreachable_origin_is_502(case: str) -> None:
     """A name that doesn't resolve, an origin that refuses the connection, or one that doesn't
-    answer HTTP gets 502 from the proxy."""
+    answer HTTP (garbage, or a close without a word) gets 502 from the proxy."""
 
-    async def garbage(reader, writer):
+    async def origin_handler(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
-        await writer.drain()
+        if case == "not-http":
+            writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+            await writer.drain()
 
-    async with serve(garbage) as garbage_port:
-        async with serve(garbage) as closed_port:
+    async with serve(origin_handler) as origin_port:
+        async with serve(origin_handler) as closed_port:
             pass  # closed: nothing listens on closed_port any more
-        port_of = {
-            "unknown-name": garbage_port,
-            "nothing-listening": closed_port,
-            "not-http": garbage_port,
-        }
+        target_port = closed_port if case == "nothing-listening" else origin_port
         host = "nowhere.test" if case == "unknown-name" else "origin.test"
-        policy = loopback_policy(port_of[case])
-        async with running_proxy(policy, resolver=Resolver()) as (proxy, port):
-            data = f"GET http://{host}:{port_of[case]}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        async with running_proxy(loopback_policy(target_port), resolver=Resolver()) as (
+            proxy,
+            port,
+        ):
+            data = f"GET http://{host}:{target_port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
             answer = await exchange(port, data, f"GET to an origin that is {case}")
         assert answer.status == 502, called(
             f"GET through the proxy, origin {case}", answer.status, 502
         )
+
+
+async def test_head_without_end_is_431() -> None:
+    """A request head that goes on past MAX_HEAD bytes without its blank line is answered 431:
+    the proxy stops reading instead of buffering it."""
+    async with (
+        running_origin(ok()) as origin,
+        running_proxy(loopback_policy(origin.port)) as (proxy, port),
+    ):
+        data = get(origin.port, "/", "X-Pad: ")[:-4] + b"a" * (2 * MAX_HEAD)
+        answer = await exchange(port, data, f"{len(data)} bytes of request head and no blank line")
+        got = (answer.status, origin.connections)
+        assert got == (431, 0), called(
+            f"{len(data)} bytes of head, no blank line (status, origin connections)", got, (431, 0)
+        )
+
+
+BROKEN = {
+    "short-content": b"Content-Length: 100\r\n\r\n0123456789",
+    "bad-chunk-size": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    "chunk-without-crlf": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+async def test_broken_response_body_ends_the_connection(case: str) -> None:
+    """When the origin's body breaks off (closed before its Content-Length, a bad chunk size, a
+    chunk without its CRLF) the proxy relays what was good and closes the client's connection,
+    so the client sees an incomplete message instead of waiting forever."""
+
+    async def origin_handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n" + BROKEN[case])
+        await writer.drain()
+        if case != "short-content":
+            await reader.read(-1)  # keep the connection open: only the proxy can end this
+
+    async with (
+        serve(origin_handler) as origin_port,
+        running_proxy(loopback_policy(origin_port)) as (proxy, port),
+    ):
+        answer = await exchange(port, get(origin_port), f"GET of a response with {case}")
+    want = (200, b"0123456789" if case == "short-content" else b"hello")
+    got = (answer.status, answer.body)
+    assert got == want, called(
+        f"GET of a response with {case} (status, body relayed before the close)", got, want
+    )
