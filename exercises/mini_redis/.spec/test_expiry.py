@@ -138,6 +138,25 @@ async def test_set_forgets_the_ttl_unless_keepttl_and_incr_keeps_it() -> None:
     )
 
 
+async def test_del_takes_the_ttl_with_the_key() -> None:
+    """A deleted key's TTL goes with it: the key created again by INCR or SET KEEPTTL has no TTL."""
+    async with running() as srv:
+        r = async_client(srv.port)
+        try:
+            for key in ("a", "b"):
+                await r.set(key, "1", ex=100)
+            deleted = await r.delete("a", "b")
+            await r.incr("a")
+            await r.set("b", "2", keepttl=True)
+            got = [deleted, await r.ttl("a"), await r.ttl("b")]
+        finally:
+            await r.aclose()
+    want = [2, -1, -1]
+    assert got == want, called(
+        "keys a, b with EX 100; DEL a b; INCR a; SET b 2 KEEPTTL; TTL a b", got, want
+    )
+
+
 async def test_expired_keys_are_only_deleted_when_touched_or_swept() -> None:
     """Lazy expiry: an expired key nobody reads still counts in DBSIZE until a command touches it or the sweep finds it."""
     async with running() as srv:

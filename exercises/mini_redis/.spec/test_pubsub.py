@@ -160,6 +160,38 @@ async def test_subscription_replies_count_channels_and_patterns() -> None:
     )
 
 
+async def test_unsubscribe_without_names_counts_the_other_kind() -> None:
+    """UNSUBSCRIBE with no names and no channels (but patterns) still answers one reply with a nil name and the count of patterns; PUNSUBSCRIBE likewise with only channels."""
+    async with running() as srv:
+        data = (
+            command("PSUBSCRIBE", "p*")
+            + command("UNSUBSCRIBE")
+            + command("PUNSUBSCRIBE")
+            + command("SUBSCRIBE", "a")
+            + command("PUNSUBSCRIBE")
+            + command("UNSUBSCRIBE")
+        )
+        want = (
+            b"*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:1\r\n"
+            b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:1\r\n"
+            b"*3\r\n$12\r\npunsubscribe\r\n$2\r\np*\r\n:0\r\n"
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+            b"*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:1\r\n"
+            b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n"
+        )
+        got = await raw_exchange(
+            srv.port,
+            data,
+            "PSUBSCRIBE p*; UNSUBSCRIBE; PUNSUBSCRIBE; SUBSCRIBE a; PUNSUBSCRIBE; UNSUBSCRIBE",
+            len(want),
+        )
+    assert got == want, called(
+        "PSUBSCRIBE p*; UNSUBSCRIBE; PUNSUBSCRIBE; SUBSCRIBE a; PUNSUBSCRIBE; UNSUBSCRIBE (raw)",
+        got,
+        want,
+    )
+
+
 @pytest.mark.points(2)
 @pytest.mark.parametrize(
     "cmd",
