@@ -275,3 +275,52 @@ async def test_close_ends_every_stream_and_leaves_no_task() -> None:
         assert refused, called(
             f"connecting to port {srv.port} after close()", "accepted", "refused"
         )
+
+
+async def _follow(port: int, total: int, every: int, label: str) -> tuple[list[str], int]:
+    """Read until event `total`, reconnecting with the last id after every `every` events."""
+    seen: list[str] = []
+    last: str | None = None
+    connections = 0
+    while not seen or seen[-1] != str(total):
+        stream = await open_stream(port, last)
+        connections += 1
+        remaining = total - (int(seen[-1]) if seen and seen[-1].isdigit() else 0)
+        try:
+            await stream.events(min(every, remaining), f"{label}, connection #{connections}", 10.0)
+        finally:
+            stream.close()
+        seen += [event.last_event_id for event in stream.parser.events]
+        last = stream.parser.last_event_id
+    return seen, connections
+
+
+@pytest.mark.points(3)
+async def test_clients_that_keep_reconnecting_see_every_event_once() -> None:
+    """Clients that drop their connection every few events and reconnect with Last-Event-ID,
+    while events are published, see every event exactly once and in order."""
+    total, clients = 40, 4
+    async with running(replay=100) as srv:
+
+        async def publisher() -> None:
+            for n in range(1, total + 1):
+                srv.hub.publish(f"e{n}")
+                await asyncio.sleep(0)  # let the clients read and reconnect in between
+
+        followers = [
+            asyncio.create_task(_follow(srv.port, total, 3 + index, f"client #{index + 1}"))
+            for index in range(clients)
+        ]
+        await srv.gauge.reaches(clients)
+        await publisher()
+        results = await bounded(
+            asyncio.gather(*followers), 30.0, f"{clients} reconnecting clients to see event {total}"
+        )
+    want = [str(n) for n in range(1, total + 1)]
+    for index, (seen, connections) in enumerate(results):
+        assert seen == want, called(
+            f"client #{index + 1} reconnecting every {3 + index} events "
+            f"({connections} connections): the ids it saw",
+            seen,
+            want,
+        )
