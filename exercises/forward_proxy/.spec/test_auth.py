@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 
+import forward_proxy
 import httpx
 import pytest
 from _helpers import exchange, loopback_policy, ok, running_origin, running_proxy, tls_pair
 
-from grader.spectools import bounded, called, step
+from grader.spectools import bounded, called, spy_compare_digest, step
 
 USERS = {"alice": "wonder land", "bob": "pässword"}
 
@@ -105,3 +106,34 @@ async def test_connect_needs_credentials_too() -> None:
             got,
             want,
         )
+
+
+async def test_password_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The password is checked with hmac.compare_digest (constant time), so the time an answer
+    takes says nothing about how much of a guess was right."""
+    compared = spy_compare_digest(monkeypatch, forward_proxy)
+    async with (
+        running_origin(ok()) as origin,
+        running_proxy(loopback_policy(origin.port), credentials=USERS) as (proxy, port),
+    ):
+        for password in ("wonder land", "wrong guess"):
+            data = (
+                f"GET http://origin.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\n"
+                f"Proxy-Authorization: {basic('alice', password)}\r\n\r\n"
+            )
+            await exchange(port, data.encode(), f"GET with password {password!r}")
+
+    def as_bytes(value: object) -> bytes:
+        return value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+
+    def appears(password: str) -> bool:
+        # The password itself, "user:password", or its base64 token: any of them compared.
+        needles = (password.encode(), basic("alice", password).split()[1].encode())
+        return any(n in as_bytes(side) for pair in compared for side in pair for n in needles)
+
+    seen = [appears(password) for password in ("wonder land", "wrong guess")]
+    assert seen == [True, True], called(
+        "two authenticated GETs, right and wrong password (compare_digest saw each password)",
+        seen,
+        [True, True],
+    )
