@@ -1,0 +1,144 @@
+"""The HTTP sidecar on 127.0.0.1: a scripted upstream behind it, raw HTTP/1.1 in front."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from _helpers import dead_port, send, sidecar, upstream
+from resilience_sidecar import DEADLINE_HEADER, CircuitBreaker, Resilience
+
+from grader.spectools import called
+
+GET = b"GET /items/7 HTTP/1.1\r\nHost: svc\r\n\r\n"
+
+
+def policy(**options):
+    options.setdefault("max_attempts", 3)
+    options.setdefault("per_try_timeout", 5.0)
+    options.setdefault("timeout", 10.0)
+    options.setdefault("backoff_base", 0.001)
+    options.setdefault("backoff_cap", 0.002)
+    options.setdefault("rng", random.Random(5))
+    return lambda: Resilience(**options)
+
+
+@pytest.mark.points(2)
+async def test_a_healthy_upstream_answer_is_relayed():
+    """GET through the sidecar reaches the upstream once, and its status, header and body come back."""
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        status, headers, body = await send(own, GET)
+    assert (status, headers.get("x-upstream"), body) == (200, "yes", b"answer 1"), called(
+        "GET /items/7 through the sidecar, upstream answering 200",
+        (status, headers, body),
+        (200, "x-upstream: yes", b"answer 1"),
+    )
+    assert len(up.requests) == 1 and up.requests[0][0].startswith("GET /items/7 HTTP/1.1\r\n"), (
+        called(
+            "GET /items/7 through the sidecar",
+            f"upstream saw {[r[0][:40] for r in up.requests]}",
+            "one GET /items/7",
+        )
+    )
+
+
+@pytest.mark.points(2)
+async def test_a_get_is_retried_on_503_but_a_post_is_not():
+    """The sidecar retries a GET answered 503 and relays the 200; a POST answered 503 is relayed
+    after one attempt (RFC 9110 §9.2.2: POST is not idempotent)."""
+    async with upstream([503, 200]) as (up, port), sidecar(port, policy()) as own:
+        status, _, body = await send(own, GET)
+    assert (status, body, len(up.requests)) == (200, b"answer 2", 2), called(
+        "GET through the sidecar, upstream answering 503 then 200",
+        (status, body, len(up.requests)),
+        (200, b"answer 2", "2 upstream requests"),
+    )
+    post = b"POST /orders HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\n\r\nhello"
+    async with upstream([503, 200]) as (up, port), sidecar(port, policy()) as own:
+        status, _, _ = await send(own, post)
+    assert (status, len(up.requests)) == (503, 1), called(
+        "POST through the sidecar, upstream answering 503 then 200",
+        (status, len(up.requests)),
+        (503, "1 upstream request"),
+    )
+    assert up.requests[0][1] == b"hello", called(
+        "the POST body the upstream received", up.requests[0][1], b"hello"
+    )
+
+
+@pytest.mark.points(2)
+async def test_each_attempt_carries_the_remaining_time_in_a_header():
+    """Every upstream request carries x-request-timeout-ms: the attempt's time in whole
+    milliseconds (the per-try timeout, cut by the caller's deadline), replacing the caller's."""
+    async with upstream([200]) as (up, port), sidecar(port, policy(per_try_timeout=2.0)) as own:
+        await send(own, GET)
+        first = up.header(0, DEADLINE_HEADER)
+        request = b"GET /x HTTP/1.1\r\nHost: svc\r\nX-Request-Timeout-Ms: 750\r\n\r\n"
+        await send(own, request)
+        second = up.header(1, DEADLINE_HEADER)
+    assert first == ["2000"], called(
+        "GET through the sidecar with per_try_timeout=2 s",
+        f"upstream saw {DEADLINE_HEADER}: {first}",
+        ["2000"],
+    )
+    assert len(second) == 1 and 600 <= int(second[0]) <= 750, called(
+        f"GET through the sidecar with {DEADLINE_HEADER}: 750 from the caller",
+        f"upstream saw {DEADLINE_HEADER}: {second}",
+        "one value, at most 750 (the caller's remaining time, minus time spent)",
+    )
+
+
+@pytest.mark.points(2)
+async def test_an_expired_caller_deadline_is_not_sent_upstream():
+    """A request whose deadline header says 0 ms is answered 504 without contacting the upstream."""
+    request = f"GET /x HTTP/1.1\r\nHost: svc\r\n{DEADLINE_HEADER}: 0\r\n\r\n".encode()
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        status, _, _ = await send(own, request)
+    assert (status, len(up.requests)) == (504, 0), called(
+        f"GET through the sidecar with {DEADLINE_HEADER}: 0",
+        (status, len(up.requests)),
+        (504, "0 upstream requests"),
+    )
+
+
+@pytest.mark.points(2)
+async def test_an_unreachable_upstream_gets_502_after_every_attempt():
+    """When the upstream refuses connections, the sidecar tries max_attempts times and answers 502."""
+    async with sidecar(dead_port(), policy(max_attempts=3)) as own:
+        status, _, _ = await send(own, GET)
+    assert status == 502, called(
+        "GET through the sidecar to a port nothing listens on", status, 502
+    )
+
+
+@pytest.mark.points(1)
+async def test_an_upstream_that_hangs_gets_504():
+    """An upstream that never answers is cut at the per-try timeout; the sidecar answers 504."""
+    async with (
+        upstream(["hang"]) as (up, port),
+        sidecar(port, policy(max_attempts=2, per_try_timeout=0.1)) as own,
+    ):
+        status, _, _ = await send(own, GET)
+    assert (status, len(up.requests)) == (504, 2), called(
+        "GET through the sidecar, upstream never answering, per_try_timeout=0.1 s, max_attempts=2",
+        (status, len(up.requests)),
+        (504, "2 upstream requests"),
+    )
+
+
+@pytest.mark.points(1)
+async def test_an_open_circuit_answers_503_without_contacting_the_upstream():
+    """Once the breaker is open, requests are answered 503 and never reach the upstream."""
+    make = policy(
+        max_attempts=1,
+        breaker=CircuitBreaker(
+            failure_threshold=1.0, window_size=2, minimum_calls=2, reset_timeout=300.0
+        ),
+    )
+    async with upstream([500]) as (up, port), sidecar(port, make) as own:
+        statuses = [(await send(own, GET))[0] for _ in range(4)]
+    assert (statuses, len(up.requests)) == ([500, 500, 503, 503], 2), called(
+        "4 GETs through the sidecar, upstream answering 500, breaker opening after 2 failures",
+        (statuses, len(up.requests)),
+        ([500, 500, 503, 503], "2 upstream requests"),
+    )
