@@ -97,6 +97,8 @@ class Backend:
     """A plaintext HTTP/1.1 backend: h11 parses what the proxy sends; answers 200 "backend says hi"."""
 
     requests: list[tuple[h11.Request, bytes]] = field(default_factory=list)
+    raw: bytearray = field(default_factory=bytearray)  # every byte received, all connections
+    content: bytes = b"backend says hi"
     errors: list[str] = field(default_factory=list)
     port: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -115,6 +117,7 @@ class Backend:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
                     data = await reader.read(65536)
+                    self.raw += data
                     if not data:
                         return
                     conn.receive_data(data)
@@ -126,7 +129,7 @@ class Backend:
                     break
             self.requests.append((request, body))
             self.arrived.set()
-            content = b"backend says hi"
+            content = self.content
             headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(content)))]
             writer.write(conn.send(h11.Response(status_code=200, headers=headers)))
             writer.write(conn.send(h11.Data(data=content)))
@@ -141,8 +144,8 @@ class Backend:
 
 
 @contextlib.asynccontextmanager
-async def running_backend() -> AsyncIterator[Backend]:
-    backend = Backend()
+async def running_backend(content: bytes = b"backend says hi") -> AsyncIterator[Backend]:
+    backend = Backend(content=content)
     tasks: set[asyncio.Task] = set()
 
     async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,10 +187,10 @@ async def running_proxy(
 
 @contextlib.asynccontextmanager
 async def stack(
-    config: TLSConfig | None = None,
+    config: TLSConfig | None = None, content: bytes = b"backend says hi"
 ) -> AsyncIterator[tuple[Backend, TLSTerminator, int]]:
     async with (
-        running_backend() as backend,
+        running_backend(content) as backend,
         running_proxy(config or standard_config(), backend.port) as (proxy, port),
     ):
         yield backend, proxy, port

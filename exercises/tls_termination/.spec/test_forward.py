@@ -174,7 +174,8 @@ ERRORS = [
 )
 async def test_bad_requests_answered_by_the_proxy(raw: bytes, status: int) -> None:
     """The proxy answers a request it can't forward safely itself (501 for a chunked body,
-    400 for a malformed head) and the backend never sees it."""
+    400 for a malformed head, whitespace before a colon included: RFC 9112 §5.1) and the backend
+    never sees it."""
     async with stack() as (backend, _, port):
         with step("a bad request over TLS"):
             tls = await connect(port, "a.test")
@@ -217,4 +218,41 @@ async def test_backend_closing_without_an_answer_is_502() -> None:
             tls.close()
     assert status_of(answer) == 502, called(
         "GET / with a backend that closes without answering", answer[:80], "a 502 answer"
+    )
+
+
+@pytest.mark.points(2)
+async def test_pipelined_request_is_not_smuggled() -> None:
+    """Bytes the client sends after the first request's body (a second, pipelined request with
+    forged fields) never reach the backend: one request per connection, body cut at Content-Length."""
+    smuggled = b"GET /admin HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+    raw = b"POST /a HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello" + smuggled
+    async with stack() as (backend, _, port):
+        with step("POST /a (5-byte body) with a second request right behind it, over TLS"):
+            tls = await connect(port, "a.test")
+            answer = await tls.request(raw, "POST /a followed by a pipelined GET /admin")
+            tls.close()
+    got = (status_of(answer), [r.target for r, _ in backend.requests], b"/admin" in backend.raw)
+    want = (200, [b"/a"], False)
+    assert got == want, called(
+        "POST /a + pipelined GET /admin in one write (status, targets at the backend, /admin in its bytes)",
+        got,
+        want,
+    )
+
+
+async def test_long_answer_relayed_whole() -> None:
+    """An answer longer than one read (300 KB) reaches the client whole."""
+    content = bytes(range(256)) * 1200
+    async with stack(content=content) as (_, _, port):
+        with step("GET / over TLS for a 307200-byte answer"):
+            tls = await connect(port, "a.test")
+            answer = await tls.request(get_request(), "GET / (a long answer)")
+            tls.close()
+    body = answer.partition(b"\r\n\r\n")[2]
+    got = (status_of(answer), len(body), body == content)
+    assert got == (200, len(content), True), called(
+        "GET / with a 307200-byte answer (status, bytes received, same bytes)",
+        got,
+        (200, len(content), True),
     )

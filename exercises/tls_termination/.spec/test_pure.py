@@ -12,7 +12,7 @@ from tls_termination import SUBJECT_HEADER, forwarded_node, pick_name, rewrite_h
 
 from grader.spectools import called, step
 
-NAMES = {"a.test": 1, "B.test": 2, "*.w.test": 3, "w.test": 4}
+NAMES = {"a.test": 1, "B.test": 2, "*.w.test": 3, "w.test": 4, "*.v.test": 5}
 
 PICKS = [
     ("exact", "a.test", "a.test"),
@@ -22,6 +22,7 @@ PICKS = [
     ("wildcard-upper-case", "X.W.Test", "*.w.test"),
     ("exact-beats-wildcard", "w.test", "w.test"),
     ("wildcard-not-two-labels", "y.x.w.test", None),
+    ("wildcard-not-apex", "v.test", None),
     ("wildcard-not-suffix-only", "xw.test", None),
     ("unknown-name", "c.test", None),
     ("single-label", "localhost", None),
