@@ -437,6 +437,57 @@ def test_backoff_draws_from_the_injected_rng(path, clock):
     assert rng.draws == 3, called("fail a job 3 times; draws from the injected rng", rng.draws, 3)
 
 
+@pytest.mark.points(1)
+def test_the_rng_is_drawn_only_for_a_scheduled_retry(path, clock):
+    """The rng is drawn once per scheduled retry and at no other time: receive, ack, extend, a stale fail and a fail that dead-letters draw nothing.
+
+    An extra draw shifts every later delay of a seeded run (the lesson: "one draw per scheduled
+    retry"); the other specs' ScriptedRandom returns the same fraction every time and cannot
+    see it.
+    """
+    rng = ScriptedRandom(0.5)
+    q = open_queue(
+        path,
+        clock,
+        visibility_timeout=VT,
+        rng=rng,
+        backoff_base=1.0,
+        backoff_cap=8.0,
+        max_receives=2,
+    )
+    enqueue(q, "done")
+    enqueue(q, "poison")
+    history = []
+
+    def did(text, ok, want):
+        history.append(text)
+        assert ok is want, called("; ".join(history), ok, want)
+        assert rng.draws == (1 if "fail(poison, receive 1)" in " ".join(history) else 0), called(
+            "; ".join(history) + "; draws from the injected rng so far",
+            rng.draws,
+            "1 after the fail at receive 1 (a scheduled retry), 0 before it, and no more after it",
+        )
+
+    done = receive(q)
+    with step("queue.extend(receipt, 5); queue.ack(receipt)"):
+        did("receive -> done; extend(done, 5)", q.extend(done.receipt, 5.0), True)
+        did("ack(done)", q.ack(done.receipt), True)
+    first = receive(q)
+    with step("queue.fail(receipt) at receive 1 of 2"):
+        did("receive -> poison; fail(poison, receive 1)", q.fail(first.receipt), True)
+    clock.advance(8.0)
+    second = receive(q)
+    assert second is not None and second.receives == 2, called(
+        "fail(poison) at receive 1 (delay 0.5 s), 8 s later receive", second, "poison, receives = 2"
+    )
+    with step("queue.fail(stale receipt); queue.fail(receipt) at receive 2 of 2"):
+        did("receive -> poison again; fail(stale receipt)", q.fail(first.receipt), False)
+        did("fail(poison, receive 2 = max_receives): dead-lettered", q.fail(second.receipt), True)
+    with step("queue.dead_letters('work')"):
+        letters = [j.body for j in q.dead_letters("work")]
+    assert letters == ["poison"], called("...; then dead_letters('work')", letters, ["poison"])
+
+
 @pytest.mark.points(3)
 @pytest.mark.parametrize(
     ("timeouts", "dead"),
