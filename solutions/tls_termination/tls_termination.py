@@ -73,7 +73,14 @@ class Certificate:
 
 @dataclass(frozen=True)
 class TLSConfig:
-    """What the proxy serves: a default certificate, one per name, ALPN, client certificates."""
+    """What the proxy serves.
+
+    ``default``: the certificate for clients without SNI or with a name not in ``names``.
+    ``names``: SNI name -> certificate; a key ``*.example.test`` is a wildcard for one label.
+    ``alpn``: the protocols the proxy may agree on (RFC 7301), in its order of preference.
+    ``client_ca``: a PEM file of the CA(s) whose client certificates are accepted; None: no mTLS.
+    ``require_client_cert``: with ``client_ca``, refuse clients without a certificate.
+    """
 
     default: Certificate
     names: Mapping[str, Certificate] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import ssl
 
 import httpx
 import pytest
-from _helpers import connect, leaves, pki, stack
+from _helpers import connect, get_request, leaves, pki, stack
 
 from grader.spectools import LOCALHOST, bounded, called, step
 
@@ -70,7 +70,8 @@ async def test_httpx_verifies_per_name() -> None:
 async def test_unknown_name_is_refused_by_the_client() -> None:
     """A client asking for a name the proxy has no certificate for gets the default certificate,
     so a verifying client refuses it (the hostname does not match)."""
-    async with stack() as (backend, proxy, port):
+    ls = leaves()
+    async with stack() as (_, proxy, port):
         try:
             tls = await connect(port, "c.test")
         except ssl.SSLCertVerificationError as err:
@@ -78,13 +79,21 @@ async def test_unknown_name_is_refused_by_the_client() -> None:
         else:
             got = f"a verified connection, serial {tls.serial}"
             tls.close()
+        context = pki().client_context()
+        context.check_hostname = False  # the chain is still verified; only the name is not
+        with step("a TLS handshake with SNI 'c.test', not checking the name"):
+            tls = await connect(port, "c.test", context)
+        served = tls.serial
+        tls.close()
     assert got.startswith("SSLCertVerificationError"), called(
         "a TLS handshake with SNI 'c.test'",
         got,
         "the client refuses the certificate: it does not name c.test",
     )
-    assert not backend.requests, called(
-        "a refused handshake", f"{len(backend.requests)} requests at the backend", "none"
+    assert served == ls["default"].serial, called(
+        "a handshake with SNI 'c.test' (serial of the served certificate)",
+        served,
+        "the serial of the default certificate",
     )
 
 
@@ -98,8 +107,10 @@ async def test_handshakes_are_recorded() -> None:
             context.set_alpn_protocols(["http/1.1"])
             if server_name is None:
                 context.check_hostname = False
-            with step(f"a TLS handshake with SNI {server_name!r}"):
+            with step(f"GET / over a TLS connection with SNI {server_name!r}"):
                 tls = await connect(port, server_name, context)
+                # the answer proves the proxy's side of the handshake is done and recorded
+                await tls.request(get_request(), f"GET / with SNI {server_name!r}")
             tls.close()
         with step("proxy.handshakes"):
             got = [(h.server_name, h.certificate, h.alpn, h.version) for h in proxy.handshakes]
