@@ -602,7 +602,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[str, list[Header]]:
 async def _read_request(reader: asyncio.StreamReader) -> Request:
     request_line, fields = await _read_head(reader)
     parts = request_line.split(" ")
-    if len(parts) != 3 or not parts[1].startswith("/"):
+    if len(parts) != 3 or not parts[1].startswith("/") or parts[2] != "HTTP/1.1":
         raise _BadMessage(request_line)
     request = Request(parts[0], parts[1], fields)
     if request.header("transfer-encoding") is not None:

@@ -49,6 +49,36 @@ def test_least_recently_used_goes_first() -> None:
     )
 
 
+def test_a_lookup_that_finds_a_stale_response_is_a_use() -> None:
+    """Finding a stale response to revalidate it counts as a use of it, like serving it: the least
+    recently used response is evicted before it."""
+    now, cache = new_cache()
+
+    def reply(request):
+        lifetime = "10" if request.target == "/a" else "1000"
+        headers = [("Date", httpdate(now())), ("Cache-Control", f"max-age={lifetime}")]
+        return Response(200, headers, b"x" * (150 if request.target == "/c" else 100))
+
+    origin = Script(reply)
+    exchange(cache, get("/a"), origin)
+    exchange(cache, get("/b"), origin)
+    now.advance(20)
+    with step("cache.lookup(GET /a) once /a is stale (the revalidation not completed)"):
+        first = cache.lookup(get("/a")).kind
+    assert first == "revalidate", called("cache.lookup(GET /a) stale by 10 s", first, "revalidate")
+    exchange(cache, get("/c"), origin)
+    with step("cache.lookup(GET /b)"):
+        b = cache.lookup(get("/b")).kind
+    with step("cache.lookup(GET /a)"):
+        a = cache.lookup(get("/a")).kind
+    assert (a, b) == ("revalidate", "miss"), called(
+        "GET /a (max-age=10), GET /b (100 bytes each); 20 s later lookup(GET /a); GET /c (150 "
+        f"bytes, max_bytes={MAX}); then lookup(GET /a), lookup(GET /b) (kinds)",
+        (a, b),
+        ("revalidate", "miss"),
+    )
+
+
 def test_too_big_is_not_stored() -> None:
     """A response larger than max_bytes is not stored, and evicts nothing."""
     now, cache = new_cache()

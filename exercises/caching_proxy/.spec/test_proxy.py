@@ -274,6 +274,7 @@ BAD = [
     (b"GET /a HTTP/1.1\r\nNo colon here\r\n\r\n", 400),
     (b"GET /a HTTP/1.1\r\nHost : x\r\n\r\n", 400),
     (b"GET nowhere\r\n\r\n", 400),
+    (b"GET /a FTP/1.1\r\nHost: x\r\n\r\n", 400),
     (b"POST /a HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", 400),
     (b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501),
 ]
@@ -281,6 +282,7 @@ BAD_IDS = [
     "field_without_colon",
     "space_before_colon",
     "bad_request_line",
+    "not_http_1_1",
     "bad_content_length",
     "chunked",
 ]
@@ -485,4 +487,43 @@ async def test_hop_by_hop_fields_stay_on_their_hop() -> None:
         "GET /a; the origin answers with Connection: close, X-Internal (the fields the client got)",
         got,
         "X-Public, and no X-Internal or Keep-Alive",
+    )
+
+
+FIXED_HOP_BY_HOP = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"]
+
+
+async def test_every_listed_hop_by_hop_field_stays_on_its_hop() -> None:
+    """Keep-Alive, Proxy-Connection, TE, Trailer and Upgrade are hop-by-hop even when Connection
+    does not name them: none is forwarded, in either direction (RFC 9110 §7.6.1)."""
+    now = clock()
+    heads: list[bytes] = []
+    hop = "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+    hop += "Trailer: X-Checksum\r\nUpgrade: h2c\r\n"
+    answer = (
+        f"HTTP/1.1 200 OK\r\nDate: {httpdate(now())}\r\nCache-Control: max-age=60\r\n{hop}"
+        "X-Public: 1\r\nContent-Length: 2\r\n\r\nhi"
+    ).encode()
+    request = f"GET /a HTTP/1.1\r\nHost: origin.test\r\n{hop}X-Kept: yes\r\n\r\n".encode()
+    async with tcp_server(await recording_origin(heads, answer)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            reply = await raw_exchange(host, port, request)
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    sent = field_names(heads[0]) if heads else []
+    leaked = sorted(set(FIXED_HOP_BY_HOP) & set(sent))
+    assert "x-kept" in sent and not leaked, called(
+        f"the proxy with {request!r} (the fields the origin saw)",
+        sent,
+        f"X-Kept, and none of {FIXED_HOP_BY_HOP}",
+    )
+    got = field_names(reply.split(b"\r\n\r\n", 1)[0])
+    leaked = sorted(set(FIXED_HOP_BY_HOP) & set(got))
+    assert "x-public" in got and not leaked, called(
+        "GET /a; the origin answers with Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade "
+        "(the fields the client got)",
+        got,
+        f"X-Public, and none of {FIXED_HOP_BY_HOP}",
     )

@@ -186,6 +186,21 @@ def test_sie_not_for_client_errors() -> None:
     )
 
 
+@pytest.mark.parametrize("status", [501, 505])
+def test_sie_not_for_other_server_errors(status: int) -> None:
+    """stale-if-error hides only 500, 502, 503 and 504, not every 5xx: a 501 or a 505 from the
+    origin is passed on (RFC 5861 §4)."""
+    now, cache, origin = setup("stale-if-error=30", lambda r: None)
+    origin.reply = error_reply(now, status)
+    now.advance(15)
+    kind, served = exchange(cache, get("/a"), origin)
+    assert served.status == status, called(
+        f"GET /a stale by 5 s under stale-if-error=30; the origin says {status}",
+        (served.status, served.body),
+        f"status {status}",
+    )
+
+
 @pytest.mark.parametrize("directive", FORBIDDEN, ids=[d.split("=")[0] for d in FORBIDDEN])
 def test_sie_forbidden(directive: str) -> None:
     """must-revalidate, proxy-revalidate, no-cache and s-maxage forbid serving a stale response,
