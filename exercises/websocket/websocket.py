@@ -197,8 +197,9 @@ class Connection:
         raise NotImplementedError
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake: queue a Close frame (code, then the UTF-8 reason);
-        the state becomes CLOSING. Does nothing unless the state is OPEN."""
+        """Start the closing handshake: queue a Close frame (code, then the UTF-8 reason, cut
+        to at most 123 bytes at a character boundary); the state becomes CLOSING. Does nothing
+        unless the state is OPEN."""
         raise NotImplementedError
 
     def data_to_send(self) -> bytes:

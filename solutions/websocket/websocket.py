@@ -336,8 +336,10 @@ class Connection:
     def _close_frame(code: int, reason: str) -> bytes:
         if code == NO_STATUS:  # "no status" is said with an empty Close frame
             return encode_frame(Opcode.CLOSE, b"")
-        body = struct.pack("!H", code) + reason.encode("utf-8")[:123]
-        return encode_frame(Opcode.CLOSE, body)
+        # A control frame holds at most 125 bytes: 2 for the code, 123 for the reason, cut at
+        # a character boundary so that what is left is still UTF-8 (§5.5, §5.5.1).
+        text = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+        return encode_frame(Opcode.CLOSE, struct.pack("!H", code) + text)
 
     # -- receiving ------------------------------------------------------------------------
 

@@ -507,6 +507,26 @@ def test_empty_close_reports_1005():
     )
 
 
+@pytest.mark.parametrize(
+    "reason", ["x" * 200, "\u00e9" * 100, "x" + "\u20ac" * 60], ids=["ascii", "2-byte", "3-byte"]
+)
+def test_a_long_close_reason_is_cut_to_a_valid_control_frame(reason):
+    """close(code, reason) with a reason over 123 bytes writes a Close of at most 125 bytes whose
+    reason is the longest whole-character prefix of the given one that fits (RFC 6455 §5.5, §5.5.1)."""
+    conn = connection()
+    with step(f"connection.close(4000, <{len(reason.encode())}-byte reason>)"):
+        conn.close(4000, reason)
+    data = conn.data_to_send()
+    encoded = reason.encode("utf-8")
+    want_reason = encoded[:123].decode("utf-8", "ignore").encode("utf-8")
+    want = bytes([0x88, 2 + len(want_reason)]) + (4000).to_bytes(2, "big") + want_reason
+    assert data == want, called(
+        f"close(4000, <{len(encoded)}-byte reason>); data_to_send()",
+        short(data),
+        f"one Close frame: 4000 and the first {len(want_reason)} bytes of the reason",
+    )
+
+
 @pytest.mark.points(2)
 def test_server_initiated_close():
     """close(code, reason) writes a Close and moves to CLOSING; the client's Close then ends it
