@@ -340,8 +340,7 @@ async def _pipe(
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+        writer.write_eof()
     except ConnectionError:
         writer.close()
         source.close()

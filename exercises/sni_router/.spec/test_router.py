@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import struct
 
 import httpx
 import pytest
@@ -307,3 +308,148 @@ async def test_close_ends_connections() -> None:
         got,
         (True, b"", True),
     )
+
+
+async def test_hello_deadline_covers_the_whole_hello() -> None:
+    """hello_timeout bounds the whole hello, not each read: a client that trickles its hello
+    a byte at a time is closed once the deadline passes, and no backend is contacted.
+
+    The client paces its writes (20 ms a byte, about 10 s for the hello); the router, with
+    hello_timeout=0.5, must close long before the last byte.
+    """
+    recorder = Recorder()
+    hello = python_hello("trickle.test")
+    async with (
+        tcp_server(recorder.handle) as (_, backend_port),
+        running_router({}, (LOCALHOST, backend_port), hello_timeout=0.5) as (_, port),
+    ):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        closed = asyncio.ensure_future(read_all(reader, "EOF from the router", 60))
+        sent = 0
+        try:
+            while sent < len(hello) and not closed.done():
+                writer.write(hello[sent : sent + 1])
+                sent += 1
+                await asyncio.sleep(0.02)
+            got = await bounded(closed, 30, "the router to close a trickling hello")
+        finally:
+            closed.cancel()
+            writer.close()
+    result = (got, sent < len(hello), len(recorder.received))
+    assert result == (b"", True, 0), called(
+        f"a hello trickled 1 byte / 20 ms (hello_timeout=0.5): (bytes back, closed before the "
+        f"last of {len(hello)} bytes, backend connections)",
+        result,
+        (b"", True, 0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "routed"), [(300, False), (600, True)], ids=["hello-over-limit", "hello-under-limit"]
+)
+async def test_router_applies_max_hello_size(limit: int, routed: bool) -> None:
+    """The router refuses a hello larger than its max_hello_size (closed, no backend) and
+    routes one within it."""
+    recorder = Recorder()
+    hello = python_hello("limit.test")  # 517 bytes: a 512-byte handshake message
+    async with (
+        tcp_server(recorder.handle) as (_, backend_port),
+        running_router(
+            {"limit.test": (LOCALHOST, backend_port)}, max_hello_size=limit, hello_timeout=120
+        ) as (_, port),
+    ):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        writer.write(hello)
+        writer.write_eof()
+        got = await read_all(reader, f"the router's answer (max_hello_size={limit})", 20)
+        if routed:
+            await bounded(recorder.eof.wait(), 20, "the hello to reach the backend")
+        writer.close()
+    result = (got, len(recorder.received))
+    want = (b"", 1 if routed else 0)
+    assert result == want, called(
+        f"a 512-byte ClientHello to a router with max_hello_size={limit}: "
+        "(bytes back, backend connections)",
+        result,
+        want,
+    )
+
+
+async def test_eof_mid_hello_closes() -> None:
+    """A client that half-closes after part of a hello is closed, and no backend is
+    contacted."""
+    recorder = Recorder()
+    hello = python_hello("eof.test")
+    async with (
+        tcp_server(recorder.handle) as (_, backend_port),
+        running_router({}, (LOCALHOST, backend_port), hello_timeout=120) as (_, port),
+    ):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        writer.write(hello[:100])
+        writer.write_eof()
+        got = await read_all(reader, "the router to close after EOF mid-hello", 20)
+        writer.close()
+    result = (got, len(recorder.received))
+    assert result == (b"", 0), called(
+        "100 bytes of a hello, then EOF: (bytes back, backend connections)", result, (b"", 0)
+    )
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with SO_LINGER 0: the peer gets a TCP RST, not a FIN."""
+    sock = writer.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_client_reset_closes_backend() -> None:
+    """When the client resets its connection mid-splice, the router closes the backend
+    connection too (the backend sees EOF)."""
+    recorder = Recorder(echo=True)
+    hello = build_hello(sni_ext("reset.test"))
+    async with (
+        tcp_server(recorder.handle) as (_, backend_port),
+        running_router({"reset.test": (LOCALHOST, backend_port)}) as (_, port),
+    ):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        writer.write(hello)
+        await bounded(reader.readexactly(len(hello)), 20, "the echo of the hello")
+        reset(writer)
+        await bounded(
+            recorder.eof.wait(), 20, "the backend to see its connection closed after a client RST"
+        )
+    assert recorder.eof.is_set(), called("a client RST mid-splice: backend saw EOF", False, True)
+
+
+async def test_backend_reset_closes_client() -> None:
+    """When the backend resets its connection mid-splice, the router closes the client's
+    connection too."""
+    hello = build_hello(sni_ext("reset.test"))
+    accepted: asyncio.Queue = asyncio.Queue()
+
+    async def keep(reader, writer):
+        await reader.readexactly(len(hello))
+        await accepted.put(writer)
+        await reader.read(-1)
+
+    async with (
+        tcp_server(keep) as (_, backend_port),
+        running_router({"reset.test": (LOCALHOST, backend_port)}) as (_, port),
+    ):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        writer.write(hello)
+        backend_writer = await bounded(accepted.get(), 20, "the hello to reach the backend")
+        reset(backend_writer)
+        got = await read_all(reader, "the router to close the client after a backend RST", 20)
+        writer.close()
+    assert got == b"", called("a backend RST mid-splice: bytes the client got", got, b"")
+
+
+async def test_close_before_start() -> None:
+    """close() on a router that was never started returns without error."""
+    from sni_router import SniRouter
+
+    router = SniRouter({})
+    with step("SniRouter({}).close() before start()"):
+        got = await bounded(router.close(), 10, "close() before start()")
+    assert got is None, called("SniRouter({}).close() before start()", got, None)
