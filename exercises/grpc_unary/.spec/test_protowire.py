@@ -309,6 +309,17 @@ def test_packed_encoding_is_used_for_repeated_numbers():
 
 
 @pytest.mark.points(1)
+def test_an_empty_nested_message_is_written():
+    """A nested message set to {} is written as an empty LEN record and reads back as a message,
+    not None: a message field has presence, so empty is not absent (protobuf.dev "Encoding")."""
+    with step("encode(Sample, {'point': {}})"):
+        got = encode(SAMPLE, {"point": {}})
+    assert got == bytes.fromhex("5a00"), called("encode(Sample, {'point': {}})", got.hex(), "5a00")
+    back = decodes(got)["point"]
+    assert back is not None, called("decode(Sample, 5a00)['point']", back, "an empty message")
+
+
+@pytest.mark.points(1)
 def test_the_last_value_of_a_scalar_wins():
     """A scalar field that appears twice takes its last value (protobuf.dev "Encoding",
     Last One Wins)."""

@@ -521,6 +521,21 @@ async def test_the_deadline_comes_from_grpc_timeout(timeout, seconds):
 
 
 @pytest.mark.points(1)
+async def test_time_remaining_stops_at_zero():
+    """context.time_remaining() never goes below 0: once the deadline has passed it is 0."""
+    clock = FakeClock(500.0)
+    async with running(clock=clock, sleep=FakeSleep()) as (port, probe):
+        ex = await raw_call(port, HELLO, body(name="t"), "SayHello", grpc_timeout="2S")
+    assert ex.status == "0", called("SayHello with grpc-timeout 2S", ex.frames(), "OK")
+    context = probe.contexts[0]
+    clock.advance(5.0)
+    left = context.time_remaining()
+    assert left == 0, called(
+        "context.time_remaining() 3 s past the deadline of a call with grpc-timeout 2S", left, 0.0
+    )
+
+
+@pytest.mark.points(1)
 async def test_without_grpc_timeout_there_is_no_deadline():
     """Without grpc-timeout the call has no deadline: context.deadline and time_remaining() are
     None and the server sets no timer (PROTOCOL-HTTP2.md: assume an infinite timeout)."""
