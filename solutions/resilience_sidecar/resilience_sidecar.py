@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -400,8 +401,10 @@ class Sidecar:
             head = await reader.readuntil(b"\r\n\r\n")
             request_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
             method = request_line.split(" ", 1)[0]
-            headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
+            headers = [_split_field(line) for line in lines]
             length = int(_field(headers, "content-length") or 0)
+            if length < 0:
+                raise ValueError("negative Content-Length")
             body = await reader.readexactly(length)
             response = await self._forward(method, request_line, headers, body)
             writer.write(_render(response))
@@ -458,11 +461,26 @@ async def _exchange(upstream: tuple[str, int], request: bytes) -> Response:
     finally:
         writer.close()
     head, separator, body = data.partition(b"\r\n\r\n")
-    if not separator:
-        raise ConnectionResetError("the upstream closed without a complete response")
     status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
-    return Response(int(status_line.split(" ")[1]), headers, body)
+    match = _STATUS_LINE.fullmatch(status_line)
+    try:
+        if not separator or match is None:
+            raise ValueError("no complete status line and header section")
+        return Response(int(match.group(1)), [_split_field(line) for line in lines], body)
+    except ValueError as error:
+        # Closed early, or not HTTP: the request may have been processed, so this is a failure
+        # after sending (retried for idempotent methods only), never the caller's fault (400).
+        raise ConnectionResetError(f"the upstream's response was unusable: {error}") from None
+
+
+_STATUS_LINE = re.compile(r"HTTP/1\.[01] ([1-5][0-9][0-9])(?: .*)?")
+
+
+def _split_field(line: str) -> tuple[str, str]:
+    name, colon, value = line.partition(":")
+    if not colon or not name or name != name.strip():
+        raise ValueError(f"malformed header field {line!r}")
+    return name, value.strip()
 
 
 def _render(response: Response) -> bytes:

@@ -126,8 +126,11 @@ class Upstream:
     (the last one repeats; "hang" never answers, "reset" closes without a response), and keeps
     every request it received (the head as text, the body as bytes)."""
 
-    def __init__(self, script: list[int | str]) -> None:
+    def __init__(
+        self, script: list[int | str], on_request: Callable[[], None] | None = None
+    ) -> None:
         self.script = list(script)
+        self.on_request = on_request
         self.requests: list[tuple[str, bytes]] = []
         self.arrived = asyncio.Event()
 
@@ -150,10 +153,16 @@ class Upstream:
         body = await reader.readexactly(length)
         self.requests.append((head, body))
         self.arrived.set()
+        if self.on_request is not None:
+            self.on_request()
         what = self.script[min(len(self.requests), len(self.script)) - 1]
         if what == "hang":
             await asyncio.Event().wait()
         if what == "reset":
+            return
+        if what == "garbage":
+            writer.write(b"SPDY/3 200 maybe\r\n\r\nhello")
+            await writer.drain()
             return
         payload = f"answer {len(self.requests)}".encode()
         writer.write(
@@ -165,8 +174,10 @@ class Upstream:
 
 
 @contextlib.asynccontextmanager
-async def upstream(script: list[int | str]) -> AsyncIterator[tuple[Upstream, int]]:
-    server = Upstream(script)
+async def upstream(
+    script: list[int | str], on_request: Callable[[], None] | None = None
+) -> AsyncIterator[tuple[Upstream, int]]:
+    server = Upstream(script, on_request)
     async with tcp_server(server.handle) as (_, port):
         yield server, port
 

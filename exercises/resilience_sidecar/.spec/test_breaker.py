@@ -335,3 +335,31 @@ def test_with_a_full_window_of_failures_it_agrees_with_pybreaker(config, events)
             history.append(("success" if value else "failure") if allowed else "refused")
             got, want = (allowed, state), (want_allowed, oracle.state)
             assert got == want, called("; ".join(history[-12:]) + " -> (allowed, state)", got, want)
+
+
+@pytest.mark.points(1)
+def test_outcomes_reported_while_open_change_nothing():
+    """A call allowed before the breaker opened may report afterwards: while open, its outcome
+    neither closes the breaker nor restarts the reset timeout."""
+    clock = FakeClock(START)
+    b = breaker(clock, window_size=2, minimum_calls=2, failure_threshold=1.0)
+    with step("allow() three times on a closed breaker"):
+        grants = [b.allow() for _ in range(3)]
+    with step("two failures reported"):
+        b.record_failure()
+        b.record_failure()
+    clock.advance(5.0)
+    with step("a late success, then a late failure, reported while open"):
+        b.record_success()
+        b.record_failure()
+    got = state_of(b, "opened, late success and failure 5 s later")
+    assert grants == [True] * 3 and got == "open", called(
+        "breaker.state after late outcomes reported while open", got, "open"
+    )
+    clock.advance(5.0)
+    got = state_of(b, "10 s after opening")
+    assert got == "half_open", called(
+        "breaker.state 10 s after it opened (late outcomes came at 5 s; reset_timeout=10)",
+        got,
+        "half_open",
+    )

@@ -184,3 +184,35 @@ async def test_resilience_call_holds_one_slot_for_the_whole_request():
     assert bulkhead.in_flight == 0, called(
         "bulkhead.in_flight after the call", bulkhead.in_flight, 0
     )
+
+
+@pytest.mark.points(1)
+async def test_a_slot_handed_to_a_waiter_cancelled_at_that_moment_goes_to_the_next():
+    """If a waiter is cancelled just after a leaving call handed it the slot, the slot passes on
+    to the next waiter (or back to the pool): none is lost."""
+    bulkhead = Bulkhead(1, 2)
+    gate = Gate(bulkhead)
+    with step("the spec holds the only slot of Bulkhead(1, 2) while two calls queue"):
+        holder = bulkhead.slot()
+        await holder.__aenter__()
+    tasks = [asyncio.create_task(gate.run(n)) for n in (1, 2)]
+    await settle()
+    try:
+        with step("the spec leaves the bulkhead, then cancels the first waiter at once"):
+            await holder.__aexit__(None, None, None)
+            tasks[0].cancel()
+        await settle()
+        got = (list(gate.inside), bulkhead.in_flight, bulkhead.queued)
+        assert got == ([2], 1, 0), called(
+            "(inside, in_flight, queued) after the slot went to a waiter cancelled at that moment",
+            got,
+            ([2], 1, 0),
+        )
+        gate.gates[2].set()
+        await settle()
+        got = (bulkhead.in_flight, bulkhead.queued)
+        assert got == (0, 0), called("(in_flight, queued) after every call finished", got, (0, 0))
+    finally:
+        for event in gate.gates.values():
+            event.set()
+        await bounded(asyncio.gather(*tasks, return_exceptions=True), 5.0, "every call to finish")

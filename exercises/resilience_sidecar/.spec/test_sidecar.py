@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
 
 import pytest
-from _helpers import dead_port, send, sidecar, upstream
-from resilience_sidecar import DEADLINE_HEADER, CircuitBreaker, Resilience
+from _helpers import FakeSleep, dead_port, send, sidecar, upstream
+from resilience_sidecar import DEADLINE_HEADER, CircuitBreaker, Resilience, RetryBudget
 
-from grader.spectools import called
+from grader.spectools import LOCALHOST, FakeClock, bounded, called, step
 
 GET = b"GET /items/7 HTTP/1.1\r\nHost: svc\r\n\r\n"
 
@@ -141,4 +143,126 @@ async def test_an_open_circuit_answers_503_without_contacting_the_upstream():
         "4 GETs through the sidecar, upstream answering 500, breaker opening after 2 failures",
         (statuses, len(up.requests)),
         ([500, 500, 503, 503], "2 upstream requests"),
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize(
+    ("caller_ms", "max_attempts", "seen", "status"),
+    [(750, 4, ["750", "500", "250"], 504), (750, 2, ["750", "500"], 503), (1, 3, ["1"], 504)],
+    ids=["deadline-runs-out", "attempts-run-out", "one-millisecond-left"],
+)
+async def test_the_deadline_header_is_decremented_by_time_spent(
+    caller_ms, max_attempts, seen, status
+):
+    """Each retry carries the caller's deadline minus the time already spent, in whole ms; once
+    nothing is left the sidecar answers 504 without another attempt."""
+    clock = FakeClock(0.0)  # from 0, every time here is exact in binary
+    make = policy(max_attempts=max_attempts, clock=clock, sleep=FakeSleep(clock), backoff_cap=0.0)
+    request = f"GET /x HTTP/1.1\r\nHost: svc\r\n{DEADLINE_HEADER}: {caller_ms}\r\n\r\n".encode()
+    async with (
+        upstream([503], on_request=lambda: clock.advance(0.25)) as (up, port),
+        sidecar(port, make) as own,
+    ):
+        got, _, _ = await send(own, request)
+    values = [up.header(i, DEADLINE_HEADER) for i in range(len(up.requests))]
+    want = [[value] for value in seen]
+    assert (values, got) == (want, status), called(
+        f"GET with {DEADLINE_HEADER}: {caller_ms}, max_attempts={max_attempts}, "
+        "each upstream 503 taking 0.25 s on the sidecar's clock",
+        f"upstream saw {values}, then the sidecar answered {got}",
+        f"{want}, then {status}",
+    )
+
+
+@pytest.mark.points(2)
+async def test_a_dead_upstream_behind_the_sidecar_gets_no_retry_storm():
+    """Through the sidecar, N GETs to an upstream that always resets make at most
+    N + floor(retry_ratio * N + min_retries_per_second * ttl) upstream attempts, and each gets 502."""
+    clock = FakeClock()
+    budget = RetryBudget(retry_ratio=0.25, min_retries_per_second=0.5, ttl=4.0, clock=clock)
+    make = policy(
+        max_attempts=4, budget=budget, clock=clock, sleep=FakeSleep(clock), backoff_cap=0.0
+    )
+    async with upstream(["reset"]) as (up, port), sidecar(port, make) as own:
+        statuses = [(await send(own, GET))[0] for _ in range(8)]
+    want = 8 + math.floor(0.25 * 8 + 0.5 * 4.0)
+    assert statuses == [502] * 8 and len(up.requests) == want, called(
+        "8 GETs through the sidecar to an upstream that always resets, max_attempts=4, "
+        "RetryBudget(retry_ratio=0.25, min_retries_per_second=0.5, ttl=4)",
+        f"answers {statuses} after {len(up.requests)} upstream attempts",
+        f"8 x 502 after {want} upstream attempts",
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    ("method", "script", "attempts", "status"),
+    [
+        ("GET", ["reset", 200], 2, 200),
+        ("POST", ["reset", 200], 1, 502),
+        ("GET", ["garbage", 200], 2, 200),
+        ("DELETE", ["garbage"], 2, 502),
+    ],
+    ids=["GET-reset-then-200", "POST-reset", "GET-not-http-then-200", "DELETE-never-http"],
+)
+async def test_a_response_that_never_came_is_a_failure_after_sending(
+    method, script, attempts, status
+):
+    """An upstream that closes without a response, or answers something that is not HTTP/1.x,
+    failed after the request was sent: idempotent methods are retried, others get 502."""
+    request = f"{method} /x HTTP/1.1\r\nHost: svc\r\nContent-Length: 0\r\n\r\n".encode()
+    async with upstream(script) as (up, port), sidecar(port, policy(max_attempts=2)) as own:
+        got, _, _ = await send(own, request)
+    assert (got, len(up.requests)) == (status, attempts), called(
+        f"{method} through the sidecar, upstream answering {script}",
+        (got, len(up.requests)),
+        (status, f"{attempts} upstream attempts"),
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /x HTTP/1.1\r\nHost: svc\r\nContent-Length: abc\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: svc\r\nContent-Length: -5\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost svc\r\n\r\n",
+        f"GET /x HTTP/1.1\r\nHost: svc\r\n{DEADLINE_HEADER}: soon\r\n\r\n".encode(),
+    ],
+    ids=[
+        "content-length-not-a-number",
+        "negative-content-length",
+        "field-without-colon",
+        "deadline-not-a-number",
+    ],
+)
+async def test_a_malformed_request_gets_400_and_never_reaches_the_upstream(request_bytes):
+    """A request the sidecar cannot parse is answered 400 Bad Request and not forwarded."""
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        got, _, _ = await send(own, request_bytes)
+    assert (got, len(up.requests)) == (400, 0), called(
+        f"the sidecar with {request_bytes!r}", (got, len(up.requests)), (400, "0 upstream requests")
+    )
+
+
+@pytest.mark.points(1)
+async def test_close_stops_listening():
+    """After close(), the sidecar's port refuses connections; a second close() is harmless."""
+    from resilience_sidecar import Sidecar
+
+    car = Sidecar((LOCALHOST, dead_port()), policy()())
+    with step("Sidecar.close() before start()"):
+        await bounded(car.close(), 5.0, "Sidecar.close() before start()")
+    _, port = await bounded(car.start(LOCALHOST, 0), 5.0, "Sidecar.start()")
+    await bounded(car.close(), 5.0, "Sidecar.close()")
+    await bounded(car.close(), 5.0, "a second Sidecar.close()")
+    try:
+        _, writer = await asyncio.open_connection(LOCALHOST, port)
+        writer.close()
+        refused = False
+    except OSError:
+        refused = True
+    assert refused, called(
+        f"connect to 127.0.0.1:{port} after Sidecar.close()", "accepted", "refused"
     )
