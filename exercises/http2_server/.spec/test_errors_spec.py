@@ -309,6 +309,67 @@ def test_malformed_requests(headers: list[tuple[bytes, bytes]]) -> None:
     _still_serves(client, 3)
 
 
+# Trailers are a field section like any other: §8.2's rules hold in them too.
+BAD_TRAILERS = {
+    "uppercase field name": [(b"X-Checksum", b"1")],
+    "CR LF in a value": [(b"x-checksum", b"1\r\nx-b: 2")],
+    "NUL in a value": [(b"x-checksum", b"1\x002")],
+}
+
+
+@pytest.mark.parametrize("trailers", BAD_TRAILERS.values(), ids=BAD_TRAILERS.keys())
+def test_malformed_trailers(trailers: list[tuple[bytes, bytes]]) -> None:
+    """Trailers obey the same field rules as the request's headers (lowercase names; no NUL, CR or LF in values): breaking one resets the stream with PROTOCOL_ERROR (RFC 9113 §8.1.1, §8.2.1).
+
+    h2spec checks trailers for pseudo-headers only; a server that validates the first header
+    block and not the second passes it.
+    """
+    client = Client()
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    client.send(data_frame(1, b"abc"), "DATA(1, b'abc')")
+    client.send(client.headers(1, trailers), f"trailers {trailers!r} with END_STREAM")
+    stream_error(client, 1, (E.PROTOCOL_ERROR,), f"Sent a request body, then trailers {trailers!r}")
+    _still_serves(client, 3)
+
+
+# A request whose body falls short of its content-length, ended each way a request can end (§8.1).
+SHORT_BODIES = {
+    "HEADERS with END_STREAM and content-length 5": lambda c: c.send(
+        c.headers(1, [*POST, (b"content-length", b"5")]), "HEADERS(1, content-length 5, END_STREAM)"
+    ),
+    "3 bytes of DATA, then trailers with END_STREAM": lambda c: (
+        c.open(1, [*POST, (b"content-length", b"5")], end_stream=False),
+        c.send(data_frame(1, b"abc"), "DATA(1, b'abc')"),
+        c.send(c.headers(1, [(b"x-checksum", b"1")]), "trailers HEADERS(1, END_STREAM)"),
+    ),
+    "3 bytes of DATA, then an empty DATA with END_STREAM": lambda c: (
+        c.open(1, [*POST, (b"content-length", b"5")], end_stream=False),
+        c.send(data_frame(1, b"abc"), "DATA(1, b'abc')"),
+        c.send(data_frame(1, b"", end_stream=True), "DATA(1, b'', END_STREAM)"),
+    ),
+}
+
+
+@pytest.mark.parametrize("send", SHORT_BODIES.values(), ids=SHORT_BODIES.keys())
+def test_content_length_checked_however_the_request_ends(send: Callable[[Client], None]) -> None:
+    """A request that ends with less body than its content-length is malformed whether DATA, HEADERS or trailers carry its END_STREAM: RST_STREAM PROTOCOL_ERROR (RFC 9113 §8.1.1).
+
+    h2spec's 8.1.2.6 cases end the stream on DATA only; a server that checks content-length in
+    its DATA handler alone passes them.
+    """
+    client = Client()
+    client.handshake()
+    send(client)
+    stream_error(
+        client,
+        1,
+        (E.PROTOCOL_ERROR,),
+        "Sent a request declaring content-length 5 that ended with less",
+    )
+    _still_serves(client, 3)
+
+
 def test_invalid_preface() -> None:
     """A client that does not start with the HTTP/2 preface gets a PROTOCOL_ERROR connection error (RFC 9113 §3.4), as soon as a byte differs."""
     client = Client()

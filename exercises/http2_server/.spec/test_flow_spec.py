@@ -364,6 +364,67 @@ def test_discarded_data_returns_connection_window() -> None:
     )
 
 
+def _respond_and_end(client: Client, stream_id: int) -> None:
+    with step(f"conn.send_headers({stream_id}, [(b':status', b'204')], end_stream=True)"):
+        client.conn.send_headers(stream_id, [(b":status", b"204")], end_stream=True)
+    client.read()
+
+
+# (what, the client's options, how stream 1 gets where its next DATA is refused, the codes the
+# refusal may carry, whether a connection error is allowed in place of the stream error)
+REFUSED_DATA = {
+    "DATA after the request's END_STREAM": (
+        {}, lambda c: c.open(1, POST), (ErrorCode.STREAM_CLOSED,), True,
+    ),
+    "DATA on a stream closed both ways": (
+        {}, lambda c: (c.open(1, GET), _respond_and_end(c, 1)), (ErrorCode.STREAM_CLOSED,), True,
+    ),
+    "DATA on a stream the client reset": (
+        {},
+        lambda c: (c.open(1, POST, end_stream=False), c.send(rst_stream(1), "RST_STREAM(1)")),
+        (ErrorCode.STREAM_CLOSED,),
+        True,
+    ),
+    "DATA beyond content-length 10": (
+        {},
+        lambda c: c.open(1, [*POST, (b"content-length", b"10")], end_stream=False),
+        (ErrorCode.PROTOCOL_ERROR,),
+        False,
+    ),
+    "DATA over a 100-byte stream window": (
+        {"initial_window_size": 100},
+        lambda c: c.open(1, POST, end_stream=False),
+        (ErrorCode.FLOW_CONTROL_ERROR,),
+        True,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED_DATA.values(), ids=REFUSED_DATA.keys())
+def test_refused_data_returns_connection_window(case) -> None:
+    """DATA the server refuses with a stream error still counted against the connection window, and the server gives that window back with WINDOW_UPDATE on stream 0 (RFC 9113 §6.9: "even if the frame is in error").
+
+    Every way a DATA frame can be refused, not only DATA on a stream the server reset: a server
+    that returns the window on one path and not the others stalls for good once the refused
+    bytes add up to 64 KiB. A connection error, where the RFC allows one, ends the matter.
+    """
+    options, setup, codes, connection_ok = case
+    client = Client(options)
+    client.handshake()
+    setup(client)
+    before = len(client.of(WINDOW_UPDATE, 0))
+    client.send(data_frame(1, b"x" * 1000), "DATA of 1000 bytes on stream 1")
+    stream_error(client, 1, codes, f"Sent {client.log[-1]}", connection_ok=connection_ok)
+    if client.error is not None:
+        return
+    returned = sum(int.from_bytes(f.payload, "big") for f in client.of(WINDOW_UPDATE, 0)[before:])
+    assert returned == 1000, called(
+        f"{'; '.join(client.log[-3:])}: refused with RST_STREAM",
+        returned,
+        "WINDOW_UPDATE(0) of 1000 in all: the refused bytes given back to the connection window",
+    )
+
+
 def test_trailers_wait_for_the_body() -> None:
     """Trailers queued behind a body that flow control holds back go out only after its last byte (RFC 9113 §8.1: the trailer block ends the stream)."""
     client = Client()

@@ -302,6 +302,69 @@ def test_client_reset() -> None:
             )
 
 
+def _ended_on_headers(c: Client) -> None:
+    c.conn.send_headers(1, [(b":status", b"204")], end_stream=True)
+
+
+def _ended_behind_the_window(c: Client) -> None:
+    c.conn.send_headers(1, [(b":status", b"200")])
+    c.conn.send_data(1, b"abc", end_stream=True)  # a 1-byte window: 2 bytes still queued
+
+
+def _trailers_behind_the_window(c: Client) -> None:
+    c.conn.send_headers(1, [(b":status", b"200")])
+    c.conn.send_data(1, b"abc")
+    c.conn.send_trailers(1, [(b"x-status", b"done")])  # queued behind the body
+
+
+# (what happened to stream 1, how, the call that must raise ValueError)
+NOT_SENDABLE = {
+    "send_data after send_headers(end_stream=True)": (
+        _ended_on_headers, "send_data(1, b'more')", lambda c: c.conn.send_data(1, b"more"),
+    ),
+    "send_data after send_data(end_stream=True), body still queued": (
+        _ended_behind_the_window, "send_data(1, b'more')", lambda c: c.conn.send_data(1, b"more"),
+    ),
+    "send_trailers after send_data(end_stream=True), body still queued": (
+        _ended_behind_the_window,
+        "send_trailers(1, [(b'x-late', b'1')])",
+        lambda c: c.conn.send_trailers(1, [(b"x-late", b"1")]),
+    ),
+    "send_data after send_trailers, body still queued": (
+        _trailers_behind_the_window, "send_data(1, b'more')", lambda c: c.conn.send_data(1, b"more"),
+    ),
+    "send_data after reset_stream": (
+        lambda c: c.conn.reset_stream(1), "send_data(1, b'more')", lambda c: c.conn.send_data(1, b"more"),
+    ),
+    "send_headers on a stream the client never opened": (
+        lambda c: None, "send_headers(3, ...)", lambda c: c.conn.send_headers(3, [(b":status", b"200")]),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "case"), NOT_SENDABLE.items(), ids=NOT_SENDABLE.keys())
+def test_sending_on_a_stream_not_open_for_sending_raises(name, case) -> None:
+    """send_headers, send_data and send_trailers raise ValueError on a stream the application has already ended (even while its body waits for window), reset, or never had.
+
+    "Ended" is the application's call, not the frame on the wire: a body held back by flow
+    control must not grow after its end_stream=True.
+    """
+    setup, what, call = case
+    client = Client()
+    client.handshake((0x4, 1))  # the client's INITIAL_WINDOW_SIZE: 1 byte per stream
+    client.open(1, POST, end_stream=False)
+    with step("stream 1 brought to the case's state"):
+        setup(client)
+    with step(f"conn.{what}"):
+        try:
+            call(client)
+        except ValueError:
+            return
+    raise AssertionError(
+        f"Called conn.{what} ({name}, window of 1 byte): returned; expected ValueError"
+    )
+
+
 def test_client_goaway() -> None:
     """GOAWAY from the client, with any error code, is reported as ConnectionTerminated (RFC 9113 §6.8, §7; h2spec-7-1)."""
     client = Client()

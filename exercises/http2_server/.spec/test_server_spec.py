@@ -9,6 +9,7 @@ import hashlib
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 import pytest
@@ -278,6 +279,87 @@ async def test_app_error_is_500() -> None:
         assert got == (500, 200, b"fine"), called(
             "GET /boom (raises), then GET /fine", got, (500, 200, b"fine")
         )
+
+
+async def test_app_field_names_are_sent_lowercase() -> None:
+    """Field names the app writes in any case (Content-Type) go out lowercase, in the headers and in the trailers: HTTP/2 field names are lowercase (RFC 9113 §8.2.1).
+
+    h2, like every conforming client, treats a response with an uppercase name as malformed.
+    """
+
+    async def app(request: Request) -> Response:
+        return Response(
+            200,
+            [("Content-Type", "text/plain"), ("X-Path", request.path)],
+            b"ok",
+            trailers=[("X-Status", "done")],
+        )
+
+    async with Session(app) as client:
+        stream_id = client.request("/mixed")
+        await wait_end(
+            client,
+            stream_id,
+            "the response to GET /mixed (the app named its fields Content-Type, X-Path, X-Status)",
+        )
+        got = (
+            client.resets.get(stream_id),
+            dict(client.headers.get(stream_id, [])).get(b"x-path"),
+            client.trailers.get(stream_id),
+        )
+        want = (None, b"/mixed", [(b"x-status", b"done")])
+        assert got == want, called(
+            "GET /mixed, app fields Content-Type, X-Path and trailer X-Status; (reset, x-path, trailers)",
+            got,
+            want,
+        )
+
+
+async def test_connection_error_sends_goaway_then_closes() -> None:
+    """On a connection error the server writes its GOAWAY with the error code, then closes the TCP connection (RFC 9113 §5.4.1).
+
+    The client sends a PING on stream 1 (a PROTOCOL_ERROR, §6.7). h2 reads what the server
+    wrote before the connection closed.
+    """
+    with step("H2Server(hello)"):
+        server = H2Server(hello)
+    async with tcp_server(server.handle) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            conn = h2.connection.H2Connection(
+                h2.config.H2Configuration(client_side=True, header_encoding=None)
+            )
+            conn.initiate_connection()
+            ping_on_stream_1 = b"\x00\x00\x08\x06\x00\x00\x00\x00\x01" + b"\x00" * 8
+            writer.write(conn.data_to_send() + ping_on_stream_1)
+            received = bytearray()
+
+            async def read_to_the_end() -> None:
+                try:
+                    while chunk := await reader.read(65536):
+                        received.extend(chunk)
+                except ConnectionError:
+                    pass
+
+            await bounded(
+                read_to_the_end(),
+                8.0,
+                "the server to close the connection after a PING on stream 1 (a connection error)",
+            )
+        finally:
+            writer.close()
+    events = conn.receive_data(bytes(received))
+    got = [
+        (type(e).__name__, e.error_code)
+        for e in events
+        if isinstance(e, h2.events.ConnectionTerminated)
+    ]
+    want = [("ConnectionTerminated", h2.errors.ErrorCodes.PROTOCOL_ERROR)]
+    assert got == want, called(
+        "the preface, SETTINGS, then PING on stream 1; what the server wrote before it closed",
+        got or f"{len(received)} bytes and no GOAWAY",
+        "GOAWAY(PROTOCOL_ERROR), then the connection closed",
+    )
 
 
 async def test_client_reset_cancels_the_app() -> None:
