@@ -160,6 +160,15 @@ async def test_subscription_replies_count_channels_and_patterns() -> None:
     )
 
 
+async def test_quit_is_allowed_in_subscribed_mode() -> None:
+    """QUIT works in subscribed mode: it answers +OK and the server closes the connection."""
+    async with running() as srv:
+        data = command("SUBSCRIBE", "c") + command("QUIT")
+        want = b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n+OK\r\n"
+        got = await raw_exchange(srv.port, data, "SUBSCRIBE c; QUIT")
+    assert got == want, called("SUBSCRIBE c; QUIT (raw, read until the server closes)", got, want)
+
+
 async def test_unsubscribe_without_names_counts_the_other_kind() -> None:
     """UNSUBSCRIBE with no names and no channels (but patterns) still answers one reply with a nil name and the count of patterns; PUNSUBSCRIBE likewise with only channels."""
     async with running() as srv:
