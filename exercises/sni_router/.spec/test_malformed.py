@@ -190,3 +190,39 @@ def test_any_framing_same_hello(sizes: list[int], chunk: int) -> None:
     assert want is not None and got == want, called(
         f"parser.feed() on the hello in records of {sizes}, reads of {chunk} bytes", got, want
     )
+
+
+@settings(max_examples=150)
+@example(data=b"", chunk=1)
+@example(data=b"\x16", chunk=1)
+@example(data=b"\x16\x03\x01\x00\x04\x01\x00\x00\x00", chunk=1)
+@example(data=b"\x16\x03\x01\x00\x01\x01\x16\x03\x01\x00\x03\x00\x00\x00", chunk=2)
+@example(data=b"\x16\x03\x01\x00\x04\x01\xff\xff\xff", chunk=9)
+@example(data=b"\x16\xff\xff\xff\xff", chunk=5)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=300).map(lambda b: b"\x16\x03\x01" + b),
+        st.binary(max_size=300).map(lambda b: b"\x16\x03\x01" + len(b).to_bytes(2, "big") + b),
+    ),
+    chunk=st.integers(1, 64),
+)
+def test_arbitrary_bytes_never_crash(data: bytes, chunk: int) -> None:
+    """Arbitrary bytes, fed in pieces of any size, give None, a ClientHello or HelloError:
+    never another exception."""
+    parser = HelloParser()
+    got = None
+    try:
+        for i in range(0, len(data), chunk):
+            got = parser.feed(data[i : i + chunk])
+    except HelloError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        got = f"raised {type(exc).__name__}: {exc}"
+    assert got is None or isinstance(got, ClientHello), called(
+        f"parser.feed() on {data[:40]!r} in pieces of {chunk}",
+        got,
+        "None, a ClientHello or HelloError",
+    )

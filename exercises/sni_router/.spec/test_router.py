@@ -418,7 +418,10 @@ async def test_client_reset_closes_backend() -> None:
         await bounded(
             recorder.eof.wait(), 20, "the backend to see its connection closed after a client RST"
         )
-    assert recorder.eof.is_set(), called("a client RST mid-splice: backend saw EOF", False, True)
+    got = bytes(recorder.received[0])
+    assert got == hello, called(
+        "a client RST mid-splice: the bytes the backend got before its EOF", got[:40], hello[:40]
+    )
 
 
 async def test_backend_reset_closes_client() -> None:
