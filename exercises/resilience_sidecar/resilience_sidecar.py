@@ -251,9 +251,11 @@ class Sidecar:
     """An HTTP/1.1 sidecar on localhost: each request goes upstream through ``resilience``.
 
     The answer is the upstream's response, or 503 (circuit open, bulkhead full), 504 (deadline
-    passed, or the last attempt timed out) or 502 (the upstream could not be reached or reset).
-    Each attempt is a fresh connection with ``Connection: close``; the deadline header is set to
-    the attempt's time in whole milliseconds (an incoming one shortens the overall deadline).
+    passed, or the last attempt timed out), 502 (the upstream could not be reached, closed
+    without a response, or answered something that is not HTTP/1.x) or 400 (a request the
+    sidecar cannot parse, never forwarded). Each attempt is a fresh connection with
+    ``Connection: close``; the deadline header is set to the attempt's time in whole
+    milliseconds (an incoming one shortens the overall deadline).
     """
 
     def __init__(self, upstream: tuple[str, int], resilience: Resilience) -> None:
@@ -262,11 +264,14 @@ class Sidecar:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on (host, port); return the address actually bound."""
-        # TODO: asyncio.start_server; read one request (head, then Content-Length bytes of body).
+        # TODO: asyncio.start_server; read one request (head, then Content-Length bytes of body);
+        #       a field without a colon, a Content-Length that is not a non-negative integer or
+        #       a deadline header that is not an integer gets 400 and is not forwarded.
         # TODO: forward it with Resilience.call; each attempt opens a connection to the upstream
         #       (a failed connect raises ConnectFailed), sends the request with the caller's
         #       fields but its own DEADLINE_HEADER (int(seconds * 1000)) and "connection: close",
-        #       and reads the response to EOF (no complete head: ConnectionResetError).
+        #       and reads the response to EOF (no complete head, or a status line that is not
+        #       HTTP/1.x: ConnectionResetError, a failure after sending).
         # TODO: answer with the upstream's response, or 503 / 504 / 502 as the docstring says.
         raise NotImplementedError
 

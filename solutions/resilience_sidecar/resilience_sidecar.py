@@ -374,9 +374,11 @@ class Sidecar:
     """An HTTP/1.1 sidecar on localhost: each request goes upstream through ``resilience``.
 
     The answer is the upstream's response, or 503 (circuit open, bulkhead full), 504 (deadline
-    passed, or the last attempt timed out) or 502 (the upstream could not be reached or reset).
-    Each attempt is a fresh connection with ``Connection: close``; the deadline header is set to
-    the attempt's time in whole milliseconds (an incoming one shortens the overall deadline).
+    passed, or the last attempt timed out), 502 (the upstream could not be reached, closed
+    without a response, or answered something that is not HTTP/1.x) or 400 (a request the
+    sidecar cannot parse, never forwarded). Each attempt is a fresh connection with
+    ``Connection: close``; the deadline header is set to the attempt's time in whole
+    milliseconds (an incoming one shortens the overall deadline).
     """
 
     def __init__(self, upstream: tuple[str, int], resilience: Resilience) -> None:
