@@ -181,3 +181,32 @@ def test_invalidation_removes_every_variant() -> None:
         (cache.size, len(cache)),
         (0, 0),
     )
+
+
+HEURISTIC = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
+NOT_HEURISTIC = [302, 303, 307, 400, 403]
+
+
+@pytest.mark.parametrize("status", HEURISTIC + NOT_HEURISTIC)
+def test_without_explicit_freshness_only_heuristically_cacheable_statuses_are_stored(
+    status: int,
+) -> None:
+    """A response without public, Expires, max-age or s-maxage is stored only if its status is
+    heuristically cacheable: 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501 (RFC 9111 §3,
+    RFC 9110 §15.1)."""
+    now = clock()
+    with step("Cache(max_bytes=10_000, clock=<spec clock>)"):
+        cache = Cache(max_bytes=10_000, clock=now)
+    body = b"" if status == 204 else b"body"
+    origin = Script(
+        lambda request: Response(status, [("Date", httpdate(now())), ("ETag", '"v1"')], body)
+    )
+    exchange(cache, get("/a"), origin)
+    with step("len(cache)"):
+        got = len(cache)
+    want = 1 if status in HEURISTIC else 0
+    assert got == want, called(
+        f"GET /a answered {status} with an ETag and no freshness information; len(cache)",
+        got,
+        want,
+    )
