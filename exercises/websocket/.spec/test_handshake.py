@@ -234,3 +234,29 @@ def test_no_allow_list_accepts_any_origin():
     assert got.status == 101, called(
         "handshake(Origin: https://anywhere.example).status", got.status, 101
     )
+
+
+REFUSALS = {
+    "400-no-Host": (upgrade_request(Host=None), {}),
+    "426-no-Upgrade": (upgrade_request(Upgrade=None), {}),
+    "426-version-8": (upgrade_request(Sec_WebSocket_Version="8"), {}),
+    "403-origin": (
+        upgrade_request(Origin="https://evil.example"),
+        {"allowed_origins": ["https://app.example"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS), ids=list(REFUSALS))
+def test_every_refusal_carries_content_length(case):
+    """Every refusal carries a Content-Length equal to the length of its body."""
+    request_bytes, options = REFUSALS[case]
+    got = answer(request_bytes, **options)
+    head, _, body = got.response.partition(b"\r\n\r\n")
+    _, headers, _ = parse_response(got.response, f"handshake(<{case}>)")
+    want = [str(len(body))]
+    assert headers.get("content-length") == want, called(
+        f"handshake(<{case}>): the refusal's Content-Length (its body has {len(body)} bytes)",
+        headers.get("content-length"),
+        want,
+    )
