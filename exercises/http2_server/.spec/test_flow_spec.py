@@ -342,6 +342,28 @@ def test_resets_of_finished_streams_do_not_count() -> None:
     )
 
 
+def test_server_resets_do_not_count() -> None:
+    """Only the client's resets count toward max_resets: streams the server resets itself (reset_stream, a refused or malformed request) cost the client's budget nothing.
+
+    The defence is against a client that cancels its own requests (CVE-2023-44487); a
+    server that counts its own RST_STREAMs would turn away a client it refused.
+    """
+    clock = FakeClock()
+    client = Client({"max_resets": 2, "reset_interval": 30.0, "clock": clock})
+    client.handshake()
+    for stream_id in (1, 3, 5):
+        client.open(stream_id, GET)
+        with step(f"conn.reset_stream({stream_id}, ErrorCode.CANCEL)"):
+            client.conn.reset_stream(stream_id, ErrorCode.CANCEL)
+    for stream_id in (7, 9, 11):
+        client.open(stream_id, [*GET, (b"connection", b"close")])  # malformed: a stream error
+    events = client.open(13, GET)
+    assert client.error is None and any(isinstance(e, RequestReceived) for e in events), (
+        f"The server reset 3 streams and refused 3 malformed requests (max_resets=2): "
+        f"{client.said()}; expected no error and stream 13 served"
+    )
+
+
 def test_discarded_data_returns_connection_window() -> None:
     """DATA the server discards (on a stream it reset) still counts against the connection window, and the server gives that window back (RFC 9113 §6.9: "MUST always account for its contribution against the connection flow-control window")."""
     client = Client()

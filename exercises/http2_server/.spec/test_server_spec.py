@@ -383,6 +383,33 @@ async def test_client_reset_cancels_the_app() -> None:
         await bounded(cancelled.wait(), 8.0, "the app task to be cancelled after RST_STREAM")
 
 
+async def test_closing_the_connection_cancels_its_apps() -> None:
+    """When the client closes the TCP connection, the app tasks still running for its requests are cancelled: nobody is left to read their answers.
+
+    A server that forgets them keeps every abandoned request's work (and memory) alive.
+    """
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Request) -> Response:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return Response(200)
+
+    async with Session(slow) as client:
+        client.request("/slow")
+        await bounded(started.wait(), 8.0, "the app to start on /slow")
+        client.writer.close()
+        await bounded(
+            cancelled.wait(),
+            8.0,
+            "the app task to be cancelled after the client closed the connection",
+        )
+
+
 async def _wakeups_over(loop: CountingLoop, seconds: float) -> int:
     before = loop.wakeups
     await asyncio.sleep(seconds)
