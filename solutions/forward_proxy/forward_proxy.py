@@ -48,7 +48,8 @@ HOP_BY_HOP = frozenset(
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP/1\.([01])")
-_STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d{3})(?: (.*))?")
+_STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
+_DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): it takes "²" too, which int() refuses
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -401,16 +402,17 @@ def _content_length(values: list[str], *, error: int = 400) -> int:
     if not values:
         return 0
     distinct = {value.strip() for value in values}
-    if len(distinct) != 1 or not distinct.copy().pop().isdigit():
+    text = distinct.pop() if len(distinct) == 1 else ""
+    if not _DIGITS.fullmatch(text):
         raise HttpError(error, "invalid Content-Length")
-    return int(distinct.pop())
+    return int(text)
 
 
 def _max_forwards(request: _Request) -> int | None:
     values = request.values("max-forwards")
     if not values:
         return None
-    if len(values) != 1 or not values[0].isdigit():
+    if len(values) != 1 or not _DIGITS.fullmatch(values[0]):
         raise HttpError(400, "invalid Max-Forwards")
     return int(values[0])
 
@@ -426,7 +428,7 @@ def _authority(target: str) -> tuple[str, int]:
         host, colon, port_text = target.rpartition(":")
         if not colon or ":" in host:
             raise HttpError(400, "CONNECT needs host:port")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not host or not _DIGITS.fullmatch(port_text) or not 0 < int(port_text) < 65536:
         raise HttpError(400, "CONNECT needs host:port")
     return host, int(port_text)
 

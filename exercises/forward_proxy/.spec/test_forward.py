@@ -320,6 +320,16 @@ BAD = [
         400,
     ),
     (
+        "superscript-content-length",
+        "POST http://origin.test:{port}/ HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\nab",
+        400,
+    ),
+    (
+        "superscript-max-forwards",
+        "TRACE http://origin.test:{port}/ HTTP/1.1\r\nMax-Forwards: \u00b9\r\n\r\n",
+        400,
+    ),
+    (
         "chunked-request",
         "POST http://origin.test:{port}/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         501,
@@ -336,7 +346,7 @@ async def test_bad_requests_answered_by_the_proxy(why: str, text: str, status: i
         running_origin(ok()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
-        answer = await exchange(port, text.format(port=origin.port).encode(), why)
+        answer = await exchange(port, text.format(port=origin.port).encode("latin-1"), why)
         got = (answer.status, origin.connections)
         assert got == (status, 0), called(
             f"{why}: {text[:60]!r} (status, origin connections)", got, (status, 0)
