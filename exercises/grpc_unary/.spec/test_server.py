@@ -290,6 +290,19 @@ async def test_a_non_grpc_content_type_gets_415():
     assert got == "415", called("SayHello with content-type: application/json", ex.frames(), 415)
 
 
+@pytest.mark.points(1)
+async def test_a_request_without_content_type_gets_415():
+    """A request with no content-type at all gets HTTP 415 too: it does not begin with
+    application/grpc (PROTOCOL-HTTP2.md, Requests)."""
+    headers = [(k, v) for k, v in grpc_headers(HELLO) if k != "content-type"]
+    async with running() as (port, _), raw_client(port) as client:
+        stream_id = client.start(headers)
+        client.send(stream_id, prefixed(b"\x0a\x01a"), end_stream=True)
+        ex = await client.finish(stream_id, "a request without content-type")
+    got = ex.headers[0].get(":status") if ex.headers else None
+    assert got == "415", called("SayHello without content-type", ex.frames(), 415)
+
+
 CARDINALITY = {
     "no message": b"",
     "two messages": prefixed(b"\x0a\x01a") + prefixed(b"\x0a\x01b"),
@@ -343,6 +356,17 @@ async def test_an_unsupported_encoding_is_answered_with_the_accepted_ones():
     ok = ex.status == "12" and len(accepted) == 1 and "identity" in accepted[0]
     ok = ok and "gzip" not in accepted[0]
     assert ok, called("SayHello with grpc-encoding: gzip", ex.frames(), "grpc-accept-encoding")
+
+
+@pytest.mark.points(1)
+async def test_identity_encoding_is_served():
+    """grpc-encoding: identity (no compression) is served like a request without grpc-encoding
+    (grpc/grpc doc/compression.md)."""
+    async with running() as (port, _):
+        ex = await raw_call(
+            port, HELLO, body(name="x"), "an identity request", grpc_encoding="identity"
+        )
+    assert ex.status == "0", called("SayHello with grpc-encoding: identity", ex.frames(), "OK")
 
 
 @pytest.mark.points(2)
