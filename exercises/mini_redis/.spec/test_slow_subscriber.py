@@ -78,6 +78,18 @@ async def test_subscriber_is_cut_when_pending_bytes_reach_the_limit(
     )
 
 
+async def test_a_cut_subscriber_is_forgotten_before_the_next_command() -> None:
+    """A cut subscriber's subscriptions go at once: a PUBLISH pipelined right after the one that cut it counts 0."""
+    async with running(pubsub_limit=len(FRAME)) as srv:
+        sub, pub = await _subscriber_and_publisher(srv)
+        await pub.send(
+            command("PUBLISH", "ch", PAYLOAD) + command("PUBLISH", "ch", PAYLOAD),
+            b":1\r\n:0\r\n",
+            f"PUBLISH ch <100 bytes> twice in one read, pubsub_limit={len(FRAME)} (one message)",
+        )
+        await bounded(sub.task, 3.0, "the cut subscriber's handle() to return")
+
+
 @pytest.mark.points(2)
 async def test_a_subscriber_that_keeps_reading_is_never_cut() -> None:
     """Bytes the subscriber has read no longer count: a reader that keeps up gets any number of messages."""
