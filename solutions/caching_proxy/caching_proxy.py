@@ -63,6 +63,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 _DELTA = re.compile(r"[0-9]+")
+_STATUS = re.compile(r"[0-9]{3}")  # RFC 9112 §4: status-code = 3DIGIT
 
 
 @dataclass
@@ -551,7 +552,7 @@ class CachingProxy:
             if (
                 len(parts) < 2
                 or not parts[0].startswith("HTTP/1.")
-                or not _DELTA.fullmatch(parts[1])
+                or not _STATUS.fullmatch(parts[1])
             ):
                 raise _BadMessage(status_line)
             status = int(parts[1])

@@ -339,6 +339,27 @@ async def test_origin_body_delimited_by_close() -> None:
     )
 
 
+@pytest.mark.parametrize("status", [b"20", b"2000"], ids=["two_digits", "four_digits"])
+async def test_an_origin_status_that_is_not_three_digits_is_502(status: bytes) -> None:
+    """An origin answer whose status code is not exactly three digits is not HTTP: the client gets
+    502 Bad Gateway."""
+    now = clock()
+    head = b"HTTP/1.1 " + status + b" OK\r\nContent-Length: 2\r\n\r\nhi"
+    async with tcp_server(await serve_raw(head)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            reply = await raw_exchange(host, port, b"GET /a HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    status_line = reply.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 502"), called(
+        f"GET /a; the origin answers {head[:20]!r} (the status line the client got)",
+        status_line,
+        b"HTTP/1.1 502 Bad Gateway",
+    )
+
+
 async def test_unreadable_origin_is_502() -> None:
     """An origin answer that is not HTTP/1.x is a 502 Bad Gateway for the client."""
 
