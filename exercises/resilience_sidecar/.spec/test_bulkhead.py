@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from resilience_sidecar import Bulkhead, BulkheadFull, Resilience, Response
 
 from grader.spectools import bounded, called, step
@@ -216,3 +218,74 @@ async def test_a_slot_handed_to_a_waiter_cancelled_at_that_moment_goes_to_the_ne
         for event in gate.gates.values():
             event.set()
         await bounded(asyncio.gather(*tasks, return_exceptions=True), 5.0, "every call to finish")
+
+
+OP = st.one_of(
+    st.just(("enter", 0)),
+    st.tuples(st.just("leave"), st.integers(0, 3)),
+    st.tuples(st.just("cancel"), st.integers(0, 3)),
+)
+
+
+@pytest.mark.points(2)
+@given(
+    limits=st.tuples(st.integers(1, 3), st.integers(0, 2)),
+    ops=st.lists(OP, max_size=25),
+)
+@example(limits=(1, 1), ops=[("enter", 0)] * 3 + [("cancel", 0), ("enter", 0), ("leave", 0)])
+@example(limits=(2, 1), ops=[("enter", 0)] * 4 + [("leave", 1), ("enter", 0), ("enter", 0)])
+@settings(max_examples=40, deadline=None)
+def test_any_sequence_of_arrivals_departures_and_cancellations_matches_a_fifo_model(limits, ops):
+    """For any sequence of calls arriving, leaving and being cancelled while queued, the calls
+    inside, the queue length and the refusals match a FIFO model with K slots and Q places."""
+    limit, queue = limits
+
+    async def scenario() -> None:
+        bulkhead = Bulkhead(limit, queue)
+        gate = Gate(bulkhead)
+        tasks: dict[int, asyncio.Task[str]] = {}
+        inside: list[int] = []  # the model
+        waiting: list[int] = []
+        refused = 0
+        history = [f"Bulkhead({limit}, {queue})"]
+        try:
+            for op, k in ops:
+                if op == "enter":
+                    n = len(tasks)
+                    tasks[n] = asyncio.create_task(gate.run(n))
+                    if len(inside) < limit and not waiting:
+                        inside.append(n)
+                    elif len(waiting) < queue:
+                        waiting.append(n)
+                    else:
+                        refused += 1
+                    history.append(f"call {n} arrives")
+                elif op == "leave" and inside:
+                    n = inside.pop(k % len(inside))
+                    gate.gates[n].set()
+                    if waiting:
+                        inside.append(waiting.pop(0))
+                    history.append(f"call {n} leaves")
+                elif op == "cancel" and waiting:
+                    n = waiting.pop(k % len(waiting))
+                    tasks[n].cancel()
+                    history.append(f"queued call {n} cancelled")
+                await settle()
+                done_refused = sum(
+                    1
+                    for t in tasks.values()
+                    if t.done() and not t.cancelled() and t.result() == "refused"
+                )
+                got = (sorted(gate.inside), bulkhead.in_flight, bulkhead.queued, done_refused)
+                want = (sorted(inside), len(inside), len(waiting), refused)
+                assert got == want, called(
+                    "; ".join(history[-10:]) + " -> (inside, in_flight, queued, refused)", got, want
+                )
+        finally:
+            for event in gate.gates.values():
+                event.set()
+            await bounded(
+                asyncio.gather(*tasks.values(), return_exceptions=True), 5.0, "every call to finish"
+            )
+
+    asyncio.run(scenario())
