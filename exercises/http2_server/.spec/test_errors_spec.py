@@ -90,6 +90,12 @@ def _closed_stream(client: Client) -> None:
     client.read()
 
 
+def _padding_over_priority(block: bytes) -> bytes:
+    """HEADERS with PADDED and PRIORITY whose padding covers the block and the priority fields."""
+    payload = bytes([5 + len(block)]) + b"\0\0\0\0\x10" + block
+    return frame(HEADERS, END_HEADERS | END_STREAM | PADDED | PRIORITY_FLAG, 1, payload)
+
+
 CONNECTION_ERRORS = [
     Case("h2spec-3.5-2 first frame not SETTINGS", "PING as the first frame after the preface (§3.4)",
          lambda c: c.send(PREFACE + frame(PING, 0, 0, b"\0" * 8), "the preface then PING"), (E.PROTOCOL_ERROR,)),
@@ -137,6 +143,8 @@ CONNECTION_ERRORS = [
     Case("h2spec-6.2-4 HEADERS pad length too long", "padded HEADERS whose padding is longer than what follows (§6.2)",
          _send(lambda c: frame(HEADERS, END_HEADERS | END_STREAM | PADDED, 1, bytes([len(c.block(GET)) + 1]) + c.block(GET))),
          (E.PROTOCOL_ERROR,)),
+    Case("HEADERS padding over the priority fields", "padded HEADERS with PRIORITY whose Pad Length also counts the 5 priority bytes (§6.2)",
+         _send(lambda c: _padding_over_priority(c.block(GET))), (E.PROTOCOL_ERROR,)),
     Case("h2spec-6.3-1 PRIORITY on stream 0", "PRIORITY on stream 0 (§6.3)",
          _send(lambda c: frame(PRIORITY, 0, 0, b"\0\0\0\1\x10")), (E.PROTOCOL_ERROR,)),
     Case("h2spec-6.4-1 RST_STREAM on stream 0", "RST_STREAM on stream 0 (§6.4)",
