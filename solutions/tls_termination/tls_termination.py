@@ -211,9 +211,11 @@ def body_length(headers: Headers) -> int:
     lengths = {value for name, value in headers if name.lower() == "content-length"}
     if not lengths:
         return 0
-    if len(lengths) > 1 or not next(iter(lengths)).isdigit():
+    length = next(iter(lengths))
+    # ASCII digits only: str.isdigit() also takes "²" (byte 0xB2 in latin-1), which int() refuses
+    if len(lengths) > 1 or not (length.isascii() and length.isdigit()):
         raise HttpError(400, "Bad Request")
-    return int(lengths.pop())
+    return int(length)
 
 
 def _head(first_line: str, headers: Headers) -> bytes:

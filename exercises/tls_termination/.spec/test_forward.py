@@ -166,6 +166,13 @@ ERRORS = [
         b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
         400,
     ),
+    # RFC 9110 §8.6: Content-Length = 1*DIGIT, ASCII digits; "\xb2" is a superscript two
+    (
+        "length-superscript-two",
+        b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: \xb2\r\n\r\nab",
+        400,
+    ),
+    ("length-signed", b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: +2\r\n\r\nab", 400),
 ]
 
 
