@@ -490,7 +490,9 @@ def _render(response: Response) -> bytes:
     lines += [
         f"{n}: {v}"
         for n, v in response.headers
-        if n.lower() not in ("content-length", "connection")
+        # The body is relayed as read, framed by our own Content-Length: the upstream's framing
+        # fields and its Connection field describe the other hop.
+        if n.lower() not in ("content-length", "transfer-encoding", "connection")
     ]
     lines += [f"content-length: {len(response.body)}", "connection: close"]
     return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + response.body

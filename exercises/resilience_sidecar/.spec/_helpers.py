@@ -280,3 +280,38 @@ class PyBreakerDriver:
     @property
     def state(self) -> str:
         return self.breaker.current_state.replace("-", "_")
+
+
+async def send_raw(port: int, request: bytes, timeout: float = 5.0) -> bytes:
+    """One request to the sidecar; every byte of its answer, up to EOF."""
+
+    async def exchange() -> bytes:
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        try:
+            writer.write(request)
+            return await reader.read()
+        finally:
+            writer.close()
+
+    return await bounded(exchange(), timeout, "the sidecar's response")
+
+
+def h11_read(raw: bytes, method: str = "GET") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Parse a response with h11 (the oracle) as a client that sent ``method``; raises
+    h11.RemoteProtocolError if the bytes are not valid HTTP/1.1."""
+    import h11
+
+    conn = h11.Connection(our_role=h11.CLIENT)
+    conn.send(h11.Request(method=method, target="/x", headers=[("Host", "svc")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(raw)
+    conn.receive_data(b"")
+    status, headers, body = -1, [], b""
+    while True:
+        event = conn.next_event()
+        if isinstance(event, h11.Response):
+            status, headers = event.status_code, list(event.headers)
+        elif isinstance(event, h11.Data):
+            body += bytes(event.data)
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) or event is h11.NEED_DATA:
+            return status, headers, body

@@ -276,3 +276,51 @@ async def test_close_stops_listening():
     assert refused, called(
         f"connect to 127.0.0.1:{port} after Sidecar.close()", "accepted", "refused"
     )
+
+
+WIRE = [
+    ("relayed-200", [200], "GET", 200),
+    ("relayed-after-retry", [503, 200], "GET", 200),
+    ("post-503-relayed", [503], "POST", 503),
+    ("reset-502", ["reset"], "POST", 502),
+    ("malformed-400", [200], "BAD", 400),
+]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(("name", "script", "method", "status"), WIRE, ids=[w[0] for w in WIRE])
+async def test_every_answer_is_valid_http_with_one_framing(name, script, method, status):
+    """Every answer of the sidecar parses as HTTP/1.1 (h11 as the client), with one Content-Length
+    matching its body and no Transfer-Encoding (RFC 9112 §6.3)."""
+    import h11
+    from _helpers import h11_read, send_raw
+
+    if method == "BAD":
+        request, method = b"GET /x HTTP/1.1\r\nHost: svc\r\nContent-Length: x\r\n\r\n", "GET"
+    else:
+        request = f"{method} /x HTTP/1.1\r\nHost: svc\r\nContent-Length: 0\r\n\r\n".encode()
+    async with upstream(script) as (_, port), sidecar(port, policy(max_attempts=2)) as own:
+        raw = await send_raw(own, request)
+    try:
+        got, headers, body = h11_read(raw, method)
+    except h11.RemoteProtocolError as error:
+        raise AssertionError(
+            called(
+                f"h11 reading the sidecar's answer {raw[:80]!r}",
+                f"error: {error}",
+                "a valid response",
+            )
+        ) from None
+    lengths = [v for k, v in headers if k == b"content-length"]
+    encodings = [v for k, v in headers if k == b"transfer-encoding"]
+    ok = got == status and lengths == [str(len(body)).encode()] and not encodings
+    assert ok, called(
+        f"{name}: the sidecar's answer read by h11",
+        (
+            got,
+            f"content-length {lengths}",
+            f"transfer-encoding {encodings}",
+            f"{len(body)} body bytes",
+        ),
+        (status, "one content-length equal to the body", "no transfer-encoding"),
+    )
