@@ -281,9 +281,11 @@ class ForkServer:
             while message := await loop.sock_recv(self.sock, MAX_MESSAGE):
                 reply = json.loads(message)
                 if "pid" in reply:
+                    # the waiter gets the exit future itself: a child that exits at once has
+                    # its exit read (and popped) before the spawner runs again
                     pid = reply["pid"]
-                    self._exits[pid] = loop.create_future()
-                    self._pending.pop(0).set_result(pid)
+                    self._exits[pid] = exited = loop.create_future()
+                    self._pending.pop(0).set_result((pid, exited))
                 elif "exit" in reply:
                     future = self._exits.pop(reply["exit"], None)
                     if future is not None and not future.done():
@@ -315,8 +317,8 @@ class ForkServer:
             waiter = loop.create_future()
             self._pending.append(waiter)
             socket.send_fds(self.sock, [json.dumps(request).encode()], [fds[k] for k in names])
-            pid = await waiter
-        return Forked(pid, self._exits[pid])
+            pid, exited = await waiter
+        return Forked(pid, exited)
 
     async def close(self) -> None:
         if self.sock is not None:

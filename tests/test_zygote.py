@@ -179,3 +179,29 @@ def test_a_preloaded_oracle_leaves_no_module_named_like_a_learner_file():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_a_child_that_exits_before_its_spawner_resumes_is_still_waited_for():
+    # The server's two replies (the pid, then its exit) can be read in one go, before the
+    # spawner runs again: the spawner must still get that child's exit.
+    import json as json_module
+    import socket
+
+    async def main():
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        server = zygote.ForkServer([], set(), {}, Path("."))
+        ours.setblocking(False)
+        server.sock = ours
+        server._reader = asyncio.ensure_future(server._read())
+        spawning = asyncio.ensure_future(server.spawn({}, {}, {}, ".", ()))
+        await asyncio.sleep(0)
+        theirs.recv(1 << 16)
+        theirs.send(json_module.dumps({"pid": 4242}).encode())
+        theirs.send(json_module.dumps({"exit": 4242, "returncode": 3}).encode())
+        forked = await asyncio.wait_for(spawning, 10)
+        code = await asyncio.wait_for(forked.wait(), 10)
+        theirs.close()
+        await server.close()
+        return forked.pid, code
+
+    assert asyncio.run(main()) == (4242, 3)
