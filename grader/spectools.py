@@ -95,12 +95,17 @@ async def bounded(awaitable: Awaitable[T], timeout: float = 5.0, what: str = "th
     """Await ``awaitable`` for at most ``timeout`` seconds; on expiry fail with a readable message.
 
     This is how a spec waits for a condition: it awaits the event that signals it, with a bound,
-    instead of sleeping and hoping.
+    instead of sleeping and hoping. A ``TimeoutError`` the awaitable raises itself (a
+    per-try timeout under test) comes through as it is, not as "never came".
     """
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError:
-        raise AssertionError(f"waited {timeout:g} s for {what}; it never came") from None
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise AssertionError(f"waited {timeout:g} s for {what}; it never came")
+    return task.result()
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -95,3 +95,28 @@ def test_counting_loop_counts_wakeups_and_none_while_parked():
         assert idle <= 3, f"{idle} wake-ups while the only task was parked"
     finally:
         loop.close()
+
+
+async def test_bounded_lets_the_awaitables_own_timeout_error_through():
+    async def times_out():
+        raise TimeoutError("per-try timeout")
+
+    with pytest.raises(TimeoutError, match="per-try timeout"):
+        await bounded(times_out(), 1, "the answer")
+
+
+async def test_bounded_cancels_what_it_gave_up_on():
+    started = asyncio.Event()
+    cancelled = []
+
+    async def forever():
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    with pytest.raises(AssertionError, match="waited 0.05 s for the echo"):
+        await bounded(forever(), 0.05, "the echo")
+    assert started.is_set() and cancelled == [True]
