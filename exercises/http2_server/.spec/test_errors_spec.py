@@ -279,6 +279,7 @@ MALFORMED = {
     "h2spec-8.1.2.3-5 two :method": [GET[0], *GET],
     "h2spec-8.1.2.3-6 two :scheme": [GET[1], *GET],
     "h2spec-8.1.2.3-7 two :path": [GET[2], *GET],
+    "two :authority": [*GET, GET[3]],
     "CR LF in a value": [*GET, (b"x-a", b"1\r\nx-b: 2")],
     "NUL in a value": [*GET, (b"x-a", b"1\x002")],
     "content-length not a number": [*GET, (b"content-length", b"0x10")],

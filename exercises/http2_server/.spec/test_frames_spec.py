@@ -250,6 +250,18 @@ def test_priority_frames_are_ignored() -> None:
     )
 
 
+def test_te_trailers_is_allowed() -> None:
+    """A request carrying te: trailers, the one TE value HTTP/2 allows (gRPC clients send it), is served like any other (RFC 9113 §8.2.2)."""
+    client = Client()
+    client.handshake()
+    headers = [*GET, (b"te", b"trailers")]
+    events = client.open(1, headers)
+    want = [RequestReceived(1, headers), StreamEnded(1)]
+    assert events == want and client.error is None, called(
+        "conn.receive_data(HEADERS of a GET with te: trailers)", events, want
+    )
+
+
 def test_continuation_frames() -> None:
     """A header block split over HEADERS and several CONTINUATION frames is one request (RFC 9113 §6.10; h2spec-6.10-1)."""
     client = Client()
