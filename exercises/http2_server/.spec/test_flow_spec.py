@@ -218,6 +218,20 @@ def test_stream_receive_window(size: int, ok: bool) -> None:
         )
 
 
+@pytest.mark.parametrize("stream_id", [0, 1], ids=["the connection window", "a stream window"])
+def test_a_window_may_reach_its_maximum(stream_id: int) -> None:
+    """A WINDOW_UPDATE that brings a window to exactly 2^31-1 is accepted; only one past it is a FLOW_CONTROL_ERROR (RFC 9113 §6.9.1: "MUST NOT ... exceed 2^31-1")."""
+    client = Client()
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    increment = 2**31 - 1 - 65_535
+    client.send(window_update(stream_id, increment), f"WINDOW_UPDATE({stream_id}, +{increment})")
+    assert client.error is None and not client.of(RST_STREAM) and not client.of(GOAWAY), (
+        f"Brought window {stream_id} from 65,535 to exactly 2^31-1: {client.said()}; "
+        "expected no error (2^31-1 is the largest legal window)"
+    )
+
+
 def test_window_applies_once_acknowledged() -> None:
     """The server's smaller INITIAL_WINDOW_SIZE binds the client only after its SETTINGS ACK: before, the default 65,535 bytes hold (RFC 9113 §6.5.3, §6.9.2)."""
     client = Client({"initial_window_size": 100})
