@@ -439,6 +439,7 @@ async def run_specs(
     config.update(key_fd=tokens[0], out_fd=tokens[1])
     if network is not None:
         config["sandbox"]["network_fd"] = tokens[-1]
+    env = _environment(run_dir, run_id)
     try:
         proc = None
         if fork_server is not None and not fork_server.broken:
@@ -447,7 +448,6 @@ async def run_specs(
             fds["network_fd"] = network
             limited = (limits.address_space, limits.file_size, limits.open_files)
             cpu = int(kata.timeout + limits.cpu_slack)
-            env = _environment(run_dir, run_id)
             with contextlib.suppress(ConnectionError):  # the server is gone: spawn instead
                 proc = await fork_server.spawn(config, fds, env, str(workspace), (*limited, cpu))
         if proc is None:
@@ -461,7 +461,7 @@ async def run_specs(
                 stdout=log_write,
                 stderr=log_write,
                 cwd=str(workspace),
-                env=_environment(run_dir, run_id),
+                env=env,
                 **spawn,
             )
     except BaseException:

@@ -33,7 +33,7 @@ from .grading import grade_kata
 from .kata import Kata
 from .mutants import Mutant, MutantError, apply, diff, load
 from .report import columns
-from .runner import ENV_ALLOW
+from .runner import _environment
 from .scoring import KataResult
 from .workspace import Source, checkout, solutions
 from .zygote import ForkServer
@@ -296,11 +296,10 @@ async def _fork_server(kata: Kata, tmp: Path) -> ForkServer | None:
         return None
     local = {Path(f).stem for _, f in kata.inputs}
     local.update(p.stem for p in kata.spec_dir.iterdir())
+    # The server's own environment is a spec run's (each forked child gets its run's own).
     home = tmp / "fork-server"
-    home.mkdir()
-    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
-    env.update(HOME=str(home), TMPDIR=str(home), LANG="C.UTF-8", LC_ALL="C.UTF-8")
-    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", NO_COLOR="1")
+    (home / "tmp" / "home").mkdir(parents=True)
+    env = _environment(home, "fork-server")
     spec_modules = sorted(kata.spec_dir.rglob("*.py"))
     server = ForkServer(zygote.preload_modules(spec_modules, local), local, env, home)
     return server if await server.start() else None

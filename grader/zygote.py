@@ -339,7 +339,7 @@ class ForkServer:
 
 def _die_with_parent() -> None:
     """The fork server dies with the grader (its children die with it: their own signal)."""
-    import ctypes
+    from grader import portable
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        portable._prctl(portable._PR_SET_PDEATHSIG, signal.SIGTERM)
