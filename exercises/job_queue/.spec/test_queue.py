@@ -575,6 +575,39 @@ def test_dead_lettering_does_not_block_the_next_job(path, clock):
     assert letters == [poison], called("...; then dead_letters('work')", letters, [poison])
 
 
+@pytest.mark.points(2)
+def test_a_receive_dead_letters_every_visible_exhausted_job_of_its_queue(path, clock):
+    """A receive moves every visible job of its queue that used up its receives to the dead letters, even one behind the job it hands out.
+
+    The exhausted job has the larger id, so a receive that only dead-letters what its scan
+    passes on the way to a deliverable job leaves it pending.
+    """
+    q = open_queue(path, clock, visibility_timeout=VT, max_receives=2)
+    first = enqueue(q, "first")
+    poison = enqueue(q, "poison")
+    receive(q)  # first: receive 1, hidden for VT
+    held = receive(q)  # poison: receive 1
+    with step("queue.extend(poison's receipt, 0)"):
+        q.extend(held.receipt, 0)
+    got = job_id(receive(q))  # poison: receive 2 of 2
+    assert got == poison, called(
+        "max_receives=2; first in flight; poison released; receive", got, poison
+    )
+    clock.advance(VT)
+    call = (
+        "max_receives=2; 'first' (received once) and 'poison' (received twice) both visible"
+        " again; receive('work')"
+    )
+    got = job_id(receive(q))
+    assert got == first, called(call, got, first)
+    with step("queue.dead_letters('work'); queue.pending('work')"):
+        letters = [j.id for j in q.dead_letters("work")]
+        pending = q.pending("work")
+    assert (letters, pending) == ([poison], 1), called(
+        f"{call}; then (dead_letters, pending)", (letters, pending), ([poison], 1)
+    )
+
+
 # --- ordering groups ---------------------------------------------------------------------------------
 
 
