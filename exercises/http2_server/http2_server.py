@@ -242,7 +242,10 @@ class H2Connection:
               FLOW_CONTROL_ERROR; beyond the connection window -> connection error. DATA you
               discard (a stream you reset, a closed stream) still counts against the
               connection window: give it back at once with WINDOW_UPDATE on stream 0.
-        TODO: requests (§8.1, §8.2, §8.3) are checked; a malformed one -> stream error
+        TODO: requests (§8.1, §8.2, §8.3) are checked, their trailers too (no pseudo-headers,
+              no connection-specific fields); every field passes §8.2.1 (names: no byte
+              0x00-0x20, 0x41-0x5A, 0x7F-0xFF, no colon but a pseudo-header's first; values:
+              no NUL, CR, LF, no space or tab at either end). A malformed one -> stream error
               PROTOCOL_ERROR. Over max_concurrent_streams -> REFUSED_STREAM.
         TODO: SETTINGS -> apply in order, then ACK; PING -> ACK with the same 8 bytes;
               WINDOW_UPDATE -> grow a window (0 and overflow are errors); PRIORITY ->
@@ -268,6 +271,9 @@ class H2Connection:
         TODO: pieces no larger than the client's SETTINGS_MAX_FRAME_SIZE; END_HEADERS on the
               last; END_STREAM on the HEADERS frame when ``end_stream``.
         TODO: a stream that is closed, reset or already ended on our side -> ValueError.
+        TODO: a connection-specific field (connection, keep-alive, proxy-connection,
+              transfer-encoding, upgrade; te, which only a request may carry) -> ValueError,
+              nothing sent (§8.2.2).
         """
         raise NotImplementedError
 
@@ -279,6 +285,7 @@ class H2Connection:
         TODO: END_STREAM on the frame that carries the last byte (an empty DATA frame if
               ``data`` is empty).
         TODO: when several streams wait, they take turns: one frame each per round.
+        TODO: before send_headers -> ValueError: a response begins with HEADERS (§8.1).
         """
         raise NotImplementedError
 
@@ -286,6 +293,8 @@ class H2Connection:
         """Queue trailer fields; they end the stream once the queued body has been sent.
 
         TODO: a header block with END_STREAM, sent only after the last DATA byte has gone out.
+        TODO: before send_headers, or with a pseudo-header or a connection-specific field
+              -> ValueError (§8.1, §8.2.2).
         """
         raise NotImplementedError
 
@@ -354,6 +363,9 @@ class H2Server:
               take them, or the client's window runs dry.
         TODO: on StreamEnded, run the app in its own task: requests are concurrent.
         TODO: a raising app -> 500; a stream the client resets -> cancel its task.
-        TODO: response field names in lowercase (§8.2.1); ":status" first.
+        TODO: response field names in lowercase (§8.2.1); ":status" first; the app's
+              connection-specific fields (Connection, Transfer-Encoding...) left out (§8.2.2).
+        TODO: no body and no trailers in a response to HEAD, or with status 204 or 304
+              (RFC 9110 §6.4.1); the app's other fields still go out.
         """
         raise NotImplementedError

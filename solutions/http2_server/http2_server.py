@@ -210,6 +210,7 @@ class _Stream:
     send_window: int  # how much DATA we may still send (the client's window for this stream)
     recv_window: int  # how much DATA the client may still send us
     state: State = State.OPEN
+    headers_sent: bool = False  # a response begins with HEADERS (§8.1): no DATA before it
     content_length: int | None = None
     received: int = 0
     outbound: bytearray = field(default_factory=bytearray)
@@ -241,10 +242,24 @@ CONNECTION_SPECIFIC = {
 
 
 def _field_problem(name: bytes, value: bytes) -> str | None:
-    if not name or any(0x41 <= c <= 0x5A or c <= 0x20 or c == 0x7F for c in name.lstrip(b":")):
-        return f"invalid field name {name!r} (names are lowercase, no whitespace)"
+    """§8.2.1's minimal validation, which every field of every block must pass."""
+    bare = name[1:] if name.startswith(b":") else name  # only a pseudo-header starts with ":"
+    if not bare or any(c <= 0x20 or 0x41 <= c <= 0x5A or c >= 0x7F or c == 0x3A for c in bare):
+        return f"invalid field name {name!r} (lowercase visible ASCII, no colon)"
     if any(c in b"\0\r\n" for c in value):
         return f"field {name!r} has NUL, CR or LF in its value"
+    if value[:1] in (b" ", b"\t") or value[-1:] in (b" ", b"\t"):
+        return f"field {name!r} has whitespace at an end of its value"
+    return None
+
+
+def _connection_specific(name: bytes, value: bytes, *, request: bool) -> str | None:
+    """§8.2.2: HTTP/2 frames messages itself, so HTTP/1.1's hop-by-hop fields are malformed in
+    any field section; TE is the one exception, in a request and only as "trailers"."""
+    if name in CONNECTION_SPECIFIC:
+        return f"connection-specific field {name!r}"
+    if name == b"te" and not (request and value == b"trailers"):
+        return "TE with a value other than 'trailers'" if request else "TE in a response"
     return None
 
 
@@ -265,10 +280,8 @@ def _request_problem(headers: Headers) -> str | None:
             pseudo[name] = value
         else:
             regular_seen = True
-            if name in CONNECTION_SPECIFIC:
-                return f"connection-specific field {name!r}"
-            if name == b"te" and value != b"trailers":
-                return "TE with a value other than 'trailers'"
+            if (problem := _connection_specific(name, value, request=True)) is not None:
+                return problem
     if pseudo.get(b":method") == b"CONNECT":  # §8.5: authority only
         if b":authority" not in pseudo or b":scheme" in pseudo or b":path" in pseudo:
             return "CONNECT needs :authority and no :scheme or :path"
@@ -280,10 +293,24 @@ def _request_problem(headers: Headers) -> str | None:
 
 
 def _trailers_problem(headers: Headers) -> str | None:
+    """Why a request's trailers are malformed: the rules of any field section, no pseudo-headers."""
     for name, value in headers:
         if name.startswith(b":"):
             return f"pseudo-header {name!r} in trailers"
         if (problem := _field_problem(name, value)) is not None:
+            return problem
+        if (problem := _connection_specific(name, value, request=True)) is not None:
+            return problem
+    return None
+
+
+def _response_problem(headers: Headers, *, trailers: bool) -> str | None:
+    """Why a header block the application asks us to send would be malformed (§8.1, §8.2.2)."""
+    for name, value in headers:
+        if name.startswith(b":"):
+            if trailers:
+                return f"pseudo-header {name!r} in trailers"
+        elif (problem := _connection_specific(name, value, request=False)) is not None:
             return problem
     return None
 
@@ -428,21 +455,28 @@ class H2Connection:
     ) -> None:
         """Queue the response header block (HEADERS, then CONTINUATION if it is larger than a frame)."""
         stream = self._sendable(stream_id)
-        self._header_frames(stream_id, list(headers), end_stream)
+        headers = list(headers)
+        if (problem := _response_problem(headers, trailers=False)) is not None:
+            raise ValueError(f"stream {stream_id}: {problem} (RFC 9113 §8.2.2)")
+        stream.headers_sent = True
+        self._header_frames(stream_id, headers, end_stream)
         if end_stream:
             self._end_local(stream)
 
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Queue body bytes; they leave as DATA frames as far as the client's windows allow."""
-        stream = self._sendable(stream_id)
+        stream = self._sendable(stream_id, after_headers=True)
         stream.outbound += data
         stream.finishing = end_stream
         self._flush()
 
     def send_trailers(self, stream_id: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """Queue trailer fields; they end the stream once the queued body has been sent."""
-        stream = self._sendable(stream_id)
-        stream.trailers = list(headers)
+        stream = self._sendable(stream_id, after_headers=True)
+        trailers = list(headers)
+        if (problem := _response_problem(trailers, trailers=True)) is not None:
+            raise ValueError(f"stream {stream_id}: {problem} (RFC 9113 §8.1, §8.2)")
+        stream.trailers = trailers
         stream.finishing = True
         self._flush()
 
@@ -784,10 +818,12 @@ class H2Connection:
         else:
             stream.state = State.HALF_CLOSED_LOCAL
 
-    def _sendable(self, stream_id: int) -> _Stream:
+    def _sendable(self, stream_id: int, *, after_headers: bool = False) -> _Stream:
         stream = self._streams.get(stream_id)
         if stream is None or stream.state is State.HALF_CLOSED_LOCAL or stream.finishing:
             raise ValueError(f"stream {stream_id} is not open for sending")
+        if after_headers and not stream.headers_sent:
+            raise ValueError(f"stream {stream_id}: a response begins with send_headers (§8.1)")
         return stream
 
     def _reset(self, stream_id: int, error_code: ErrorCode) -> None:
@@ -918,6 +954,15 @@ def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
 
+def _fields(fields: list[tuple[str, str]]) -> Headers:
+    """The app's fields for the wire: names lowercase (§8.2.1), and without the fields of an
+    HTTP/1.1 hop (Connection, Transfer-Encoding...), which an HTTP/2 message must not carry and
+    which a server that frames its own messages removes as an HTTP/1.1-to-HTTP/2 gateway must
+    (§8.2.2)."""
+    wire = [(name.lower().encode(), value.encode("latin-1")) for name, value in fields]
+    return [(n, v) for n, v in wire if n not in CONNECTION_SPECIFIC and n != b"te"]
+
+
 @dataclass
 class _Incoming:
     headers: Headers
@@ -964,10 +1009,12 @@ class H2Server:
                 response = await self._app(request)
             except Exception:
                 response = Response(500, [("content-type", "text/plain")], b"internal server error")
-            headers = [(b":status", str(response.status).encode())]
-            headers += [(n.lower().encode(), v.encode("latin-1")) for n, v in response.headers]
-            trailers = [(n.lower().encode(), v.encode("latin-1")) for n, v in response.trailers]
-            if response.body or trailers:
+            headers = [(b":status", str(response.status).encode()), *_fields(response.headers)]
+            trailers = _fields(response.trailers)
+            # RFC 9110 §6.4.1: a response to HEAD, a 204 and a 304 have no content (and so no
+            # trailers); the app's content-length and other fields still go out (§9.3.2).
+            bodyless = request.method == "HEAD" or response.status in (204, 304)
+            if not bodyless and (response.body or trailers):
                 conn.send_headers(stream_id, headers)
                 conn.send_data(stream_id, response.body, end_stream=not trailers)
                 if trailers:

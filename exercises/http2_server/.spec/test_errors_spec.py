@@ -282,6 +282,15 @@ MALFORMED = {
     "two :authority": [*GET, GET[3]],
     "CR LF in a value": [*GET, (b"x-a", b"1\r\nx-b: 2")],
     "NUL in a value": [*GET, (b"x-a", b"1\x002")],
+    # RFC 9113 §8.2.1's other field checks: no byte 0x7f-0xff and no colon in a regular name,
+    # no whitespace at either end of a value (each at the edge of its range).
+    "byte 0x7f in a field name": [*GET, (b"x-a\x7f", b"1")],
+    "non-ASCII field name (byte 0x80)": [*GET, (b"x-\x80", b"1")],
+    "UTF-8 field name": [*GET, ("x-café".encode(), b"1")],
+    "byte 0xff in a field name": [*GET, (b"x-\xff", b"1")],
+    "colon in a regular field name": [*GET, (b"x:a", b"1")],
+    "value starting with a space": [*GET, (b"x-a", b" 1")],
+    "value ending with a tab": [*GET, (b"x-a", b"1\t")],
     "content-length not a number": [*GET, (b"content-length", b"0x10")],
     "two different content-lengths": [*GET, (b"content-length", b"0"), (b"content-length", b"1")],
 }
@@ -323,12 +332,19 @@ BAD_TRAILERS = {
     "uppercase field name": [(b"X-Checksum", b"1")],
     "CR LF in a value": [(b"x-checksum", b"1\r\nx-b: 2")],
     "NUL in a value": [(b"x-checksum", b"1\x002")],
+    # §8.2.2 holds in every field section: a hop-by-hop field is no better after the body.
+    "connection": [(b"x-checksum", b"1"), (b"connection", b"close")],
+    "keep-alive": [(b"x-checksum", b"1"), (b"keep-alive", b"timeout=5")],
+    "proxy-connection": [(b"x-checksum", b"1"), (b"proxy-connection", b"keep-alive")],
+    "transfer-encoding": [(b"x-checksum", b"1"), (b"transfer-encoding", b"chunked")],
+    "upgrade": [(b"x-checksum", b"1"), (b"upgrade", b"websocket")],
+    "te other than trailers": [(b"x-checksum", b"1"), (b"te", b"gzip")],
 }
 
 
 @pytest.mark.parametrize("trailers", BAD_TRAILERS.values(), ids=BAD_TRAILERS.keys())
 def test_malformed_trailers(trailers: list[tuple[bytes, bytes]]) -> None:
-    """Trailers obey the same field rules as the request's headers (lowercase names; no NUL, CR or LF in values): breaking one resets the stream with PROTOCOL_ERROR (RFC 9113 §8.1.1, §8.2.1).
+    """Trailers obey the same field rules as the request's headers (valid names and values; no connection-specific field, te only as trailers): breaking one resets the stream with PROTOCOL_ERROR (RFC 9113 §8.1.1, §8.2.1, §8.2.2).
 
     h2spec checks trailers for pseudo-headers only; a server that validates the first header
     block and not the second passes it.

@@ -351,12 +351,23 @@ NOT_SENDABLE = {
     "send_headers on a stream the client never opened": (
         lambda c: None, "send_headers(3, ...)", lambda c: c.conn.send_headers(3, [(b":status", b"200")]),
     ),
+    # A response begins with HEADERS (RFC 9113 §8.1): a body or trailers before it has no status.
+    "send_data before send_headers": (
+        lambda c: None, "send_data(1, b'body')", lambda c: c.conn.send_data(1, b"body"),
+    ),
+    "send_data(end_stream=True) before send_headers": (
+        lambda c: None, "send_data(1, b'', end_stream=True)", lambda c: c.conn.send_data(1, b"", end_stream=True),
+    ),
+    "send_trailers before send_headers": (
+        lambda c: None, "send_trailers(1, [(b'x-status', b'done')])",
+        lambda c: c.conn.send_trailers(1, [(b"x-status", b"done")]),
+    ),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "case"), NOT_SENDABLE.items(), ids=NOT_SENDABLE.keys())
 def test_sending_on_a_stream_not_open_for_sending_raises(name, case) -> None:
-    """send_headers, send_data and send_trailers raise ValueError on a stream the application has already ended (even while its body waits for window), reset, or never had.
+    """send_headers, send_data and send_trailers raise ValueError on a stream the application has already ended (even while its body waits for window), reset, or never had; send_data and send_trailers also before send_headers.
 
     "Ended" is the application's call, not the frame on the wire: a body held back by flow
     control must not grow after its end_stream=True.
@@ -374,6 +385,74 @@ def test_sending_on_a_stream_not_open_for_sending_raises(name, case) -> None:
             return
     raise AssertionError(
         f"Called conn.{what} ({name}, window of 1 byte): returned; expected ValueError"
+    )
+
+
+# RFC 9113 §8.2.2: fields of one HTTP/1.1 hop make any HTTP/2 message malformed; TE is allowed
+# in a request only, so a response carries no TE at all.
+CONNECTION_FIELDS = [
+    (b"connection", b"close"),
+    (b"keep-alive", b"timeout=5"),
+    (b"proxy-connection", b"keep-alive"),
+    (b"transfer-encoding", b"chunked"),
+    (b"upgrade", b"websocket"),
+    (b"te", b"trailers"),
+]
+OUTBOUND = {
+    "send_headers": lambda c, f: c.conn.send_headers(1, [(b":status", b"200"), f]),
+    "send_trailers": lambda c, f: (
+        c.conn.send_headers(1, [(b":status", b"200")]),
+        c.conn.send_trailers(1, [(b"x-status", b"done"), f]),
+    ),
+}
+
+
+@pytest.mark.parametrize("field", CONNECTION_FIELDS, ids=[n.decode() for n, _ in CONNECTION_FIELDS])
+@pytest.mark.parametrize("call", OUTBOUND, ids=OUTBOUND.keys())
+def test_connection_specific_fields_are_not_sent(call: str, field: tuple[bytes, bytes]) -> None:
+    """send_headers and send_trailers raise ValueError for a connection-specific field (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, and te, which only a request may carry) and send nothing: every HTTP/2 client treats such a response as malformed (RFC 9113 §8.2.2).
+
+    The lesson's "no connection-specific fields" rule holds for every field section, both ways.
+    """
+    client = Client()
+    client.handshake()
+    client.open(1)
+    client.read()
+    sent = len(client.frames)
+    what = f"conn.{call}(1, [..., {field!r}])"
+    with step(what):
+        try:
+            OUTBOUND[call](client, field)
+        except ValueError:
+            raised = True
+        else:
+            raised = False
+    client.read()
+    blocks = client.response_headers(1)
+    leaked = [block for block in blocks if field in block]
+    assert raised and not leaked, (
+        f"Called {what}: {'raised ValueError' if raised else 'returned'}; "
+        f"the server sent {short(client.frames[sent:], 300)}; expected ValueError and no header "
+        f"block carrying {field[0].decode()}"
+    )
+
+
+def test_trailers_carry_no_pseudo_headers() -> None:
+    """send_trailers raises ValueError for a pseudo-header field: trailers never carry one (RFC 9113 §8.1)."""
+    client = Client()
+    client.handshake()
+    client.open(1)
+    with step("conn.send_headers(1, [(b':status', b'200')])"):
+        client.conn.send_headers(1, [(b":status", b"200")])
+    with step("conn.send_trailers(1, [(b':status', b'500')])"):
+        try:
+            client.conn.send_trailers(1, [(b":status", b"500")])
+        except ValueError:
+            return
+    client.read()
+    raise AssertionError(
+        "Called conn.send_trailers(1, [(b':status', b'500')]) after send_headers: returned; "
+        f"the server sent {short(client.frames, 300)}; expected ValueError"
     )
 
 

@@ -315,6 +315,107 @@ async def test_app_field_names_are_sent_lowercase() -> None:
         )
 
 
+async def test_app_connection_specific_fields_are_dropped() -> None:
+    """Connection-specific fields the app writes (Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, TE) are left out of the response and its trailers, and the rest is served: an HTTP/2 message must not carry them (RFC 9113 §8.2.2).
+
+    Apps written for HTTP/1.1 set them out of habit; h2, like every conforming client, treats a
+    response that carries one as malformed. H2Connection refuses to send them (ValueError), so the
+    server must drop them before it calls send_headers and send_trailers.
+    """
+    hop = [
+        ("Connection", "close"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Connection", "keep-alive"),
+        ("Transfer-Encoding", "chunked"),
+        ("Upgrade", "h2c"),
+        ("TE", "trailers"),
+    ]
+
+    async def app(request: Request) -> Response:
+        return Response(
+            200, [*hop, ("X-Kept", "1")], b"ok", trailers=[("Connection", "close"), ("X-Status", "done")]
+        )
+
+    async with Session(app) as client:
+        stream_id = client.request("/hop")
+        await wait_end(
+            client, stream_id, "the response to GET /hop (the app set Connection, Keep-Alive, ...)"
+        )
+        names = {n for n, _ in client.headers.get(stream_id, [])}
+        got = (
+            client.resets.get(stream_id),
+            client.status(stream_id),
+            sorted(n.decode() for n in names if n.decode().lower() in {h.lower() for h, _ in hop}),
+            b"x-kept" in names,
+            bytes(client.bodies[stream_id]),
+            client.trailers.get(stream_id),
+        )
+        want = (None, 200, [], True, b"ok", [(b"x-status", b"done")])
+        assert got == want, called(
+            "GET /hop, app headers Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, "
+            "Upgrade, TE, X-Kept and trailers Connection, X-Status; "
+            "(reset, status, connection-specific names sent, x-kept sent, body, trailers)",
+            got,
+            want,
+        )
+
+
+async def test_head_response_has_no_body() -> None:
+    """A response to HEAD has the headers the app gave (content-length included) and no body: END_STREAM on its HEADERS, even when the app returned one (RFC 9110 §9.3.2, §6.4.1).
+
+    curl --http2-prior-knowledge -I treats DATA on a HEAD response as a PROTOCOL_ERROR; an app
+    written once for GET and HEAD returns the GET body for both.
+    """
+
+    async def app(request: Request) -> Response:
+        body = b"hello, " + request.method.encode()
+        return Response(200, [("content-length", str(len(body)))], body, trailers=[("x-t", "1")])
+
+    async with Session(app) as client:
+        stream_id = client.request("/page", method="HEAD")
+        await wait_end(client, stream_id, "the response to HEAD /page")
+        headers = dict(client.headers.get(stream_id, []))
+        got = (
+            client.resets.get(stream_id),
+            client.status(stream_id),
+            headers.get(b"content-length"),
+            bytes(client.bodies[stream_id]),
+            client.trailers.get(stream_id),
+        )
+        want = (None, 200, b"11", b"", None)
+        assert got == want, called(
+            "HEAD /page, the app returned 11 bytes of body, content-length: 11 and a trailer; "
+            "(reset, status, content-length, body, trailers)",
+            got,
+            want,
+        )
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_no_content_statuses_have_no_body(status: int) -> None:
+    """A 204 or 304 response goes out without a body even when the app returned one: those statuses never have content (RFC 9110 §6.4.1, §15.3.5, §15.4.5)."""
+
+    async def app(request: Request) -> Response:
+        return Response(status, [("x-kept", "1")], b"stray body")
+
+    async with Session(app) as client:
+        stream_id = client.request("/nothing")
+        await wait_end(client, stream_id, f"the {status} response to GET /nothing")
+        got = (
+            client.resets.get(stream_id),
+            client.status(stream_id),
+            dict(client.headers.get(stream_id, [])).get(b"x-kept"),
+            bytes(client.bodies[stream_id]),
+        )
+        want = (None, status, b"1", b"")
+        assert got == want, called(
+            f"GET /nothing, the app returned Response({status}, body=b'stray body'); "
+            "(reset, status, x-kept, body)",
+            got,
+            want,
+        )
+
+
 async def test_connection_error_sends_goaway_then_closes() -> None:
     """On a connection error the server writes its GOAWAY with the error code, then closes the TCP connection (RFC 9113 §5.4.1).
 
