@@ -215,7 +215,9 @@ class CachingProxy:
         TODO: talk to the origin on a new connection: the request line, the fields except
               hop-by-hop ones (Keep-Alive, Transfer-Encoding, ..., Connection and every field
               it names), Content-Length, Connection: close; read the status line, the fields
-              and a Content-Length (or read-to-close) body. Any failure, or no answer within
+              and the body: skip interim 1xx responses first; decode a chunked body
+              (Transfer-Encoding: chunked wins over Content-Length), else Content-Length,
+              else read to the close. Any failure, or no answer within
               origin_timeout seconds -> None for cache.complete.
         TODO: the same hop-by-hop rule for what goes back to the client.
         """

@@ -64,6 +64,7 @@ HOP_BY_HOP = frozenset(
 )
 _DELTA = re.compile(r"[0-9]+")
 _STATUS = re.compile(r"[0-9]{3}")  # RFC 9112 §4: status-code = 3DIGIT
+_HEX = re.compile(rb"[0-9A-Fa-f]+")  # RFC 9112 §7.1: chunk-size = 1*HEXDIG
 
 
 @dataclass
@@ -547,20 +548,25 @@ class CachingProxy:
                 _head(f"{request.method} {request.target} HTTP/1.1", headers) + request.body
             )
             await writer.drain()
-            status_line, fields = await _read_head(reader)
-            parts = status_line.split(" ", 2)
-            if (
-                len(parts) < 2
-                or not parts[0].startswith("HTTP/1.")
-                or not _STATUS.fullmatch(parts[1])
-            ):
-                raise _BadMessage(status_line)
-            status = int(parts[1])
+            status, fields = await _read_status(reader)
+            while 100 <= status < 200:
+                # RFC 9110 §15.2: an interim response (100 Continue to the client's Expect,
+                # 103 Early Hints) comes before the final one. This proxy answers with one whole
+                # response, so it reads past them; a streaming proxy would forward them.
+                status, fields = await _read_status(reader)
             response = Response(status, fields)
-            if request.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            if request.method == "HEAD" or status in (204, 304):
                 return response
+            # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length. We spoke HTTP/1.1, so
+            # the origin may send chunked, and every HTTP/1.1 recipient must decode it (§6.1):
+            # Transfer-Encoding is hop-by-hop, so the client gets the decoded body.
+            codings = response.header("transfer-encoding")
             length = response.header("content-length")
-            if length is None:
+            if codings is not None:
+                if codings.strip().lower() != "chunked":
+                    raise _BadMessage(f"Transfer-Encoding: {codings}")  # we sent no TE
+                response.body = await _read_chunked(reader)
+            elif length is None:
                 response.body = await reader.read()  # delimited by the close
             elif _DELTA.fullmatch(length):
                 response.body = await reader.readexactly(int(length))
@@ -598,6 +604,33 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[str, list[Header]]:
             raise _BadMessage(line)
         fields.append((name, value.strip()))
     return first, fields
+
+
+async def _read_status(reader: asyncio.StreamReader) -> tuple[int, list[Header]]:
+    """A response head from the origin: its status code and fields."""
+    status_line, fields = await _read_head(reader)
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS.fullmatch(parts[1]):
+        raise _BadMessage(status_line)
+    return int(parts[1]), fields
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked body (RFC 9112 §7.1), decoded: chunk extensions skipped, trailers dropped."""
+    body = bytearray()
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        size = line[:-2].split(b";", 1)[0].strip(b" \t")  # chunk-size [ chunk-ext ]
+        if not _HEX.fullmatch(size):
+            raise _BadMessage(f"chunk-size line {line!r}")
+        if int(size, 16) == 0:
+            break
+        body += await reader.readexactly(int(size, 16))
+        if await reader.readexactly(2) != b"\r\n":
+            raise _BadMessage("chunk data not followed by CRLF")
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass  # a trailer field: dropped (RFC 9112 §7.1.2 lets the decoder discard them)
+    return bytes(body)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request:

@@ -339,6 +339,66 @@ async def test_origin_body_delimited_by_close() -> None:
     )
 
 
+async def test_chunked_origin_body_is_decoded() -> None:
+    """A chunked origin response reaches the client decoded (chunk sizes, extensions and trailer
+    removed), since Transfer-Encoding is hop-by-hop (RFC 9112 §6.1, §7.1).
+
+    What an origin behind a real reverse proxy does for any streamed body: the proxy speaks
+    HTTP/1.1 to it, so chunked is always allowed."""
+    now = clock()
+    answer = (
+        f"HTTP/1.1 200 OK\r\nDate: {httpdate(now())}\r\nCache-Control: max-age=60\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+        "6\r\nhello \r\n5;name=value\r\nworld\r\n0\r\nX-Checksum: 1\r\n\r\n"
+    ).encode()
+    async with tcp_server(await serve_raw(answer)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            reply = await raw_exchange(host, port, b"GET /a HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == b"hello world", called(
+        f"GET /a; the origin answers {answer!r} (the status line and body the client got)",
+        (head.split(b"\r\n", 1)[0], body),
+        (b"HTTP/1.1 200 OK", b"hello world"),
+    )
+
+
+async def test_interim_origin_responses_are_not_the_answer() -> None:
+    """Interim 1xx responses from the origin (100 Continue, 103 Early Hints) are read past: the
+    client gets the final response (RFC 9110 §15.2).
+
+    Python's http.server answers every 'Expect: 100-continue' with a 100 before the final
+    response; a proxy that relays that 100 as the answer loses the response."""
+    now = clock()
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\nmade"
+    )
+    request = (
+        b"POST /a HTTP/1.1\r\nHost: origin.test\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 5\r\n\r\nhello"
+    )
+    async with tcp_server(await serve_raw(answer)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            reply = await raw_exchange(host, port, request)
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    got = (head.split(b"\r\n", 1)[0], body)
+    assert got == (b"HTTP/1.1 201 Created", b"made"), called(
+        f"POST /a with Expect: 100-continue; the origin answers {answer!r} "
+        "(the status line and body the client got)",
+        got,
+        (b"HTTP/1.1 201 Created", b"made"),
+    )
+
+
 @pytest.mark.parametrize("status", [b"20", b"2000"], ids=["two_digits", "four_digits"])
 async def test_an_origin_status_that_is_not_three_digits_is_502(status: bytes) -> None:
     """An origin answer whose status code is not exactly three digits is not HTTP: the client gets
