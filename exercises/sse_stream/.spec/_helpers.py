@@ -29,8 +29,10 @@ __all__ = [
     "open_stream",
     "parse_all",
     "raise_open_files",
+    "receive_until",
     "running",
     "short",
+    "stalled_client",
     "step",
 ]
 
@@ -324,7 +326,6 @@ async def open_stream(
     last_event_id: str | None = None,
     *,
     request: bytes | None = None,
-    rcvbuf: int | None = None,
     read_head: bool = True,
 ) -> Stream:
     """Connect and send ``GET /events`` (with Last-Event-ID if given); read the head."""
@@ -333,20 +334,51 @@ async def open_stream(
         request = f"GET /events HTTP/1.1\r\nHost: spec\r\n{extra}\r\n".encode()
     what = f"GET /events (Last-Event-ID: {last_event_id})" if last_event_id else "GET /events"
     with step(f"connecting for {what}"):
-        if rcvbuf is None:
-            reader, writer = await asyncio.open_connection(LOCALHOST, port, limit=1 << 20)
-        else:  # a small receive window: a client that stops reading fills up fast
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            sock.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(sock, (LOCALHOST, port))
-            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        reader, writer = await asyncio.open_connection(LOCALHOST, port, limit=1 << 20)
         writer.write(request)
         await writer.drain()
     stream = Stream(reader, writer)
     if read_head:
         await stream.read_head(what)
     return stream
+
+
+async def stalled_client(port: int) -> socket.socket:
+    """A client that sends GET /events and then reads nothing: a plain socket with a small
+    receive buffer that no event loop reads from (an asyncio stream would read ahead into
+    its own buffer), so the server's writes pile up in its kernel and transport buffers."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    with step("connecting a client that will stop reading"):
+        await bounded(loop.sock_connect(sock, (LOCALHOST, port)), 5.0, "the connect")
+        await bounded(
+            loop.sock_sendall(sock, b"GET /events HTTP/1.1\r\nHost: spec\r\n\r\n"),
+            5.0,
+            "sending GET /events",
+        )
+    return sock
+
+
+async def receive_until(
+    sock: socket.socket, marker: bytes, what: str, timeout: float = 10.0
+) -> bytes:
+    """Read from a stalled client's socket until ``marker`` has arrived; return the bytes."""
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+
+    async def until() -> None:
+        while marker not in received[-(len(marker) + 65536) :]:
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                raise AssertionError(
+                    f"{what}: the server closed the stream before sending {short(marker)}"
+                )
+            received.extend(chunk)
+
+    await bounded(until(), timeout, f"{short(marker)} on {what}")
+    return bytes(received)
 
 
 def raise_open_files(needed: int) -> None:

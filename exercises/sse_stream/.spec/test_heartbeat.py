@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _helpers import Dispatched, called, open_stream, running
+from _helpers import Dispatched, called, open_stream, receive_until, running, stalled_client
 
 
 @pytest.mark.points(2)
@@ -67,4 +67,30 @@ async def test_heartbeats_go_on_after_a_client_leaves() -> None:
         "2 intervals after the other client left: comments on the stream that stayed",
         comments,
         2,
+    )
+
+
+@pytest.mark.points(2)
+async def test_no_heartbeat_on_a_stream_with_unsent_bytes() -> None:
+    """A stream whose client is not reading, with bytes still waiting to go out, gets no
+    heartbeat: it is not idle, and a heartbeat would only grow its buffer."""
+    async with running() as srv:
+        stalled = await stalled_client(srv.port)
+        try:
+            await srv.gauge.reaches(1)
+            srv.hub.publish("x" * (16 << 20))  # far more than the kernel buffers hold
+            received = await receive_until(stalled, b"data: x", "the client that stops reading")
+            for _ in range(3):
+                await srv.ticker.tick()
+            srv.hub.publish("after")
+            received += await receive_until(
+                stalled, b"data: after\n\n", "the client reading again", timeout=30.0
+            )
+        finally:
+            stalled.close()
+    comments = sum(1 for line in received.split(b"\n") if line.startswith(b":"))
+    assert comments == 0, called(
+        "3 heartbeat intervals while 16 MiB waited to go out: comment lines on that stream",
+        comments,
+        0,
     )

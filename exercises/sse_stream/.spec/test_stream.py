@@ -14,8 +14,10 @@ from _helpers import (
     bounded,
     called,
     open_stream,
+    receive_until,
     running,
     short,
+    stalled_client,
     step,
 )
 from httpx_sse import aconnect_sse
@@ -30,8 +32,8 @@ def http() -> httpx.AsyncClient:
 
 @pytest.mark.points(3)
 async def test_the_response_head_opens_an_event_stream() -> None:
-    """GET /events answers 200 with Content-Type: text/event-stream, Cache-Control: no-store
-    and no Content-Length (the body lasts as long as the connection)."""
+    """GET /events answers 200 with Content-Type: text/event-stream, Cache-Control: no-store,
+    Connection: close and no Content-Length (the body lasts as long as the connection)."""
     async with running() as srv:
         stream = await open_stream(srv.port)
         try:
@@ -39,11 +41,13 @@ async def test_the_response_head_opens_an_event_stream() -> None:
                 stream.status,
                 stream.headers.get("content-type", "").split(";")[0].strip().lower(),
                 stream.headers.get("cache-control", "").lower(),
+                stream.headers.get("connection", "").lower(),
                 "content-length" in stream.headers,
             )
-            want = (200, "text/event-stream", "no-store", False)
+            want = (200, "text/event-stream", "no-store", "close", False)
             assert got == want, called(
-                "GET /events: (status, content-type, cache-control, has Content-Length)",
+                "GET /events: (status, content-type, cache-control, connection, "
+                "has Content-Length)",
                 got,
                 want,
             )
@@ -75,21 +79,23 @@ async def test_a_real_client_receives_events_as_they_are_published() -> None:
 
 
 @pytest.mark.points(2)
-async def test_the_stream_starts_with_the_retry_field() -> None:
-    """With retry=2500 the body starts with "retry: 2500" and an empty line: the client's
-    reconnection time (WHATWG HTML §9.2.6) is set before any event."""
-    async with running(retry=2500) as srv:
+@pytest.mark.parametrize("retry", [2500, 0], ids=["2500", "zero"])
+async def test_the_stream_starts_with_the_retry_field(retry: int) -> None:
+    """With retry set (0 included) the body starts with "retry: <ms>" and an empty line: the
+    client's reconnection time (WHATWG HTML §9.2.6) is set before any event."""
+    first = b"retry: %d\n\n" % retry
+    async with running(retry=retry) as srv:
         stream = await open_stream(srv.port)
         try:
             srv.hub.publish("x")
-            await stream.events(1, "GET /events with retry=2500")
+            await stream.events(1, f"GET /events with retry={retry}")
         finally:
             stream.close()
-    assert stream.raw.startswith(b"retry: 2500\n\n"), called(
-        "GET /events with retry=2500 (the body's first bytes)", stream.raw[:30], b"retry: 2500\n\n"
+    assert stream.raw.startswith(first), called(
+        f"GET /events with retry={retry} (the body's first bytes)", stream.raw[:30], first
     )
-    assert stream.parser.retries == [2500], called(
-        "the retry values a browser reads", stream.parser.retries, [2500]
+    assert stream.parser.retries == [retry], called(
+        "the retry values a browser reads", stream.parser.retries, [retry]
     )
 
 
@@ -158,6 +164,40 @@ async def test_last_event_id_field_name_is_case_insensitive_and_value_trimmed() 
     assert got == want, called("GET /events?topic=x with 'last-event-ID: \\t 2 \\t'", got, want)
 
 
+@pytest.mark.points(1)
+async def test_last_event_id_is_trimmed_of_sp_and_htab_only() -> None:
+    """A Last-Event-ID value is trimmed of SP and HTAB only (RFC 9110 §5.6.3): "2" followed
+    by a no-break space (0xA0) is not one of the hub's ids and gets a reset."""
+    async with running() as srv:
+        for n in range(1, 4):
+            srv.hub.publish(f"e{n}")
+        request = b"GET /events HTTP/1.1\r\nHost: spec\r\nLast-Event-ID: 2\xa0\r\n\r\n"
+        stream = await open_stream(srv.port, request=request)
+        try:
+            got = await stream.events(1, "GET /events with Last-Event-ID: 2\\xa0")
+        finally:
+            stream.close()
+    want = [Dispatched("reset", "", "3")]
+    assert got == want, called(
+        "GET /events with 'Last-Event-ID: 2\\xa0' (str.strip() would trim the 0xA0)", got, want
+    )
+
+
+@pytest.mark.points(1)
+async def test_an_http_1_0_request_opens_a_stream() -> None:
+    """A request line ending in HTTP/1.0 opens a stream like one ending in HTTP/1.1."""
+    async with running() as srv:
+        request = b"GET /events HTTP/1.0\r\n\r\n"
+        stream = await open_stream(srv.port, request=request)
+        try:
+            srv.hub.publish("hello")
+            got = (stream.status, await stream.events(1, "GET /events HTTP/1.0"))
+        finally:
+            stream.close()
+    want = (200, [Dispatched("message", "hello", "1")])
+    assert got == want, called("GET /events HTTP/1.0, then one publish", got, want)
+
+
 ERRORS = [
     (b"GET /other HTTP/1.1\r\nHost: s\r\n\r\n", 404, "other_path"),
     (b"GET /events/x HTTP/1.1\r\nHost: s\r\n\r\n", 404, "sub_path"),
@@ -167,6 +207,11 @@ ERRORS = [
     (b"GET  /events HTTP/1.1\r\nHost: s\r\n\r\n", 400, "two_spaces"),
     (b"GET /events HTTP/1.1\r\nHost s\r\n\r\n", 400, "field_without_colon"),
     (b"GET /events HTTP/1.1\r\nHost : s\r\n\r\n", 400, "space_before_colon"),
+    (b"GET /events HTTP/1.1\r\nHost\t: s\r\n\r\n", 400, "tab_before_colon"),
+    (b"GET /events HTTP/1.1\r\nHost: s\r\n x: y\r\n\r\n", 400, "space_before_name"),
+    (b"GET /events HTTP/1.1\r\nHost: s\r\n: y\r\n\r\n", 400, "empty_field_name"),
+    (b"GET events HTTP/1.1\r\nHost: s\r\n\r\n", 400, "target_without_slash"),
+    (b"get /events HTTP/1.1\r\nHost: s\r\n\r\n", 405, "lower_case_method"),
 ]
 
 
@@ -199,6 +244,25 @@ async def test_requests_that_are_not_a_stream_get_an_error_and_the_close(
         assert srv.hub.subscribers == 0, called(
             f"hub.subscribers after {what}", srv.hub.subscribers, 0
         )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "request_bytes",
+    [ERRORS[0][0], ERRORS[2][0], ERRORS[3][0]],
+    ids=["404", "405", "400"],
+)
+async def test_error_responses_carry_content_length_zero_and_connection_close(
+    request_bytes: bytes,
+) -> None:
+    """An error response carries Content-Length: 0 and Connection: close (and no body): the
+    client then knows where it ends without waiting for the close."""
+    async with running() as srv:
+        what = short(request_bytes, 60)
+        _, headers, raw = await _answer(srv.port, request_bytes, what)
+    got = (headers.get("content-length"), headers.get("connection", "").lower(), raw)
+    want = ("0", "close", b"")
+    assert got == want, called(f"sending {what}: (Content-Length, Connection, body)", got, want)
 
 
 def _head_of(size: int) -> bytes:
@@ -275,6 +339,26 @@ async def test_close_ends_every_stream_and_leaves_no_task() -> None:
         assert refused, called(
             f"connecting to port {srv.port} after close()", "accepted", "refused"
         )
+
+
+@pytest.mark.points(2)
+async def test_close_ends_a_stream_whose_client_stopped_reading() -> None:
+    """close() ends a stream whose client stopped reading at once, with megabytes still
+    unsent: it aborts the connection instead of waiting to flush them."""
+    async with running() as srv:
+        stalled = await stalled_client(srv.port)
+        try:
+            await srv.gauge.reaches(1)
+            srv.hub.publish("x" * (16 << 20))  # far more than the kernel buffers hold
+            await receive_until(stalled, b"data: x", "the client that then stops reading")
+            with step("await server.close() with a client that stopped reading"):
+                await bounded(srv.server.close(), 5.0, "server.close()")
+            state = (srv.server.streams, srv.hub.subscribers)
+        finally:
+            stalled.close()
+    assert state == (0, 0), called(
+        "server.close() with a stalled client: (server.streams, hub.subscribers)", state, (0, 0)
+    )
 
 
 async def _follow(port: int, total: int, every: int, label: str) -> tuple[list[str], int]:
