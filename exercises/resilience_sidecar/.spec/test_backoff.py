@@ -24,6 +24,7 @@ from grader.spectools import called, step
 @example(retry=4, base=0.1, cap=0.8, seed=3)  # one past the cap
 @example(retry=2, base=0.1, cap=0.8, seed=4)  # one below the cap
 @example(retry=80, base=1.0, cap=20.0, seed=5)  # 2**80 must not overflow the cap
+@example(retry=5000, base=1.0, cap=20.0, seed=6)  # 2**5000 is too large for a float
 @settings(max_examples=60, deadline=None)
 def test_delay_is_uniform_between_zero_and_the_capped_exponential(retry, base, cap, seed):
     """The delay before retry n is rng.uniform(0, min(cap, base * 2**n)), one draw of the given RNG.

@@ -9,7 +9,7 @@ import pytest
 from _helpers import FakeSleep, ReferenceBreaker, Script
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from resilience_sidecar import CircuitBreaker, CircuitOpen, Resilience
+from resilience_sidecar import CircuitBreaker, CircuitOpen, DeadlineExceeded, Resilience
 
 from grader.spectools import FakeClock, called, step
 
@@ -265,6 +265,45 @@ async def test_an_open_breaker_fails_calls_fast_without_attempts():
     state = state_of(b, "a successful probe")
     assert got.status == 200 and state == "closed", called(
         "policy.call('GET', healthy upstream) 10 s later", (got.status, state), (200, "closed")
+    )
+
+
+@pytest.mark.points(1)
+async def test_an_expired_deadline_takes_no_half_open_probe():
+    """The deadline is checked before the breaker: a call whose time is up raises
+    DeadlineExceeded without taking a half-open probe, so the next call still gets it."""
+    clock = FakeClock(START)
+    b = breaker(clock, window_size=1, minimum_calls=1, failure_threshold=1.0)
+    policy = Resilience(
+        max_attempts=1, breaker=b, clock=clock, sleep=FakeSleep(clock), rng=random.Random(3)
+    )
+    with step("breaker.allow(); breaker.record_failure(): the breaker opens"):
+        b.allow()
+        b.record_failure()
+    clock.advance(10.0)
+    late = Script([200])
+    with step("policy.call('GET', ..., timeout=0) with the breaker half-open"):
+        try:
+            first = await policy.call("GET", late, timeout=0)
+        except (DeadlineExceeded, CircuitOpen) as refusal:
+            first = refusal
+    healthy = Script([200])
+    with step("policy.call('GET', healthy upstream) right after"):
+        try:
+            second = await policy.call("GET", healthy)
+        except CircuitOpen as refusal:
+            second = refusal
+    got = (
+        type(first).__name__,
+        getattr(second, "status", type(second).__name__),
+        state_of(b, "an expired call, then a successful probe"),
+    )
+    want = ("DeadlineExceeded", 200, "closed")
+    assert got == want, called(
+        "half-open breaker (1 probe): a call with timeout=0, then a call to a healthy "
+        "upstream: (first outcome, second outcome, breaker.state)",
+        got,
+        want,
     )
 
 

@@ -92,6 +92,42 @@ async def test_each_attempt_carries_the_remaining_time_in_a_header():
     )
 
 
+@pytest.mark.points(1)
+async def test_the_deadline_header_is_rounded_down():
+    """The deadline header never claims more time than the attempt has: 2.9996 s left is
+    2999 ms, not 3000 (whole milliseconds, rounded down)."""
+    clock = FakeClock(0.0)
+    make = policy(max_attempts=2, clock=clock, sleep=FakeSleep(clock), backoff_cap=0.0)
+    request = f"GET /x HTTP/1.1\r\nHost: svc\r\n{DEADLINE_HEADER}: 3000\r\n\r\n".encode()
+    async with (
+        upstream([503, 200], on_request=lambda: clock.advance(0.0004)) as (up, port),
+        sidecar(port, make) as own,
+    ):
+        await send(own, request)
+    values = [up.header(i, DEADLINE_HEADER) for i in range(len(up.requests))]
+    want = [["3000"], ["2999"]]
+    assert values == want, called(
+        f"GET with {DEADLINE_HEADER}: 3000, the first attempt (503) taking 0.4 ms",
+        f"upstream saw {values}",
+        want,
+    )
+
+
+@pytest.mark.points(1)
+async def test_the_callers_connection_field_is_not_forwarded():
+    """The caller's Connection field describes the caller's own connection (RFC 9110 §7.6.1):
+    the upstream sees only the sidecar's connection: close."""
+    request = b"GET /x HTTP/1.1\r\nHost: svc\r\nConnection: keep-alive\r\n\r\n"
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        await send(own, request)
+    seen = up.header(0, "connection")
+    assert seen == ["close"], called(
+        "GET through the sidecar with Connection: keep-alive from the caller",
+        f"upstream saw connection: {seen}",
+        ["close"],
+    )
+
+
 @pytest.mark.points(2)
 async def test_an_expired_caller_deadline_is_not_sent_upstream():
     """A request whose deadline header says 0 ms is answered 504 without contacting the upstream."""
