@@ -47,7 +47,14 @@ from .release import GRADER, files_under
 from .report import render, write_atomic
 from .runner import Limits, sandbox_status
 from .scoring import KataResult, Report
-from .workspace import MAX_FILE_BYTES, Source, SpecSnapshot, checkout
+from .workspace import (
+    MAX_FILE_BYTES,
+    Source,
+    SpecSnapshot,
+    checkout,
+    find_input,
+    linked_folder,
+)
 
 __all__ = [
     "Batch",
@@ -215,10 +222,12 @@ def submission_digest(kata: Kata, source: Source, course: str) -> str:
     digest = hashlib.sha256(course.encode())
     for owner, name in kata.inputs:
         digest.update(f"\0{owner.slug}/{name}\0".encode())
-        paths = [f / name for f in source.folders(owner)]
-        found = next((p for p in paths if p.is_symlink() or p.exists()), None)
+        found = find_input(source.folders(owner), name)
+        link = linked_folder(found) if found is not None else None
         if found is None:
             digest.update(b"missing")
+        elif link is not None:  # refused by the workspace: never followed
+            digest.update(b"linked folder:" + os.fsencode(os.path.realpath(found)))
         elif found.is_symlink():
             digest.update(b"symlink:" + os.fsencode(os.readlink(found)))
         elif found.is_file() and found.stat().st_size <= MAX_FILE_BYTES:

@@ -99,6 +99,12 @@ def protections_line(report: Report) -> str:
     return f"Protections off on this system: {'; '.join(report.protections_off)}"
 
 
+def _indent(text: str, prefix: str) -> str:
+    """``text``'s second and later lines indented by ``prefix``: a message of several lines
+    stays inside its spec's entry (it cannot print a line that looks like the total)."""
+    return text.replace("\n", "\n" + prefix)
+
+
 def to_table(report: Report) -> str:
     rows = [("kata", "pillar", "status", "score", "time")]
     for k in report.katas:
@@ -115,13 +121,13 @@ def to_table(report: Report) -> str:
     for k in report.katas:
         if k.status == "passed" or (k.status == "not_started" and not _missing(k)):
             continue
-        details.append(f"\n{k.slug}: {k.reason}" if k.reason else f"\n{k.slug}:")
+        details.append(f"\n{k.slug}: {_indent(k.reason, '  ')}" if k.reason else f"\n{k.slug}:")
         if k.status == "not_started":
             continue
         for spec in k.failing:
             details.append(f"  ✗ {spec.title} [{spec.outcome}]")
             if spec.message:
-                details.append(f"      {spec.message}")
+                details.append(f"      {_indent(spec.message, '      ')}")
     untouched = _not_started(report)
     if untouched:
         details.append(f"\nNot started (the stub is untouched): {', '.join(untouched)}")

@@ -55,6 +55,7 @@ __all__ = [
     "run_specs",
     "sandbox_paths",
     "sandbox_status",
+    "visible",
     "withhold",
 ]
 
@@ -107,6 +108,11 @@ SECRET_VARS = "KATA_SECRET_VARS"
 SPEC_LINE_MIN = 24  # a quoted spec line this long or longer withholds the message
 WITHHELD_SOURCE = "[withheld: this message quoted the spec's source]"
 WITHHELD_SECRET = "[secret withheld]"
+# Characters a terminal, a log viewer or a spreadsheet acts on instead of showing: C0 and C1
+# controls but newline and tab (ESC starts the sequences that clear a screen and rewrite its
+# lines), and the bidirectional overrides that reorder what is shown. In feedback they are
+# shown escaped (``\x1b``), never sent as they are.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -350,11 +356,16 @@ def withhold(text: str, spec_lines: frozenset[str], secret_values: list[str]) ->
     return text
 
 
+def visible(text: str) -> str:
+    """``text`` with every CONTROL character written out as an escape (``\\x1b``, ``\\u202e``)."""
+    return CONTROL.sub(lambda m: ascii(m[0])[1:-1], text)
+
+
 def _clean(records: list[dict], spec_lines: frozenset[str], secret_values: list[str]) -> None:
     for record in records:
         for name, value in record.items():
             if name in ("message", "where") and isinstance(value, str):
-                record[name] = withhold(value, spec_lines, secret_values)
+                record[name] = visible(withhold(value, spec_lines, secret_values))
 
 
 # -- the run -------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ ran is caught, named, and never used.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,8 @@ __all__ = [
     "build",
     "copy_specs",
     "checkout",
+    "find_input",
+    "linked_folder",
     "mutant",
     "solutions",
 ]
@@ -58,6 +62,7 @@ def solutions(root: Path) -> Source:
 
 def mutant(folder: Path) -> Source:
     """A mutant: its own files first, the rest from the kata's reference solution."""
+    folder = folder.resolve()
     return Source(f"mutant {folder.name}", lambda kata: [folder, kata.solution_dir])
 
 
@@ -183,6 +188,46 @@ def copy_specs(kata: Kata, dest: Path, specs: SpecSnapshot | None = None) -> Non
         target.write_bytes(data)
 
 
+def find_input(folders: list[Path], name: str) -> Path | None:
+    """The first of ``folders`` that holds ``name`` (a file, a link, anything), as its path."""
+    return next((f / name for f in folders if (f / name).is_symlink() or (f / name).exists()), None)
+
+
+def linked_folder(path: Path) -> Path | None:
+    """The outermost folder on the way to ``path`` that is a symbolic link, if any.
+
+    Every source folder is absolute and resolved (:func:`checkout`, :func:`solutions`), so a
+    link on the way is one the submission made: ``exercises/<slug>`` (or ``exercises``)
+    pointing at the course's reference solutions, another learner's checkout, any file the
+    grader's user can read. The grader reads the files outside any sandbox; it must never
+    follow a link the submission made."""
+    parent = path.parent
+    if os.path.realpath(parent) == os.path.abspath(parent):
+        return None
+    return next((p for p in [*reversed(parent.parents), parent] if p.is_symlink()), parent)
+
+
+def _read_input(path: Path) -> bytes | str:
+    """The bytes of a learner file, or why it is refused. Opened once, without following a
+    link and without blocking (a FIFO swapped in after a check), and read at most
+    MAX_FILE_BYTES + 1 bytes (a file that grows after a check)."""
+    flags = os.O_RDONLY
+    for name in ("O_NOFOLLOW", "O_NONBLOCK", "O_BINARY"):  # what this system has of them
+        flags |= getattr(os, name, 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return "is not a regular file"
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        return f"is larger than {MAX_FILE_BYTES // 1024} KiB"
+    return data
+
+
 def build(kata: Kata, source: Source, dest: Path, specs: SpecSnapshot | None = None) -> Workspace:
     """Fill the empty folder ``dest`` with the kata's specs (from ``specs``, the snapshot of
     the grading, if given) and the submission's declared files, those of the katas it builds
@@ -191,24 +236,29 @@ def build(kata: Kata, source: Source, dest: Path, specs: SpecSnapshot | None = N
     copy_specs(kata, dest, specs)
     workspace = Workspace(dest)
     for owner, name in kata.inputs:
-        folders = source.folders(owner)
-        found = next(
-            (f / name for f in folders if (f / name).is_symlink() or (f / name).exists()), None
-        )
+        found = find_input(source.folders(owner), name)
         if found is None:
             workspace.missing.append(
                 name
                 if owner is kata
                 else f"{name} (of kata {owner.slug}, which this kata builds on)"
             )
-        elif found.is_symlink():
+            continue
+        link = linked_folder(found)
+        if found.is_symlink():
             workspace.refused.append(f"{name} is a symbolic link; submit the file itself")
-        elif not found.is_file():
-            workspace.refused.append(f"{name} is not a regular file")
-        elif found.stat().st_size > MAX_FILE_BYTES:
-            workspace.refused.append(f"{name} is larger than {MAX_FILE_BYTES // 1024} KiB")
-        else:
-            target = dest / name
-            target.write_bytes(found.read_bytes())
-            workspace.copied.append(target)
+            continue
+        if link is not None:
+            workspace.refused.append(
+                f"{name} is reached through a symbolic link ({link.name}, a folder of the "
+                "submission); submit the folder itself"
+            )
+            continue
+        data = _read_input(found)
+        if isinstance(data, str):
+            workspace.refused.append(f"{name} {data}")
+            continue
+        target = dest / name
+        target.write_bytes(data)
+        workspace.copied.append(target)
     return workspace
