@@ -88,26 +88,35 @@ def _temp_run_dir() -> Path:
 
 
 async def expected_specs(
-    kata: Kata, limits: Limits = Limits(), snapshot: SpecSnapshot | None = None
+    kata: Kata,
+    limits: Limits = Limits(),
+    snapshot: SpecSnapshot | None = None,
+    *,
+    fork_server: ForkServer | None = None,
 ) -> list[Spec]:
-    """The specs the grader expects, listed from the trusted specs alone (cached per content)."""
+    """The specs the grader expects, listed from the trusted specs alone (cached per content).
+    ``fork_server``: list them in a process forked from it (``kata verify``)."""
     key = _spec_digest(kata, snapshot)
     if key in _LISTINGS:
         return _LISTINGS[key]
     lock = _LISTING_LOCKS.setdefault((key, id(asyncio.get_running_loop())), asyncio.Lock())
     async with lock:
         if key not in _LISTINGS:
-            _LISTINGS[key] = await _list_specs(kata, limits, snapshot)
+            _LISTINGS[key] = await _list_specs(kata, limits, snapshot, fork_server)
     return _LISTINGS[key]
 
 
-async def _list_specs(kata: Kata, limits: Limits, snapshot: SpecSnapshot | None) -> list[Spec]:
+async def _list_specs(
+    kata: Kata, limits: Limits, snapshot: SpecSnapshot | None, fork_server: ForkServer | None
+) -> list[Spec]:
     run_dir = _temp_run_dir()
     try:
         workspace = run_dir / "ws"
         workspace.mkdir()
         copy_specs(kata, workspace, snapshot)
-        run = await run_specs(kata, workspace, [], mode="collect", limits=limits)
+        run = await run_specs(
+            kata, workspace, [], mode="collect", limits=limits, fork_server=fork_server
+        )
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     errors = run.of_kind("collect_error")

@@ -11,6 +11,11 @@ spec, so each mutant runs only the specs that execute its edited lines, stopping
 first failure. When no spec executes them (or they run at import time), it runs every spec,
 and the verdict says so. ``all_specs=True`` is the old behaviour: every mutant runs every
 spec, all at once.
+
+Strategy for processes: the first solution run starts Python as a grade of record does; the
+rest of a kata's runs (the spec listing, the other solution runs, the stub's run, the mutant
+runs and the visible tests) are forked from one warm process per kata (grader/zygote.py),
+which has imported pytest, its plugins and the specs' oracle libraries once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -29,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import zygote
-from .grading import grade_kata
+from .grading import expected_specs, grade_kata
 from .kata import Kata
 from .mutants import Mutant, MutantError, apply, diff, load
 from .report import columns
-from .runner import _environment
+from .runner import Limits, _environment
 from .scoring import KataResult
 from .workspace import Source, checkout, solutions
 from .zygote import ForkServer
@@ -233,34 +239,31 @@ def covering_specs(coverage: dict | None, kata: Kata, mutant: Mutant) -> tuple[l
 VISIBLE_TIMEOUT = -2  # _visible_tests: the run did not finish in time
 
 
+@contextlib.contextmanager
+def _visible_folder(kata: Kata, folder: Callable[[Kata], Path]) -> Iterator[tuple[Path, list]]:
+    """A temporary folder holding the visible tests and the learner files in ``folder(kata)``
+    (and those of the katas it builds on, in ``folder(that kata)``), and the pytest arguments
+    that run them as a learner's ``nox -s try`` does."""
+    with tempfile.TemporaryDirectory(prefix="kata-visible-") as tmp:
+        shutil.copy(kata.visible_tests, tmp)
+        for owner, name in kata.inputs:
+            if (folder(owner) / name).is_file():
+                shutil.copy(folder(owner) / name, tmp)
+        args = ["-q", "-p", "no:cacheprovider", "-x", "-c", str(kata.root / "pyproject.toml")]
+        yield Path(tmp), [*args, "--rootdir", tmp, tmp]
+
+
 def _visible_tests(kata: Kata, folder: Callable[[Kata], Path]) -> int:
     """Run the visible tests against the learner files in ``folder(kata)`` (and those of the
     katas it builds on, in ``folder(that kata)``): pytest's exit status, -1 when the kata has
     none, VISIBLE_TIMEOUT when they did not finish in time."""
     if not kata.visible_tests.is_file():
         return -1
-    with tempfile.TemporaryDirectory(prefix="kata-visible-") as tmp:
-        shutil.copy(kata.visible_tests, tmp)
-        for owner, name in kata.inputs:
-            if (folder(owner) / name).is_file():
-                shutil.copy(folder(owner) / name, tmp)
+    with _visible_folder(kata, folder) as (tmp, args):
         env = {**os.environ, "PYTEST_ADDOPTS": ""}
         try:
             proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    "-x",
-                    "-c",
-                    str(kata.root / "pyproject.toml"),
-                    "--rootdir",
-                    tmp,
-                    tmp,
-                ],
+                [sys.executable, "-m", "pytest", *args],
                 cwd=tmp,
                 env=env,
                 capture_output=True,
@@ -269,6 +272,44 @@ def _visible_tests(kata: Kata, folder: Callable[[Kata], Path]) -> int:
         except subprocess.TimeoutExpired:
             return VISIBLE_TIMEOUT
     return proc.returncode
+
+
+async def _visible_tests_forked(
+    kata: Kata, folder: Callable[[Kata], Path], server: ForkServer | None
+) -> int:
+    """``_visible_tests``, its pytest forked from the kata's fork server when there is one."""
+    if server is None or server.broken or not kata.visible_tests.is_file():
+        return await asyncio.to_thread(_visible_tests, kata, folder)
+    with _visible_folder(kata, folder) as (tmp, args):
+        env = {**os.environ, "PYTEST_ADDOPTS": ""}
+        limits = Limits()
+        cpu = int(kata.timeout * 4 + limits.cpu_slack)
+        with open(os.devnull, "wb") as sink:
+            try:
+                proc = await server.spawn(
+                    None,
+                    {"log_fd": sink.fileno()},
+                    env,
+                    str(tmp),
+                    (limits.address_space, limits.file_size, limits.open_files, cpu),
+                    pytest_args=args,
+                )
+            except ConnectionError:  # the server is gone: start pytest instead
+                return await asyncio.to_thread(_visible_tests, kata, folder)
+        try:
+            code = await asyncio.wait_for(proc.wait(), kata.timeout * 4)
+        except TimeoutError:
+            code = VISIBLE_TIMEOUT
+        except ConnectionError:  # the server died under it: start pytest instead
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: leftovers go too
+        with contextlib.suppress(ConnectionError):
+            await proc.wait()
+    if code is None:
+        return await asyncio.to_thread(_visible_tests, kata, folder)
+    return code
 
 
 def _mutant_sources(
@@ -335,11 +376,12 @@ async def verify_kata(
 
     with tempfile.TemporaryDirectory(prefix=f"kata-mutants-{kata.slug}-") as tmp:
         sources, errors = _mutant_sources(kata, mutants, Path(tmp))
-        server: ForkServer | None = None
         for mv in verdict.mutants:
             mv.error = errors.get(mv.name, "")
 
-        async def run_mutant(m: Mutant, mv: MutantVerdict, coverage: dict | None) -> None:
+        async def run_mutant(
+            m: Mutant, mv: MutantVerdict, coverage: dict | None, server: ForkServer | None
+        ) -> None:
             if all_specs:
                 select, mv.scope = [], "all specs (--all-specs)"
             else:
@@ -350,50 +392,52 @@ async def verify_kata(
             )
             mv.result, mv.duration = graded.result, time.monotonic() - t0
 
-        async def coverage_then_mutants():
-            nonlocal server
-            first = await job(solutions(kata.root), coverage=True)
-            data = first.run.coverage if first.run else None
-            # One warm fork server per kata in its mutant phase, as many at once as job slots.
-            async with servers or contextlib.nullcontext():
-                server = await _fork_server(kata, Path(tmp)) if sources else None
-                try:
-                    await asyncio.gather(
-                        *(
-                            run_mutant(m, mv, data)
-                            for m, mv in zip(mutants, verdict.mutants, strict=True)
-                            if m.name in sources
-                        )
-                    )
-                finally:
-                    if server is not None:
-                        await server.close()
-            return first
-
-        if all_specs:
-            first_task = asyncio.ensure_future(job(solutions(kata.root), coverage=True))
-            mutant_tasks = [
-                run_mutant(m, mv, None)
+        def mutant_runs(coverage: dict | None, server: ForkServer | None) -> list:
+            return [
+                run_mutant(m, mv, coverage, server)
                 for m, mv in zip(mutants, verdict.mutants, strict=True)
                 if m.name in sources
             ]
+
+        if all_specs:
+            # The old behaviour, for comparison: every process spawned, every mutant at once.
+            first, stub, *rest = await asyncio.gather(
+                job(solutions(kata.root), coverage=True),
+                job(checkout(kata.root)),
+                *(job(solutions(kata.root)) for _ in range(runs - 1)),
+                *mutant_runs(None, None),
+            )
+            rest = rest[: runs - 1]
+            on_solution, on_stub = await _visible_pair(kata, None, slots)
         else:
-            first_task = asyncio.ensure_future(coverage_then_mutants())
-            mutant_tasks = []
-        others = [job(solutions(kata.root)) for _ in range(runs - 1)]
-        stub_task = job(checkout(kata.root))
-        graded = await asyncio.gather(first_task, stub_task, *others, *mutant_tasks)
-    first, stub, rest = graded[0], graded[1], graded[2 : 2 + runs - 1]
+            # One warm fork server per kata (as many at once as job slots) forks the listing,
+            # the solution's runs after the first, the stub's run, the mutant runs (only the
+            # specs covering the edit, to the first failure) and the visible tests. The first
+            # solution run, measured with coverage per spec, starts Python as a grade does.
+            async with servers or contextlib.nullcontext():
+                server = await _fork_server(kata, Path(tmp))
+                try:
+                    with contextlib.suppress(
+                        Exception
+                    ):  # a broken listing is grade_kata's to report
+                        await expected_specs(kata, fork_server=server)
+                    first = await job(solutions(kata.root), coverage=True)
+                    data = first.run.coverage if first.run else None
+                    stub, *rest = await asyncio.gather(
+                        job(checkout(kata.root), fork_server=server),
+                        *(job(solutions(kata.root), fork_server=server) for _ in range(runs - 1)),
+                        *mutant_runs(data, server),
+                    )
+                    rest = rest[: runs - 1]
+                    on_solution, on_stub = await _visible_pair(kata, server, slots)
+                finally:
+                    if server is not None:
+                        await server.close()
     verdict.solution_runs = [first.result] + [g.result for g in rest]
     verdict.line_coverage, verdict.branch_coverage = _coverage(
         first.run.coverage if first.run else None, kata
     )
     verdict.stub = stub.result
-    async with slots:
-        on_solution, on_stub = await asyncio.gather(
-            asyncio.to_thread(_visible_tests, kata, lambda k: k.solution_dir),
-            asyncio.to_thread(_visible_tests, kata, lambda k: k.exercise_dir),
-        )
     if on_solution == -1:
         verdict.visible = f"no visible tests ({kata.visible_tests.name})"
     elif VISIBLE_TIMEOUT in (on_solution, on_stub):
@@ -407,6 +451,18 @@ async def verify_kata(
         verdict.visible = "visible tests pass on the stub"
     verdict.duration = time.monotonic() - started
     return verdict
+
+
+async def _visible_pair(
+    kata: Kata, server: ForkServer | None, slots: asyncio.Semaphore
+) -> tuple[int, int]:
+    """The visible tests' exit status on the solution and on the stub (one job slot)."""
+    async with slots:
+        on_solution, on_stub = await asyncio.gather(
+            _visible_tests_forked(kata, lambda k: k.solution_dir, server),
+            _visible_tests_forked(kata, lambda k: k.exercise_dir, server),
+        )
+    return on_solution, on_stub
 
 
 async def verify(

@@ -9,11 +9,14 @@ resource limits, death signal, the run's environment, working folder and pipes) 
 ``grader.child.main``, which confines itself in the sandbox before the first spec is
 imported, as always.
 
-Only verify's mutant runs use it: grades of record, the solution and stub runs of verify
-start a fresh interpreter each. One difference is accepted for that reason: a forked child
-carries the server's environment block in ``/proc/<pid>/environ``, so the run marker finds
-only the processes it exec()s; its session, the supervisor's census and the kill of its
-group find the rest (mutants are the course's own code, not a learner's).
+Only ``kata verify`` uses it, and only for the course's own code: the spec listing, the
+solution's runs after the first, the stub's run, the mutant runs and the visible tests. A
+grade of record, and verify's first solution run (the one measured with coverage), start a
+fresh interpreter each, so the spawned path is proved on every kata. One difference is
+accepted for that reason: a forked child carries the server's environment block in
+``/proc/<pid>/environ``, so the run marker finds only the processes it exec()s; its
+session, the supervisor's census and the kill of its group find the rest (these runs are
+the course's own code, not a learner's).
 
 Linux (POSIX with ``fork`` and ``SCM_RIGHTS``) only; elsewhere verify spawns as before.
 """
@@ -139,6 +142,13 @@ def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> N
         import tempfile
 
         tempfile.tempdir = None  # TMPDIR is the run's now
+        if request.get("pytest_args") is not None:  # a plain pytest run: verify's visible tests
+            import pytest
+
+            code = int(pytest.main(request["pytest_args"]))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         config = request["config"]
         config["key_fd"], config["out_fd"] = named["key_fd"], named["out_fd"]
         config["status_fd"] = named.get("status_fd")
@@ -299,9 +309,19 @@ class ForkServer:
                     future.set_exception(ConnectionError(self.broken))
 
     async def spawn(
-        self, config: dict, fds: dict[str, int], env: dict[str, str], cwd: str, limits: tuple
+        self,
+        config: dict | None,
+        fds: dict[str, int],
+        env: dict[str, str],
+        cwd: str,
+        limits: tuple,
+        *,
+        pytest_args: list[str] | None = None,
     ) -> Forked:
-        """Fork a spec process for ``config``; ``fds`` (by FD_KEYS name) are handed over."""
+        """Fork a spec process for ``config``; ``fds`` (by FD_KEYS name) are handed over.
+        With ``pytest_args`` instead, the child is a plain ``pytest`` run with those arguments
+        (its output to ``log_fd``, its exit status pytest's), outside the grader's plugin and
+        sandbox: verify's visible tests, which run trusted files only."""
         if self.broken or self.sock is None:
             raise ConnectionError(self.broken or "the fork server is not running")
         names = [k for k in FD_KEYS if fds.get(k) is not None]
@@ -311,6 +331,7 @@ class ForkServer:
             "env": env,
             "cwd": cwd,
             "limits": list(limits),
+            "pytest_args": pytest_args,
         }
         loop = asyncio.get_running_loop()
         async with self._lock:  # a request and its reply pair up in order

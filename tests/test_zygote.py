@@ -65,11 +65,22 @@ def test_hang():
 '''
 
 
-@pytest.fixture
-def probe(course):
-    course.add_adder(specs={"test_adder.py": PROBE_SPEC}, spec_timeout=60, timeout=5)
+def _probe(course, timeout):
+    course.add_adder(specs={"test_adder.py": PROBE_SPEC}, spec_timeout=60, timeout=timeout)
     (kata,) = discover(course.root)
     return kata
+
+
+@pytest.fixture
+def probe(course):
+    """The probe kata with room for a spawned run on a loaded machine."""
+    return _probe(course, timeout=60)
+
+
+@pytest.fixture
+def short_probe(course):
+    """The probe kata with a short wall clock, for the spec that hangs."""
+    return _probe(course, timeout=5)
 
 
 def _run(kata, server, select, **options):
@@ -121,7 +132,8 @@ def test_a_forked_spec_process_is_sandboxed(probe):
     assert not OUTSIDE.exists()
 
 
-def test_a_forked_run_that_hangs_is_stopped_and_leaves_no_process(probe):
+def test_a_forked_run_that_hangs_is_stopped_and_leaves_no_process(short_probe):
+    probe = short_probe
     solution = probe.solution_dir / "adder.py"
     solution.write_text(solution.read_text() + "\nopen('hang', 'w').close()\n")
 
@@ -205,3 +217,60 @@ def test_a_child_that_exits_before_its_spawner_resumes_is_still_waited_for():
         return forked.pid, code
 
     assert asyncio.run(main()) == (4242, 3)
+
+
+def test_a_forked_listing_lists_what_a_spawned_one_does(probe):
+    from grader import grading
+
+    async def body(server):
+        grading._LISTINGS.clear()
+        forked = await grading.expected_specs(probe, fork_server=server)
+        grading._LISTINGS.clear()
+        spawned = await grading.expected_specs(probe)
+        return forked, spawned
+
+    forked, spawned = asyncio.run(_with_server(probe, body))
+    assert [s.id for s in forked] == [s.id for s in spawned]
+    assert len(forked) == 4, forked
+
+
+def test_forked_visible_tests_pass_on_the_solution_and_fail_on_the_stub(probe):
+    from grader.verify import _visible_tests_forked
+
+    async def body(server):
+        on_solution = await _visible_tests_forked(probe, lambda k: k.solution_dir, server)
+        on_stub = await _visible_tests_forked(probe, lambda k: k.exercise_dir, server)
+        return on_solution, on_stub, _children(server.proc.pid)
+
+    on_solution, on_stub, left = asyncio.run(_with_server(probe, body))
+    assert (on_solution, on_stub) == (0, 1)  # pytest: all passed / some failed
+    assert left == []
+
+
+def test_forked_visible_tests_that_hang_are_a_verdict_and_leave_no_process(short_probe):
+    from grader.verify import VISIBLE_TIMEOUT, _visible_tests_forked
+
+    probe = short_probe
+    probe.visible_tests.write_text(
+        "import time\n\n\ndef test_hangs():\n    time.sleep(600)\n", encoding="utf-8"
+    )
+
+    async def body(server):
+        code = await _visible_tests_forked(probe, lambda k: k.solution_dir, server)
+        return code, _children(server.proc.pid)
+
+    code, left = asyncio.run(_with_server(probe, body))
+    assert code == VISIBLE_TIMEOUT
+    assert left == []
+
+
+def test_visible_tests_are_run_by_pytest_when_the_server_is_gone(probe):
+    from grader.verify import _visible_tests_forked
+
+    async def body(server):
+        server.proc.send_signal(signal.SIGKILL)
+        await server.proc.wait()
+        await asyncio.sleep(0.1)
+        return await _visible_tests_forked(probe, lambda k: k.solution_dir, server)
+
+    assert asyncio.run(_with_server(probe, body)) == 0
