@@ -608,6 +608,54 @@ def test_a_receive_dead_letters_every_visible_exhausted_job_of_its_queue(path, c
     )
 
 
+@pytest.mark.points(1)
+@pytest.mark.parametrize("how", ["fail", "receive"], ids=["dead by fail", "dead by receive"])
+def test_a_dead_letter_keeps_its_queue_body_group_and_receive_count(path, clock, how):
+    """dead_letters returns each dead job with its id, queue, body, group and receive count, and receipt None."""
+    q = open_queue(path, clock, visibility_timeout=VT, max_receives=1)
+    jid = enqueue(q, "poison", group="g")
+    job = receive(q)
+    if how == "fail":
+        with step("queue.fail(receipt) at receive 1 of 1"):
+            q.fail(job.receipt)
+    else:
+        clock.advance(VT)
+        receive(q)  # the job is visible again and exhausted: this receive dead-letters it
+    with step("queue.dead_letters('work')"):
+        got = [
+            (j.id, j.queue, j.body, j.group, j.receives, j.receipt) for j in q.dead_letters("work")
+        ]
+    want = [(jid, "work", "poison", "g", 1, None)]
+    assert got == want, called(
+        f"max_receives=1; enqueue('work', 'poison', group='g'); receive; dead by {how};"
+        " dead_letters('work') as (id, queue, body, group, receives, receipt)",
+        got,
+        want,
+    )
+
+
+@pytest.mark.points(1)
+def test_dead_letters_are_listed_in_enqueue_order(path, clock):
+    """dead_letters lists the dead jobs in enqueue order, not in the order they died or became visible."""
+    q = open_queue(path, clock, visibility_timeout=VT, max_receives=1)
+    first = enqueue(q, "first")
+    second = enqueue(q, "second")
+    receive(q, visibility_timeout=2 * VT)  # first: hidden for twice as long
+    job = receive(q)  # second
+    with step("queue.fail(second's receipt) at receive 1 of 1"):
+        q.fail(job.receipt)  # second dies now
+    clock.advance(2 * VT)
+    receive(q)  # first is visible again and exhausted: it dies now
+    with step("queue.dead_letters('work')"):
+        got = [j.id for j in q.dead_letters("work")]
+    assert got == [first, second], called(
+        "max_receives=1; 'second' dead-lettered by fail, then 'first' by a later receive;"
+        " dead_letters('work') ids",
+        got,
+        [first, second],
+    )
+
+
 # --- ordering groups ---------------------------------------------------------------------------------
 
 
@@ -797,6 +845,41 @@ def test_two_racing_enqueues_with_one_key_make_one_job(path):
                 f"enqueue(key='k') on connection A; on B just before A's statement {k}; jobs made",
                 (got_a, got_b, count),
                 1,
+            )
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("op", ["ack", "extend", "fail"])
+def test_a_receipt_that_goes_stale_during_the_call_changes_nothing(path, op):
+    """ack, extend or fail whose receipt goes stale while it runs (another worker receives the job) returns False and leaves that worker's job alone.
+
+    A's receipt is the job's latest and the job is visible again (extended by 0); B receives
+    it just before each of A's statements. A call that looks the job up by receipt and then
+    writes by id, with no transaction around the two, deletes or changes B's job.
+    """
+    receipts: list[str] = []
+
+    def setup(q):
+        enqueue(q)
+        job = receive(q)
+        q.extend(job.receipt, 0)  # visible again; the receipt is still the latest
+        receipts.append(job.receipt)
+
+    def call(a):
+        if op == "ack":
+            return a.ack(receipts[-1])
+        if op == "extend":
+            return a.extend(receipts[-1], 100)
+        return a.fail(receipts[-1])
+
+    what = f"queue.{op}(receipt) on connection A"
+    with step(f"{what}, with receive('work') on connection B run before each of A's statements"):
+        for k, _a, got_a, got_b in racing(path, call, lambda b: b.receive("work"), setup):
+            took = got_b is not None and not isinstance(got_b, str)
+            assert not (took and got_a is not False), called(
+                f"{what}; B received the job just before A's statement {k}; A's result",
+                got_a,
+                False,
             )
 
 
