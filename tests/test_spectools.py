@@ -10,14 +10,21 @@ import types
 import pytest
 
 from grader.spectools import (
+    LOCALHOST,
+    BigPeer,
     CountingLoop,
     FakeClock,
+    answer_with,
     bounded,
     called,
+    read_digest,
+    running_h11_origin,
     short,
+    slow_reader,
     spy_compare_digest,
     spy_on,
     step,
+    tcp_server,
 )
 
 
@@ -120,3 +127,74 @@ async def test_bounded_cancels_what_it_gave_up_on():
     with pytest.raises(AssertionError, match="waited 0.05 s for the echo"):
         await bounded(forever(), 0.05, "the echo")
     assert started.is_set() and cancelled == [True]
+
+
+async def test_h11_origin_answers_records_and_counts():
+    async with running_h11_origin(answer_with(b"hi")) as origin:
+        reader, writer = await asyncio.open_connection(LOCALHOST, origin.port)
+        writer.write(b"POST /p HTTP/1.1\r\nHost: o\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nab")
+        answer = await bounded(reader.read(-1), 5, "the origin's answer")
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nhi")
+    assert b"content-length: 2" in answer.lower()
+    assert origin.connections == 1 and origin.arrived.is_set() and not origin.errors
+    assert (origin.last.method, origin.last.target, origin.requests[0][1]) == (
+        b"POST",
+        b"/p",
+        b"ab",
+    )
+    assert origin.header("x-a") == ["1"] and origin.raw.endswith(b"ab")
+
+
+async def test_h11_origin_notes_what_h11_refuses_and_sends_no_content_for_head():
+    async with running_h11_origin() as origin:
+        reader, writer = await asyncio.open_connection(LOCALHOST, origin.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: o\r\nContent-Length: x\r\n\r\n")
+        await bounded(reader.read(-1), 5, "the origin's close")
+        writer.close()
+        reader, writer = await asyncio.open_connection(LOCALHOST, origin.port)
+        writer.write(b"HEAD / HTTP/1.1\r\nHost: o\r\n\r\n")
+        answer = await bounded(reader.read(-1), 5, "the origin's answer to HEAD")
+        writer.close()
+    assert origin.connections == 2 and len(origin.errors) == 1 and len(origin.requests) == 1
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n")
+
+
+async def test_big_peer_stalls_on_a_reader_that_stops_and_finishes_for_one_that_reads():
+    size = 8 * len(BigPeer.PIECE)
+    with pytest.raises(ValueError):
+        BigPeer(size + 1)
+    peer = BigPeer(4 * 1024 * 1024)
+    async with tcp_server(peer.handle) as (_, port):
+        reader, writer = await slow_reader(port)
+        await bounded(peer.settled(), 10, "the peer to stall")
+        assert 0 < peer.sent < peer.size and peer.blocked, (peer.sent, peer.blocked)
+        received, digest = await read_digest(reader, peer.size, "the bytes", timeout=10)
+        writer.close()
+    assert (received, digest) == (peer.size, peer.digest())
+
+
+async def test_big_peer_runs_before_and_after_around_its_writes():
+    steps = []
+
+    async def before(reader, writer):
+        steps.append(await reader.readexactly(3))
+
+    done = asyncio.Event()
+
+    async def after(reader, writer):
+        writer.write_eof()
+        steps.append(await reader.read(-1))
+        done.set()
+
+    peer = BigPeer(len(BigPeer.PIECE), before=before, after=after)
+    async with tcp_server(peer.handle) as (_, port):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        writer.write(b"abc")
+        received, digest = await read_digest(reader, 2 * peer.size, "the bytes", timeout=10)
+        writer.write(b"end")
+        writer.write_eof()
+        await bounded(done.wait(), 5, "the peer's after() to see EOF")
+        writer.close()
+    assert (received, digest == peer.digest()) == (peer.size, True)
+    assert steps == [b"abc", b"end"]
