@@ -341,8 +341,13 @@ class ForwardProxy:
         lower = {name.lower() for name, _ in headers}
         chunked = "transfer-encoding" in lower
         fields = strip_hop_by_hop(headers)
+        length = None
         if chunked:  # we decode the chunks and frame the body by closing the connection
             fields = [(k, v) for k, v in fields if k.lower() != "content-length"]
+        elif "content-length" in lower:
+            # checked before the head goes out: a length we cannot frame by is a 502 (RFC 9112 §6.3)
+            values = [v for k, v in headers if k.lower() == "content-length"]
+            length = _content_length(values, error=502)
         head = [f"HTTP/1.1 {status} {status_line.group(3) or ''}".rstrip()]
         head += [f"{name}: {value}" for name, value in fields]
         head += [f"Via: 1.{version} {self._via}", "Connection: close"]
@@ -353,16 +358,8 @@ class ForwardProxy:
             return  # no content, whatever Content-Length says
         if chunked:
             await _copy_chunked(origin, writer)
-        elif "content-length" in lower:
-            await _copy(
-                origin,
-                writer,
-                _content_length(
-                    [v for k, v in headers if k.lower() == "content-length"], error=502
-                ),
-            )
         else:
-            await _copy(origin, writer, None)
+            await _copy(origin, writer, length)  # None: until the origin closes
 
 
 # -- parsing -----------------------------------------------------------------------------------

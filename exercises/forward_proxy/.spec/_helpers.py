@@ -1,6 +1,7 @@
-"""Helpers for the forward_proxy specs: origins on 127.0.0.1:0 that h11 parses and that count
-every connection they accept, a resolver the spec controls, the learner's proxy started on
-port 0, and a raw client that reads the proxy's answer byte for byte.
+"""Helpers for the forward_proxy specs: a resolver the spec controls, the learner's proxy started
+on port 0, and a raw client that reads the proxy's answer byte for byte. The origins are
+grader.spectools' (``running_h11_origin``: h11 reads what the proxy sends, and each counts the
+connections it accepts), or a raw handler served by ``serve``.
 
 The specs can reach 127.0.0.1 only, so every origin lives there under a name the spec's
 resolver knows ("origin.test" and friends: .test is reserved, RFC 6761 §6.2).
@@ -12,76 +13,12 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import h11
 import trustme
 from forward_proxy import ForwardProxy, Policy
 
 from grader.spectools import LOCALHOST, bounded, step
-
-Respond = Callable[[h11.Request, bytes], tuple[int, list[tuple[str, str]], bytes]]
-
-
-def ok(body: bytes = b"hello") -> Respond:
-    return lambda request, content: (200, [("Content-Type", "text/plain")], body)
-
-
-@dataclass
-class Origin:
-    """An HTTP/1.1 origin: h11 parses what the proxy sends; ``respond`` makes the answer.
-
-    ``connections`` counts accepted TCP connections (a refused destination must stay at 0);
-    ``requests`` keeps (request, body) for each request read.
-    """
-
-    respond: Respond
-    connections: int = 0
-    requests: list[tuple[h11.Request, bytes]] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def last(self) -> h11.Request:
-        return self.requests[-1][0]
-
-    def header(self, name: str, index: int = -1) -> list[str]:
-        """Every value of field ``name`` in request ``index``, in order."""
-        request = self.requests[index][0]
-        return [
-            v.decode("latin-1") for k, v in request.headers if k.decode().lower() == name.lower()
-        ]
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        conn = h11.Connection(h11.SERVER)
-        request, body = None, b""
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await reader.read(65536)
-                    if not data:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    request = event
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            self.requests.append((request, body))
-            status, headers, content = self.respond(request, body)
-            if not any(k.lower() == "content-length" for k, _ in headers):
-                headers = [*headers, ("Content-Length", str(len(content)))]
-            writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
-            if content and request.method != b"HEAD":
-                writer.write(conn.send(h11.Data(data=content)))
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-        except (ConnectionError, h11.ProtocolError):
-            pass
-        finally:
-            writer.close()
 
 
 @contextlib.asynccontextmanager
@@ -111,16 +48,6 @@ async def serve(
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2.0)
-
-
-@contextlib.asynccontextmanager
-async def running_origin(
-    respond: Respond, ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[Origin]:
-    origin = Origin(respond)
-    async with serve(origin.handle, ssl_context) as port:
-        origin.port = port
-        yield origin
 
 
 class Resolver:

@@ -7,11 +7,18 @@ import base64
 import forward_proxy
 import httpx
 import pytest
-from _helpers import exchange, loopback_policy, ok, running_origin, running_proxy, tls_pair
+from _helpers import exchange, loopback_policy, running_proxy, tls_pair
 
-from grader.spectools import bounded, called, spy_compare_digest, step
+from grader.spectools import (
+    answer_with,
+    bounded,
+    called,
+    running_h11_origin,
+    spy_compare_digest,
+    step,
+)
 
-USERS = {"alice": "wonder land", "bob": "pässword"}
+USERS = {"alice": "wonder land", "bob": "pässword", "carol": "open:sesame"}
 
 
 def basic(user: str, password: str, scheme: str = "Basic") -> str:
@@ -29,6 +36,7 @@ CASES = [
     ("good", basic("alice", "wonder land"), 200),
     ("good-lowercase-scheme", basic("alice", "wonder land", "basic"), 200),
     ("good-utf8-password", basic("bob", "pässword"), 200),
+    ("good-colon-in-password", basic("carol", "open:sesame"), 200),
 ]
 
 
@@ -38,7 +46,7 @@ async def test_proxy_authorization(why: str, credential: str | None, status: int
     """With credentials configured a request without valid Basic credentials gets 407 with a
     Proxy-Authenticate Basic challenge and is not forwarded (RFC 9110 §15.5.8, §11.7.1)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port), credentials=USERS) as (proxy, port),
     ):
         lines = [f"GET http://origin.test:{origin.port}/ HTTP/1.1", "Host: x"]
@@ -59,7 +67,7 @@ async def test_credentials_consumed_not_forwarded() -> None:
     """Proxy-Authorization is for this proxy: the origin never sees it, while Authorization meant
     for the origin passes untouched (RFC 9110 §11.7.2)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port), credentials=USERS) as (proxy, port),
     ):
         data = f"GET http://origin.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {basic('alice', 'wonder land')}\r\nAuthorization: Bearer for-origin\r\n\r\n"
@@ -78,7 +86,7 @@ async def test_connect_needs_credentials_too() -> None:
     """CONNECT is authenticated like any request: 407 without credentials; with them httpx reaches
     the TLS origin, certificate verified."""
     server_ctx, client_ctx = tls_pair()
-    async with running_origin(ok(b"tls ok"), server_ctx) as origin:
+    async with running_h11_origin(answer_with(b"tls ok"), server_ctx) as origin:
         async with running_proxy(loopback_policy(connect=(origin.port,)), credentials=USERS) as (
             proxy,
             port,
@@ -113,7 +121,7 @@ async def test_password_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
     takes says nothing about how much of a guess was right."""
     compared = spy_compare_digest(monkeypatch, forward_proxy)
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port), credentials=USERS) as (proxy, port),
     ):
         for password in ("wonder land", "wrong guess"):

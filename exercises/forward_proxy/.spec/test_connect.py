@@ -7,18 +7,9 @@ import asyncio
 
 import httpx
 import pytest
-from _helpers import (
-    exchange,
-    loopback_policy,
-    ok,
-    read_head,
-    running_origin,
-    running_proxy,
-    serve,
-    tls_pair,
-)
+from _helpers import exchange, loopback_policy, read_head, running_proxy, serve, tls_pair
 
-from grader.spectools import LOCALHOST, bounded, called, step
+from grader.spectools import LOCALHOST, answer_with, bounded, called, running_h11_origin, step
 
 
 @pytest.mark.points(3)
@@ -27,7 +18,7 @@ async def test_httpx_https_through_a_tunnel() -> None:
     end (the proxy only relays the TLS bytes)."""
     server_ctx, client_ctx = tls_pair()
     async with (
-        running_origin(ok(b"secret page"), server_ctx) as origin,
+        running_h11_origin(answer_with(b"secret page"), server_ctx) as origin,
         running_proxy(loopback_policy(connect=(origin.port,))) as (proxy, port),
         httpx.AsyncClient(
             proxy=f"http://127.0.0.1:{port}", verify=client_ctx, trust_env=False, timeout=10

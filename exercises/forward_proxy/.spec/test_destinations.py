@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _helpers import Resolver, exchange, loopback_policy, ok, running_origin, running_proxy
+from _helpers import Resolver, exchange, loopback_policy, running_proxy
 from forward_proxy import Policy
 
-from grader.spectools import called
+from grader.spectools import answer_with, called, running_h11_origin
 
 
 @pytest.mark.points(2)
@@ -17,7 +17,7 @@ from grader.spectools import called
 async def test_loopback_refused_unless_configured(method: str) -> None:
     """Without allow_networks a destination that resolves to 127.0.0.1 is answered 403 and the
     proxy never connects to it (SSRF)."""
-    async with running_origin(ok()) as origin:
+    async with running_h11_origin(answer_with()) as origin:
         policy = Policy(ports=frozenset({origin.port}), connect_ports=frozenset({origin.port}))
         async with running_proxy(policy) as (proxy, port):
             target = f"origin.test:{origin.port}"
@@ -38,7 +38,7 @@ async def test_loopback_refused_unless_configured(method: str) -> None:
 @pytest.mark.parametrize("method", ["GET", "CONNECT"])
 async def test_literal_loopback_refused(method: str) -> None:
     """A target written as the IP literal 127.0.0.1 is refused just the same: 403, no connection."""
-    async with running_origin(ok()) as origin:
+    async with running_h11_origin(answer_with()) as origin:
         policy = Policy(ports=frozenset({origin.port}), connect_ports=frozenset({origin.port}))
         async with running_proxy(policy) as (proxy, port):
             target = f"127.0.0.1:{origin.port}"
@@ -58,7 +58,7 @@ async def test_literal_loopback_refused(method: str) -> None:
 async def test_port_not_in_the_list_refused(method: str) -> None:
     """A port outside the method's list is answered 403 and never connected to: forwarding uses
     ports, CONNECT uses connect_ports."""
-    async with running_origin(ok()) as origin:
+    async with running_h11_origin(answer_with()) as origin:
         # The origin's port is allowed for the *other* kind of request only.
         if method == "GET":
             policy = loopback_policy(connect=(origin.port,))
@@ -95,7 +95,7 @@ async def test_resolved_once_and_connected_by_address(
         system_lookups.append(host)
         raise OSError("the spec's event loop resolves no names")
 
-    async with running_origin(ok(b"by address")) as origin:
+    async with running_h11_origin(answer_with(b"by address")) as origin:
         async with running_proxy(
             loopback_policy(origin.port, connect=(origin.port,)), resolver=resolver
         ) as (proxy, port):
@@ -124,7 +124,7 @@ async def test_zero_address_refused() -> None:
     """A name resolving to 0.0.0.0 is refused: on Linux a connection to 0.0.0.0 reaches this
     machine, a classic way around a blocklist that only knows 127.0.0.0/8."""
     resolver = Resolver({"zero.test": ["0.0.0.0"]})
-    async with running_origin(ok()) as origin:
+    async with running_h11_origin(answer_with()) as origin:
         async with running_proxy(loopback_policy(origin.port), resolver=resolver) as (proxy, port):
             data = f"GET http://zero.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
             answer = await exchange(port, data, "GET http://zero.test/ (zero.test -> 0.0.0.0)")
@@ -140,7 +140,7 @@ async def test_first_allowed_address_is_used() -> None:
     """Of the resolver's addresses the proxy skips the refused ones and connects to the first one
     the policy allows."""
     resolver = Resolver({"multi.test": ["0.0.0.0", "127.0.0.1"]})
-    async with running_origin(ok(b"second address")) as origin:
+    async with running_h11_origin(answer_with(b"second address")) as origin:
         async with running_proxy(loopback_policy(origin.port), resolver=resolver) as (proxy, port):
             data = f"GET http://multi.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
             answer = await exchange(port, data, "GET http://multi.test/ (0.0.0.0, then 127.0.0.1)")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from _helpers import Resolver, exchange, loopback_policy, ok, running_origin, running_proxy, serve
+from _helpers import Resolver, exchange, loopback_policy, running_proxy, serve
 from forward_proxy import MAX_HEAD
 
-from grader.spectools import bounded, called, step
+from grader.spectools import answer_with, bounded, called, running_h11_origin, step
 
 
 def get(
@@ -30,7 +30,7 @@ async def test_httpx_through_the_proxy() -> None:
         return 200, [("X-Method", request.method.decode())], b"echo:" + body
 
     async with (
-        running_origin(respond) as origin,
+        running_h11_origin(respond) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         async with httpx.AsyncClient(
@@ -67,7 +67,7 @@ async def test_origin_form_target_and_host_from_the_target() -> None:
     """The origin gets the origin-form target and a Host taken from the absolute-form target, not
     the client's Host (RFC 9112 §3.2.2)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         data = f"GET http://origin.test:{origin.port}/p/q?r=s HTTP/1.1\r\nHost: evil.example\r\n\r\n".encode()
@@ -84,7 +84,7 @@ async def test_empty_path_becomes_slash_and_options_star() -> None:
     """An empty path is sent as "/", and OPTIONS with an empty path as "OPTIONS *"
     (RFC 9112 §3.2.1, §3.2.4)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         await exchange(port, get(origin.port, ""), "GET http://origin.test:port (no path)")
@@ -98,12 +98,34 @@ async def test_empty_path_becomes_slash_and_options_star() -> None:
         )
 
 
+async def test_empty_path_with_a_query_keeps_the_slash() -> None:
+    """An empty path followed by a query is sent as "/?query", for OPTIONS too: "*" is only for
+    an empty path without a query (RFC 9112 §3.2.1, §3.2.4)."""
+    async with (
+        running_h11_origin(answer_with()) as origin,
+        running_proxy(loopback_policy(origin.port)) as (proxy, port),
+    ):
+        for method in ("GET", "OPTIONS"):
+            await exchange(
+                port,
+                get(origin.port, "?q=1", method=method),
+                f"{method} http://origin.test:port?q=1",
+            )
+        got = [(r.method, r.target) for r, _ in origin.requests]
+        want = [(b"GET", b"/?q=1"), (b"OPTIONS", b"/?q=1")]
+        assert got == want, called(
+            "GET and OPTIONS of http://origin.test:port?q=1 (method, target at the origin)",
+            got,
+            want,
+        )
+
+
 @pytest.mark.points(2)
 async def test_hop_by_hop_request_fields_removed() -> None:
     """Connection, the fields it names, Keep-Alive, Proxy-Connection, TE and Upgrade never reach
     the origin; end-to-end fields do (RFC 9110 §7.6.1)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         lines = (
@@ -152,7 +174,7 @@ async def test_hop_by_hop_response_fields_removed() -> None:
         return 200, headers, b"body"
 
     async with (
-        running_origin(respond) as origin,
+        running_h11_origin(respond) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         answer = await exchange(port, get(origin.port), "GET of a response with hop-by-hop fields")
@@ -170,7 +192,7 @@ async def test_via_on_the_forwarded_request() -> None:
     """The proxy appends "<received-protocol> <pseudonym>" to Via on the request it forwards,
     after any Via already there (RFC 9110 §7.6.3)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port), via="gw") as (proxy, port),
     ):
         await exchange(
@@ -190,12 +212,30 @@ async def test_via_on_the_relayed_response() -> None:
     """The proxy adds Via to the response it relays too: "1.1 <pseudonym>" after the origin's own
     (RFC 9110 §7.6.3)."""
 
-    async with running_origin(lambda r, b: (200, [("Via", "1.1 origin-side")], b"x")) as origin:
+    async with running_h11_origin(lambda r, b: (200, [("Via", "1.1 origin-side")], b"x")) as origin:
         async with running_proxy(loopback_policy(origin.port), via="gw") as (proxy, port):
             answer = await exchange(port, get(origin.port), "GET")
         got = ", ".join(answer.values("via"))
         assert got == "1.1 origin-side, 1.1 gw", called(
             "GET; the Via of the answer", got, "1.1 origin-side, 1.1 gw"
+        )
+
+
+async def test_via_on_a_response_names_the_origins_version() -> None:
+    """The Via the proxy adds to a response names the protocol the response arrived with: "1.0"
+    after an HTTP/1.0 origin (RFC 9110 §7.6.3, received-protocol)."""
+
+    async def origin_handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx")
+        await writer.drain()
+
+    async with serve(origin_handler) as origin_port:
+        async with running_proxy(loopback_policy(origin_port), via="gw") as (proxy, port):
+            answer = await exchange(port, get(origin_port), "GET answered by an HTTP/1.0 origin")
+        got = answer.values("via")
+        assert got == ["1.0 gw"], called(
+            "GET answered in HTTP/1.0; the Via of the relayed answer", got, ["1.0 gw"]
         )
 
 
@@ -205,7 +245,7 @@ async def test_max_forwards_zero_answered_by_the_proxy(method: str) -> None:
     """A TRACE or OPTIONS with Max-Forwards: 0 is answered 200 by the proxy and never forwarded
     (RFC 9110 §7.6.2)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         answer = await exchange(
@@ -221,9 +261,9 @@ async def test_max_forwards_zero_answered_by_the_proxy(method: str) -> None:
 
 async def test_trace_reflects_the_request_without_credentials() -> None:
     """A TRACE stopped by Max-Forwards: 0 answers with message/http content reflecting the
-    request, without Authorization or Cookie (RFC 9110 §9.3.8)."""
+    request, without Authorization or Cookie, whatever their case (RFC 9110 §9.3.8)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         request = get(
@@ -233,6 +273,7 @@ async def test_trace_reflects_the_request_without_credentials() -> None:
             "X-Probe: 42",
             "Authorization: Bearer s3cret",
             "Cookie: id=s3cret",
+            "cookie: other=s3cret",
             method="TRACE",
         )
         answer = await exchange(port, request, "TRACE with Max-Forwards: 0")
@@ -261,7 +302,7 @@ async def test_max_forwards_decremented(method: str, sent: str, want: str) -> No
     """A TRACE or OPTIONS with Max-Forwards above 0 is forwarded with the value minus one; other
     methods forward it untouched (RFC 9110 §7.6.2)."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         await exchange(
@@ -278,7 +319,7 @@ async def test_max_forwards_decremented(method: str, sent: str, want: str) -> No
 async def test_request_body_forwarded() -> None:
     """A request body framed by Content-Length reaches the origin whole, with its length."""
     async with (
-        running_origin(lambda r, b: (200, [], b"%d" % len(b))) as origin,
+        running_h11_origin(lambda r, b: (200, [], b"%d" % len(b))) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         body = bytes(range(256)) * 1000
@@ -300,6 +341,8 @@ BAD = [
     ("origin-form", "GET /a HTTP/1.1\r\nHost: origin.test\r\n\r\n", 400),
     ("https-scheme", "GET https://origin.test:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("userinfo", "GET http://user:pw@origin.test:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("empty-user", "GET http://:pw@origin.test:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("empty-userinfo", "GET http://@origin.test:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("bad-port", "GET http://origin.test:99999999/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("space-before-colon", "GET http://origin.test:{port}/ HTTP/1.1\r\nHost : x\r\n\r\n", 400),
     ("field-without-colon", "GET http://origin.test:{port}/ HTTP/1.1\r\nHost x\r\n\r\n", 400),
@@ -317,6 +360,11 @@ BAD = [
     (
         "bad-max-forwards",
         "TRACE http://origin.test:{port}/ HTTP/1.1\r\nMax-Forwards: -1\r\n\r\n",
+        400,
+    ),
+    (
+        "two-max-forwards",
+        "TRACE http://origin.test:{port}/ HTTP/1.1\r\nMax-Forwards: 5\r\nMax-Forwards: 3\r\n\r\n",
         400,
     ),
     (
@@ -343,7 +391,7 @@ async def test_bad_requests_answered_by_the_proxy(why: str, text: str, status: i
     """A request the proxy can't forward is answered by the proxy (400, or 501 for request
     content with Transfer-Encoding) and never reaches the origin."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         answer = await exchange(port, text.format(port=origin.port).encode("latin-1"), why)
@@ -358,7 +406,7 @@ async def test_request_head_limit(extra: int) -> None:
     """A request head of up to MAX_HEAD (16384) bytes, blank line included, is forwarded; one
     byte more is answered 431 and never forwarded."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         start = get(origin.port, "/", "X-Pad: ")[:-4]
@@ -480,7 +528,7 @@ async def test_head_without_end_is_431() -> None:
     """A request head that goes on past MAX_HEAD bytes without its blank line is answered 431:
     the proxy stops reading instead of buffering it."""
     async with (
-        running_origin(ok()) as origin,
+        running_h11_origin(answer_with()) as origin,
         running_proxy(loopback_policy(origin.port)) as (proxy, port),
     ):
         data = get(origin.port, "/", "X-Pad: ")[:-4] + b"a" * (2 * MAX_HEAD)
@@ -495,7 +543,66 @@ BROKEN = {
     "short-content": b"Content-Length: 100\r\n\r\n0123456789",
     "bad-chunk-size": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
     "chunk-without-crlf": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+    "hex-prefixed-chunk-size": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0x5\r\nworld\r\n0\r\n\r\n",
 }
+
+
+BAD_LENGTHS = {
+    "signed": "Content-Length: +5",
+    "superscript": "Content-Length: \u00b2",
+    "two-values": "Content-Length: 5\r\nContent-Length: 6",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LENGTHS))
+async def test_invalid_response_length_is_502(case: str) -> None:
+    """A response whose Content-Length is not one run of ASCII digits (a sign, a superscript, two
+    different values) is discarded and answered 502 (RFC 9112 §6.3: the proxy must not relay
+    a message it cannot frame)."""
+
+    async def origin_handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\n{BAD_LENGTHS[case]}\r\n\r\n".encode("latin-1")
+        writer.write(head + b"hello")
+        await writer.drain()
+
+    async with (
+        serve(origin_handler) as origin_port,
+        running_proxy(loopback_policy(origin_port)) as (proxy, port),
+    ):
+        answer = await exchange(port, get(origin_port), f"GET answered with {case} Content-Length")
+    assert answer.status == 502, called(
+        f"GET answered with {BAD_LENGTHS[case]!r} (status of the proxy's answer)",
+        answer.status,
+        502,
+    )
+
+
+async def test_chunked_response_loses_its_content_length() -> None:
+    """A response with both Transfer-Encoding: chunked and Content-Length is framed by the chunks,
+    and the Content-Length it came with is not relayed (RFC 9112 §6.3: an intermediary removes
+    it before forwarding)."""
+
+    async def origin_handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n"
+        )
+        await writer.drain()
+
+    async with (
+        serve(origin_handler) as origin_port,
+        running_proxy(loopback_policy(origin_port)) as (proxy, port),
+    ):
+        answer = await exchange(port, get(origin_port), "GET of a chunked response with a length")
+    got = (answer.status, answer.values("content-length"), answer.body)
+    want = (200, [], b"hello")
+    assert got == want, called(
+        "GET answered chunked with Content-Length: 3 (status, Content-Length relayed, body)",
+        got,
+        want,
+    )
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
