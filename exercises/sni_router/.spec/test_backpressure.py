@@ -5,60 +5,36 @@ measures how much memory the process holds while the backend is stalled (or has 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import socket
 import tracemalloc
 
 import pytest
 from _helpers import build_hello, running_router, sni_ext
 
-from grader.spectools import LOCALHOST, bounded, called, tcp_server
+from grader.spectools import (
+    LOCALHOST,
+    BigPeer,
+    bounded,
+    called,
+    read_digest,
+    slow_reader,
+    tcp_server,
+)
 
 SIZE = 8 * 1024 * 1024
-PIECE = bytes(range(256)) * 256  # 64 KiB
 BOUND = 2 * 1024 * 1024
 
 
-class BigBackend:
-    """Reads the hello, then writes SIZE bytes, awaiting drain() after each 64 KiB; notes when
-    its writes back up."""
+def backend_for(hello: bytes) -> BigPeer:
+    """A backend that reads the hello, writes SIZE bytes, then half-closes and waits for EOF."""
 
-    def __init__(self, hello_size: int) -> None:
-        self.hello_size = hello_size
-        self.sent = 0
-        self.blocked = False
-        self.changed = asyncio.Event()
+    async def before(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(len(hello))
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.transport.get_extra_info("socket").setsockopt(
-            socket.SOL_SOCKET, socket.SO_SNDBUF, 65536
-        )
-        await reader.readexactly(self.hello_size)
-        while self.sent < SIZE:
-            writer.write(PIECE)
-            self.sent += len(PIECE)
-            if writer.transport.get_write_buffer_size() > 0:
-                self.blocked = True
-                self.changed.set()
-            await writer.drain()
-            self.blocked = False
-        self.changed.set()
+    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write_eof()
         await reader.read(-1)
 
-    async def settled(self) -> None:
-        """Return once the backend has written everything, or has stayed blocked on drain()
-        while the event loop ran 200 more callbacks (nobody is reading its bytes any more)."""
-        while self.sent < SIZE:
-            self.changed.clear()
-            if not self.blocked:
-                await self.changed.wait()
-                continue
-            mark = self.sent
-            for _ in range(200):
-                await asyncio.sleep(0)
-            if self.blocked and self.sent == mark:
-                return
+    return BigPeer(SIZE, before=before, after=after)
 
 
 @pytest.mark.points(3)
@@ -67,16 +43,12 @@ async def test_slow_reader_bounds_the_router() -> None:
     less than 2 MiB (it reads from the backend only as fast as the client takes), and the
     bytes arrive intact."""
     hello = build_hello(sni_ext("big.test"))
-    backend = BigBackend(len(hello))
+    backend = backend_for(hello)
     async with (
         tcp_server(backend.handle) as (_, backend_port),
         running_router({"big.test": (LOCALHOST, backend_port)}) as (_, port),
     ):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        sock.connect((LOCALHOST, port))
-        sock.setblocking(False)
-        reader, writer = await asyncio.open_connection(sock=sock)
+        reader, writer = await slow_reader(port)
         try:
             tracemalloc.start()
             try:
@@ -87,19 +59,10 @@ async def test_slow_reader_bounds_the_router() -> None:
                 held = tracemalloc.get_traced_memory()[1] - baseline
             finally:
                 tracemalloc.stop()
-            digest, received = hashlib.sha256(), 0
-            while received < SIZE:
-                data = await bounded(
-                    reader.read(1 << 20), 30, f"the rest of the 8 MiB ({received} bytes so far)"
-                )
-                if not data:
-                    break
-                digest.update(data)
-                received += len(data)
+            received, digest = await read_digest(reader, SIZE, "the 8 MiB")
         finally:
             writer.close()
-    want = hashlib.sha256(PIECE * (SIZE // len(PIECE))).hexdigest()
-    got = (received, digest.hexdigest() == want)
+    got = (received, digest == backend.digest())
     assert got == (SIZE, True), called(
         "8 MiB from the backend through the router: (bytes, same bytes)", got, (SIZE, True)
     )

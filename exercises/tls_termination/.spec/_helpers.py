@@ -1,6 +1,6 @@
 """Helpers for the tls_termination specs: a trustme PKI written to PEM files, a backend on
-127.0.0.1:0 that h11 parses and that records every request, the learner's proxy on port 0,
-and TLS clients that report which certificate they were served.
+127.0.0.1:0 that h11 parses and that records every request (grader.spectools.H11Origin), the
+learner's proxy on port 0, and TLS clients that report which certificate they were served.
 
 Handshakes are CPU-heavy on a loaded runner: each spec makes only a few, and the PKI is made
 once per process (certificates are immutable, so sharing them keeps specs independent).
@@ -15,15 +15,14 @@ import ssl
 import tempfile
 import warnings
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import h11
 import trustme
 from cryptography import x509
 from tls_termination import Certificate, TLSConfig, TLSTerminator
 
-from grader.spectools import LOCALHOST, bounded, step
+from grader.spectools import LOCALHOST, H11Origin, answer_with, bounded, running_h11_origin, step
 
 
 @dataclass(frozen=True)
@@ -92,83 +91,6 @@ def standard_config(**options: object) -> TLSConfig:
     return TLSConfig(default=ls["default"].cert, names=names, **options)  # type: ignore[arg-type]
 
 
-@dataclass
-class Backend:
-    """A plaintext HTTP/1.1 backend: h11 parses what the proxy sends; answers 200 "backend says hi"."""
-
-    requests: list[tuple[h11.Request, bytes]] = field(default_factory=list)
-    raw: bytearray = field(default_factory=bytearray)  # every byte received, all connections
-    content: bytes = b"backend says hi"
-    errors: list[str] = field(default_factory=list)
-    port: int = 0
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def header(self, name: str, index: int = -1) -> list[str]:
-        request = self.requests[index][0]
-        return [
-            v.decode("latin-1") for k, v in request.headers if k.decode().lower() == name.lower()
-        ]
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER)
-        request, body = None, b""
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await reader.read(65536)
-                    self.raw += data
-                    if not data:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    request = event
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            self.requests.append((request, body))
-            self.arrived.set()
-            content = self.content
-            headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(content)))]
-            writer.write(conn.send(h11.Response(status_code=200, headers=headers)))
-            writer.write(conn.send(h11.Data(data=content)))
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-        except h11.ProtocolError as err:
-            self.errors.append(repr(err))
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-
-@contextlib.asynccontextmanager
-async def running_backend(content: bytes = b"backend says hi") -> AsyncIterator[Backend]:
-    backend = Backend(content=content)
-    tasks: set[asyncio.Task] = set()
-
-    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks.add(asyncio.current_task())
-        try:
-            await backend.handle(reader, writer)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            tasks.discard(asyncio.current_task())
-
-    server = await asyncio.start_server(tracked, LOCALHOST, 0)
-    backend.port = server.sockets[0].getsockname()[1]
-    try:
-        yield backend
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 2.0)
-
-
 @contextlib.asynccontextmanager
 async def running_proxy(
     config: TLSConfig, backend_port: int
@@ -188,9 +110,11 @@ async def running_proxy(
 @contextlib.asynccontextmanager
 async def stack(
     config: TLSConfig | None = None, content: bytes = b"backend says hi"
-) -> AsyncIterator[tuple[Backend, TLSTerminator, int]]:
+) -> AsyncIterator[tuple[H11Origin, TLSTerminator, int]]:
+    """The backend (grader.spectools.H11Origin: h11 reads what the proxy sends, it answers 200
+    with ``content``) and the learner's proxy in front of it."""
     async with (
-        running_backend(content) as backend,
+        running_h11_origin(answer_with(content)) as backend,
         running_proxy(config or standard_config(), backend.port) as (proxy, port),
     ):
         yield backend, proxy, port
