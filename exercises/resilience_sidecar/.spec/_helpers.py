@@ -1,4 +1,4 @@
-"""Helpers for the resilience_sidecar specs: a fake sleep, a scripted upstream, a reference breaker."""
+"""Helpers for the resilience_sidecar specs: a scripted upstream, a reference breaker."""
 
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ from typing import Any
 from resilience_sidecar import ConnectFailed, Response
 
 from grader.spectools import LOCALHOST, FakeClock, bounded, tcp_server
-
-
-class FakeSleep:
-    """The injected sleep: records every delay and moves the fake clock by it, at once."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        self.clock.advance(max(seconds, 0.0))
 
 
 def outcome(kind: str | int) -> Any:

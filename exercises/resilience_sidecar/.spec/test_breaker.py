@@ -6,12 +6,12 @@ import contextlib
 import random
 
 import pytest
-from _helpers import FakeSleep, ReferenceBreaker, Script
+from _helpers import ReferenceBreaker, Script
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from resilience_sidecar import CircuitBreaker, CircuitOpen, DeadlineExceeded, Resilience
 
-from grader.spectools import FakeClock, called, step
+from grader.spectools import FakeClock, FakeSleep, called, step
 
 START = 1000.0
 

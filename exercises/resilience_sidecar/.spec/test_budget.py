@@ -7,10 +7,10 @@ import math
 import random
 
 import pytest
-from _helpers import FakeSleep, Script
+from _helpers import Script
 from resilience_sidecar import Resilience, RetryBudget
 
-from grader.spectools import FakeClock, called, step
+from grader.spectools import FakeClock, FakeSleep, called, step
 
 
 def spend(budget: RetryBudget) -> int:

@@ -6,10 +6,10 @@ import asyncio
 import random
 
 import pytest
-from _helpers import FakeSleep, Script, within
+from _helpers import Script, within
 from resilience_sidecar import DeadlineExceeded, Resilience, Response
 
-from grader.spectools import FakeClock, called, step
+from grader.spectools import FakeClock, FakeSleep, called, step
 
 
 def make(clock: FakeClock, seed: int = 42, **options) -> tuple[Resilience, FakeSleep]:
