@@ -220,5 +220,8 @@ class CachingProxy:
               else read to the close. Any failure, or no answer within
               origin_timeout seconds -> None for cache.complete.
         TODO: the same hop-by-hop rule for what goes back to the client.
+        TODO: a request answered 400 or 501 before its body was read: write the answer,
+              write_eof(), read and drop what the client still sends (5 s without a byte, 30 s
+              in all), then close (RFC 9112 §9.6); a plain close resets a client still sending.
         """
         raise NotImplementedError

@@ -65,6 +65,8 @@ HOP_BY_HOP = frozenset(
 _DELTA = re.compile(r"[0-9]+")
 _STATUS = re.compile(r"[0-9]{3}")  # RFC 9112 §4: status-code = 3DIGIT
 _HEX = re.compile(rb"[0-9A-Fa-f]+")  # RFC 9112 §7.1: chunk-size = 1*HEXDIG
+LINGER_TIMEOUT = 5.0  # seconds without a byte before a lingering close gives up
+LINGER_TIME = 30.0  # seconds a lingering close reads at most
 
 
 @dataclass
@@ -584,14 +586,36 @@ class CachingProxy:
                 writer.write(
                     _response_bytes(Response(error.status, body=f"{error}\n".encode()), "GET")
                 )
+                await _linger(reader, writer)
                 return
             response = await self.handle(request)
             writer.write(_response_bytes(response, request.method))
             await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # the client went away, or sent a head we won't buffer: just close
+        except (
+            ConnectionError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
+            pass  # the client went away, lingered too long, or sent a head we won't buffer
         finally:
             writer.close()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """RFC 9112 §9.6: after an early answer, half-close and read what the client still sends.
+
+    A client still sending the body we refused (a chunked upload from urllib or requests sends
+    it all before reading) would otherwise meet a closed socket: the kernel answers its data with
+    a reset, and the client fails on a write without ever reading our answer. Bounded like
+    nginx's lingering_timeout (5 s without a byte) and lingering_time (30 s in all).
+    """
+    await writer.drain()
+    writer.write_eof()
+    deadline = asyncio.get_running_loop().time() + LINGER_TIME
+    async with asyncio.timeout_at(deadline):
+        while await asyncio.wait_for(reader.read(65536), LINGER_TIMEOUT):
+            pass
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[str, list[Header]]:

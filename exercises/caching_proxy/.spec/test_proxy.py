@@ -307,6 +307,48 @@ async def test_unreadable_request(data: bytes, status: int) -> None:
         )
 
 
+UPLOAD_CHUNKS = 512  # 512 chunks of 64 KiB: 32 MiB, more than the socket buffers between us
+
+
+async def test_refused_upload_still_gets_its_answer() -> None:
+    """A client still sending a chunked body when the proxy answers 501 gets to read that 501:
+    the proxy half-closes and reads on before it closes (RFC 9112 §9.6).
+
+    What urllib, http.client and requests do with a generator body: send it all, then read. A
+    proxy that closes with the body unread makes the kernel answer the rest with a reset, and
+    the client fails with 'Connection reset by peer' or 'Broken pipe' instead of a 501."""
+    now = clock()
+    piece = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+    async with running_origin(cacheable(now)) as origin:
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            failure = None
+            try:
+                writer.write(
+                    b"POST /a HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                for _ in range(UPLOAD_CHUNKS):
+                    writer.write(piece)
+                    await bounded(writer.drain(), 10, "the proxy to take the next 64 KiB")
+                writer.write(b"0\r\n\r\n")
+                await bounded(writer.drain(), 10, "the proxy to take the last chunk")
+                reply = await bounded(reader.read(), 10, "the proxy's answer")
+            except ConnectionError as error:
+                failure, reply = error, b""
+            finally:
+                writer.close()
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    status_line = reply.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 501"), called(
+        "POST /a with Transfer-Encoding: chunked and a 32 MiB body, sent whole before reading "
+        "(the status line the client read)",
+        f"the connection was reset: {failure!r}" if failure else status_line,
+        "HTTP/1.1 501 ...",
+    )
+
+
 async def serve_raw(answer: bytes):
     """An origin that reads a request head and writes ``answer`` as it is, then closes."""
 
