@@ -24,6 +24,7 @@ import importlib.machinery
 import json
 import os
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ timeout_method = {timeout_method}
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 CENSUS_EVERY = 0.2  # seconds between the supervisor's counts of the run's processes
 KILL_DEADLINE = 5.0  # seconds the supervisor spends killing before it gives up
+DISK_EVERY = 1.0  # seconds between the supervisor's measures of what the run wrote to disk
 
 
 # -- the supervisor ------------------------------------------------------------------------
@@ -70,14 +72,29 @@ class Supervisor:
     subreaper, not to init), whatever it does: ``setsid``, double forks, an empty
     environment. The supervisor waits for the spec process, counts the run's processes every
     CENSUS_EVERY seconds and stops the run when there are more than ``max_processes``;
+    every DISK_EVERY seconds it measures what the run holds on disk (the files under
+    ``folders``, and files deleted but still open in one of its processes) and stops the run
+    beyond ``max_disk`` bytes or ``max_files`` files and folders (no per-file limit bounds
+    either; ``max_files`` also bounds what one measure walks);
     when the spec process ends, or the grader sends SIGTERM, it stops every descendant
     (SIGSTOP, so nothing forks while it sweeps) and kills it, then reports on its status pipe.
     """
 
-    def __init__(self, child: int, status_fd: int, max_processes: int) -> None:
+    def __init__(
+        self,
+        child: int,
+        status_fd: int,
+        max_processes: int,
+        folders: tuple[str, ...] = (),
+        max_disk: int = 0,
+        max_files: int = 0,
+    ) -> None:
         self.child = child
         self.status_fd = status_fd
         self.max_processes = max_processes
+        self.folders = folders
+        self.max_disk = max_disk
+        self.max_files = max_files
         self.stopped = ""
         self.peak = 0
 
@@ -100,6 +117,7 @@ class Supervisor:
 
     def _wait(self) -> int | None:
         census = 0.0
+        measure = time.monotonic() + DISK_EVERY
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)  # the spec process, or an adopted orphan
@@ -119,7 +137,63 @@ class Supervisor:
                         "(a fork bomb?) and was stopped"
                     )
                     _kill(self.child, signal.SIGKILL)
+            if (
+                self.max_disk
+                and self.max_files
+                and time.monotonic() >= measure
+                and not self.stopped
+            ):
+                measure = time.monotonic() + DISK_EVERY
+                self.stopped = self._disk_problem()
+                if self.stopped:
+                    _kill(self.child, signal.SIGKILL)
             time.sleep(0.02)
+
+    def _disk_problem(self) -> str:
+        """Why the run holds too much on disk, or ""."""
+        written, entries = self._written()
+        if entries > self.max_files:
+            return f"the run made more than {self.max_files} files and was stopped"
+        if written > self.max_disk:
+            return f"the run wrote more than {self.max_disk >> 20} MiB to disk and was stopped"
+        return ""
+
+    def _written(self) -> tuple[int, int]:
+        """(bytes, entries) the run holds: every file under ``folders``, and every regular
+        file a process of the run holds open after deleting it (Linux /proc), each once."""
+        seen: set[tuple[int, int]] = set()
+        total, entries = 0, 0
+
+        def count(st: os.stat_result) -> int:
+            if (st.st_dev, st.st_ino) in seen:
+                return 0
+            seen.add((st.st_dev, st.st_ino))
+            return max(st.st_size, getattr(st, "st_blocks", 0) * 512)
+
+        stack = list(self.folders)
+        while stack:
+            with contextlib.suppress(OSError), os.scandir(stack.pop()) as found:
+                for entry in found:
+                    entries += 1
+                    if entries > self.max_files:
+                        return total, entries
+                    with contextlib.suppress(OSError):
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            total += count(entry.stat(follow_symlinks=False))
+        if not os.path.isdir("/proc/self/fd"):
+            return total, entries
+        for pid in self._descendants():
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    link = f"/proc/{pid}/fd/{fd}"
+                    with contextlib.suppress(OSError):
+                        if os.readlink(link).endswith(" (deleted)"):
+                            st = os.stat(link)
+                            if stat.S_ISREG(st.st_mode):
+                                total += count(st)
+        return total, entries
 
     def _descendants(self) -> list[int]:
         table = _process_table()
@@ -176,7 +250,10 @@ def supervise(config: dict) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    Supervisor(child, status_fd, config["max_processes"]).run()
+    workspace = Path(config["workspace"])
+    folders = (str(workspace), str(workspace.parent / "tmp"))
+    disk, files = int(config.get("max_disk") or 0), int(config.get("max_files") or 0)
+    Supervisor(child, status_fd, config["max_processes"], folders, disk, files).run()
 
 
 # -- the sealed workspace ------------------------------------------------------------------

@@ -122,6 +122,8 @@ class Limits:
     open_files: int = 8192
     cpu_slack: float = 10.0  # CPU seconds beyond the kata's wall-clock limit
     processes: int = 128  # processes of one run alive at once (threads not counted)
+    disk: int = 1 << 30  # bytes a run may hold in its workspace and temp folder, all files
+    files: int = 100_000  # files and folders a run may hold there
     sandbox: bool = True  # confine the spec process with Landlock where the kernel has it
 
 
@@ -424,6 +426,8 @@ async def run_specs(
         "status_fd": status_write if supervised else None,
         "host": portable.host().name,  # the child takes the same pieces (forced in tests)
         "max_processes": limits.processes,
+        "max_disk": limits.disk,
+        "max_files": limits.files,
         "spec_timeout": kata.spec_timeout,
         "forbid_imports": list(kata.forbid_imports),
         "learner_files": [str(p) for p in learner_files],
