@@ -13,27 +13,39 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
   reaches it (:func:`spy_compare_digest` for constant-time comparisons), and
   :class:`CountingLoop` counts an event loop's wake-ups;
 * doubles for what a server is handed: a :class:`Gauge` for its metrics callback, a
-  :class:`FakeSleep` for its ``sleep``.
+  :class:`FakeSleep` for its ``sleep``;
+* the far side of a proxy: :class:`H11Origin` (an origin h11 reads, served by
+  :func:`running_h11_origin`), :class:`BigPeer` with :func:`slow_reader` and
+  :func:`read_digest` for back-pressure specs that count memory, never time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import secrets
+import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 __all__ = [
     "LOCALHOST",
+    "BigPeer",
     "CountingLoop",
     "FakeClock",
     "FakeSleep",
     "Gauge",
+    "H11Origin",
+    "answer_with",
     "bounded",
     "called",
+    "read_digest",
+    "running_h11_origin",
     "short",
+    "slow_reader",
     "spy_compare_digest",
     "spy_on",
     "step",
@@ -273,3 +285,219 @@ class FakeSleep:
             if not waker.done():
                 waker.set_result(None)
         self._wakers.clear()
+
+
+# -- The far side of a proxy: an HTTP origin, a peer that floods a slow reader ---------------
+#
+# The proxy katas (forward_proxy, tls_termination, sni_router, ...) put the learner's code
+# between a spec's client and a spec's server. These are the spec's servers: an HTTP/1.1 origin
+# that an independent parser (h11) reads, so what the proxy sent is judged by an oracle; and a
+# peer that writes more than the kernel's buffers hold, for back-pressure specs that count the
+# memory the process holds instead of timing anything.
+
+Respond = Callable[[Any, bytes], tuple[int, list[tuple[str, str]], bytes]]
+
+
+def answer_with(content: bytes = b"hello") -> Respond:
+    """A ``respond`` for :class:`H11Origin`: 200, ``Content-Type: text/plain``, ``content``."""
+    return lambda request, body: (200, [("Content-Type", "text/plain")], content)
+
+
+class H11Origin:
+    """An HTTP/1.1 origin (or backend) on 127.0.0.1: h11 parses what the proxy sends, one request
+    per connection, and ``respond(request, body)`` makes the answer (status, fields, content;
+    ``Content-Length`` is added when missing, no content for HEAD).
+
+    It keeps what a spec asks about: ``connections`` accepted (a refused destination stays at 0),
+    ``requests`` as (``h11.Request``, body) pairs, ``raw`` (every byte received, all
+    connections), ``errors`` (h11's complaints about what the proxy sent), and ``arrived`` (set
+    when a request has been read). Serve it with :func:`running_h11_origin`.
+    """
+
+    def __init__(self, respond: Respond | None = None) -> None:
+        self.respond = respond or answer_with()
+        self.connections = 0
+        self.requests: list[tuple[Any, bytes]] = []
+        self.raw = bytearray()
+        self.errors: list[str] = []
+        self.arrived = asyncio.Event()
+        self.port = 0
+
+    @property
+    def last(self) -> Any:
+        """The last request read (an ``h11.Request``)."""
+        return self.requests[-1][0]
+
+    def header(self, name: str, index: int = -1) -> list[str]:
+        """Every value of field ``name`` (any case) in request ``index``, in order."""
+        request = self.requests[index][0]
+        return [
+            v.decode("latin-1") for k, v in request.headers if k.decode().lower() == name.lower()
+        ]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11  # an oracle library: imported only by the specs that use an origin
+
+        self.connections += 1
+        conn = h11.Connection(h11.SERVER)
+        request, body = None, b""
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await reader.read(65536)
+                    self.raw += data
+                    if not data:
+                        return
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    request = event
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            self.requests.append((request, body))
+            self.arrived.set()
+            status, headers, content = self.respond(request, body)
+            if not any(k.lower() == "content-length" for k, _ in headers):
+                headers = [*headers, ("Content-Length", str(len(content)))]
+            writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
+            if content and request is not None and request.method != b"HEAD":
+                writer.write(conn.send(h11.Data(data=content)))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+        except h11.ProtocolError as err:
+            self.errors.append(repr(err))
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def running_h11_origin(
+    respond: Respond | None = None, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[H11Origin]:
+    """An :class:`H11Origin` on 127.0.0.1, port 0 (TLS with ``ssl_context``), for the body of the
+    ``async with``; its ``port`` is set. On exit it stops listening and cancels what it serves."""
+    origin = H11Origin(respond)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            await origin.handle(reader, writer)
+        except (asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            tasks.discard(task)
+
+    server = await asyncio.start_server(tracked, LOCALHOST, 0, ssl=ssl_context)
+    origin.port = server.sockets[0].getsockname()[1]
+    try:
+        yield origin
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
+
+
+class BigPeer:
+    """A far end that writes ``size`` bytes of a fixed pattern, 64 KiB at a time, awaiting
+    ``drain()`` after each, with a 64 KiB send buffer: it goes only as fast as the proxy in
+    front of it takes, and notes when its writes back up.
+
+    ``before(reader, writer)`` runs first (read the request and write a response head, read the
+    ClientHello ...), ``after(reader, writer)`` once everything is written (``write_eof()``,
+    wait for the proxy's EOF ...). Serve ``handle``; await :meth:`settled`, then compare what
+    arrived with :meth:`digest`.
+    """
+
+    PIECE = bytes(range(256)) * 256  # 64 KiB
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        before: Handler | None = None,
+        after: Handler | None = None,
+    ) -> None:
+        if size % len(self.PIECE):
+            raise ValueError("size must be a whole number of 64 KiB pieces")
+        self.size = size
+        self.before = before
+        self.after = after
+        self.sent = 0
+        self.blocked = False
+        self.changed = asyncio.Event()
+
+    def digest(self) -> str:
+        """The SHA-256 (hex) of the ``size`` bytes this peer writes."""
+        return hashlib.sha256(self.PIECE * (self.size // len(self.PIECE))).hexdigest()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 65536
+        )
+        if self.before is not None:
+            await self.before(reader, writer)
+        while self.sent < self.size:
+            writer.write(self.PIECE)
+            self.sent += len(self.PIECE)
+            if writer.transport.get_write_buffer_size() > 0:
+                self.blocked = True
+                self.changed.set()
+            await writer.drain()
+            self.blocked = False
+        self.changed.set()
+        if self.after is not None:
+            await self.after(reader, writer)
+
+    async def settled(self, spins: int = 200) -> None:
+        """Return once everything is written, or once the peer has stayed blocked on ``drain()``
+        while the event loop ran ``spins`` more callbacks (nobody is reading its bytes any more)."""
+        while self.sent < self.size:
+            self.changed.clear()
+            if not self.blocked:
+                await self.changed.wait()
+                continue
+            mark = self.sent
+            for _ in range(spins):
+                await asyncio.sleep(0)
+            if self.blocked and self.sent == mark:
+                return
+
+
+async def slow_reader(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client connection to 127.0.0.1:``port`` with a 64 KiB receive buffer: as long as the
+    spec does not read, the kernel holds little for it and the back-pressure reaches the proxy."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        sock.connect((LOCALHOST, port))
+        sock.setblocking(False)
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def read_digest(
+    reader: asyncio.StreamReader, size: int, what: str, timeout: float = 30
+) -> tuple[int, str]:
+    """Read up to ``size`` bytes (less if EOF comes first), each read bounded by ``timeout``;
+    return (bytes read, their SHA-256 in hex)."""
+    digest, received = hashlib.sha256(), 0
+    while received < size:
+        data = await bounded(
+            reader.read(1 << 20), timeout, f"the rest of {what} ({received} bytes so far)"
+        )
+        if not data:
+            break
+        digest.update(data)
+        received += len(data)
+    return received, digest.hexdigest()
