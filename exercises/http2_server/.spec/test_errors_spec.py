@@ -293,6 +293,11 @@ MALFORMED = {
     "value ending with a tab": [*GET, (b"x-a", b"1\t")],
     "content-length not a number": [*GET, (b"content-length", b"0x10")],
     "two different content-lengths": [*GET, (b"content-length", b"0"), (b"content-length", b"1")],
+    # RFC 9110 §8.6: Content-Length = 1*DIGIT. Python's int() also takes a sign, underscores
+    # and any Unicode decimal digit; str.isdigit() says yes to Arabic-Indic zero too.
+    "content-length with a sign": [*GET, (b"content-length", b"+0")],
+    "content-length with an underscore": [*GET, (b"content-length", b"0_0")],
+    "content-length in Arabic-Indic digits": [*GET, (b"content-length", "\u0660".encode())],
 }
 
 

@@ -291,6 +291,27 @@ def test_trailers() -> None:
     assert events == want, called("conn.receive_data(trailers with END_STREAM)", events, want)
 
 
+def test_window_update_reserved_bit_is_ignored() -> None:
+    """The reserved bit before a WINDOW_UPDATE's 31-bit increment is ignored: 0x80000001 grows a window by 1, on a stream and on the connection (RFC 9113 §6.9)."""
+    client = Client()
+    client.handshake((0x4, 1))  # the client's INITIAL_WINDOW_SIZE: 1 byte per stream
+    client.open(1)
+    with step("send_headers(1, 200), send_data(1, b'abc', end_stream=True) into a 1-byte window"):
+        client.conn.send_headers(1, [(b":status", b"200")])
+        client.conn.send_data(1, b"abc", end_stream=True)
+    client.read()
+    client.send(window_update(0, 0x8000_0001), "WINDOW_UPDATE(0, reserved bit + 1)")
+    client.send(window_update(1, 0x8000_0001), "WINDOW_UPDATE(1, reserved bit + 1)")
+    got = (client.body(1), client.error, client.of(RST_STREAM, 1))
+    want = (b"ab", None, [])
+    assert got == want, called(
+        "a 1-byte stream window, then WINDOW_UPDATE 0x80000001 on stream 0 and on stream 1; "
+        "(body bytes sent, connection error, RST_STREAM)",
+        got,
+        want,
+    )
+
+
 def test_client_reset() -> None:
     """RST_STREAM from the client ends the stream: StreamReset(remote=True) with its code, unknown codes included (RFC 9113 §6.4, §7; h2spec-7-2)."""
     client = Client()
