@@ -170,3 +170,21 @@ def test_serial_transactions_never_fail(level):
     assert got == want, called(
         "store.begin().scan() after 30 serial read-modify-write transactions", got, want
     )
+
+
+def test_begin_defaults_to_repeatable_read():
+    """begin() without an argument starts a REPEATABLE READ transaction: a write skew commits."""
+    with step("t1, t2 = store.begin(), store.begin(); each reads both keys, writes one"):
+        store = Store({"a": 1, "b": 1})
+        t1, t2 = store.begin(), store.begin()
+        t1.get("a"), t1.get("b"), t2.get("a"), t2.get("b")
+        t1.put("a", 0)
+        t2.put("b", 0)
+        t1.commit()
+        t2.commit()
+        got = store.begin().scan()
+    assert got == [("a", 0), ("b", 0)], called(
+        "a write skew of two store.begin() transactions (no isolation argument)",
+        got,
+        "both commit: [('a', 0), ('b', 0)] (snapshot isolation allows write skew)",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mvcc import Store
+from mvcc import SerializationFailure, Store
 
 from grader.spectools import called, step
 
@@ -126,3 +126,62 @@ def test_aborted_versions_do_not_stay():
         store.gc()
         got = store.version_count()
     assert got == 1, called("version_count() after 50 aborted puts and gc()", got, 1)
+
+
+def test_gc_not_held_back_by_ended_transactions():
+    """A transaction that aborted, or failed with SerializationFailure, no longer holds back gc()."""
+    with step("one transaction aborts, one fails on a write conflict; overwrite 'k' three times"):
+        store = Store({"k": 0, "j": 0})
+        quitter, loser, winner = store.begin(), store.begin(), store.begin()
+        quitter.get("k")
+        quitter.abort()
+        winner.put("j", 1)
+        try:
+            loser.put("j", 2)
+        except SerializationFailure:
+            pass
+        winner.commit()
+        overwrite(store, "k", [1, 2, 3])
+        reclaimed = store.gc()
+        got = (reclaimed, store.version_count())
+    assert got == (4, 2), called(
+        "gc(), version_count() with no transaction running (one aborted, one failed)",
+        got,
+        "(4, 2): one version per key left; an ended transaction's snapshot is no horizon",
+    )
+
+
+def test_version_count_includes_delete_markers():
+    """version_count() counts a delete marker as a version."""
+    with step("Store({'k': 0}); t.delete('k'); t.commit()"):
+        store = Store({"k": 0})
+        t = store.begin()
+        t.delete("k")
+        t.commit()
+        got = store.version_count()
+    assert got == 2, called(
+        "version_count() after a committed delete of 'k', before gc()",
+        got,
+        "2 (the value and the delete marker)",
+    )
+
+
+def test_abort_after_rewrites_leaves_no_version():
+    """A transaction that writes one key several times and aborts leaves no version of it behind."""
+    with step("t.put('k', 1); t.put('k', 2); t.delete('k'); t.put('k', 3); t.abort(); store.gc()"):
+        store = Store({"k": 0})
+        t = store.begin()
+        t.put("k", 1)
+        t.put("k", 2)
+        t.delete("k")
+        t.put("k", 3)
+        t.abort()
+        store.gc()
+        count = store.version_count()
+    assert count == 1, called("version_count() after the abort and gc()", count, 1)
+    with step("a new transaction writes 'k' and commits"):
+        t2 = store.begin()
+        t2.put("k", 4)
+        t2.commit()
+        got = store.begin().get("k")
+    assert got == 4, called("get('k') after the abort and a new put('k', 4)", got, 4)

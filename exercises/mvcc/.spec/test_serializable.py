@@ -11,7 +11,7 @@ import itertools
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from mvcc import Isolation, SerializationFailure, Store
+from mvcc import Isolation, SerializationFailure, Store, TransactionClosed
 
 from grader.spectools import called, step
 
@@ -152,4 +152,73 @@ def test_serializable_histories_have_a_serial_order(history):
         f"the history {trace}; committed {[f'T{i}' for i in committed]}, final {final}",
         "no serial order of the committed transactions gives these reads and this final state",
         "some serial order (SSI must abort a transaction in a dangerous structure)",
+    )
+
+
+def _at_most_one_commits(setup: str, reads, writes) -> None:
+    """Two SERIALIZABLE transactions each read, then each write, then commit: not both may commit."""
+    store = Store({0: 0, 1: 0})
+    txns = [store.begin(Isolation.SERIALIZABLE), store.begin(Isolation.SERIALIZABLE)]
+    committed = []
+    for ops in (reads, writes):
+        for t, op in zip(txns, ops):
+            try:
+                op(t)
+            except (SerializationFailure, TransactionClosed):
+                pass  # this one will not commit
+    for name, t in zip(("T1", "T2"), txns):
+        try:
+            t.commit()
+            committed.append(name)
+        except (SerializationFailure, TransactionClosed):
+            pass
+    assert committed != ["T1", "T2"], called(
+        setup, "both committed", "a SerializationFailure for one of them (an rw-cycle)"
+    )
+
+
+def test_absent_key_read_conflicts_with_its_insert():
+    """A get() that finds nothing is a read: a concurrent insert of that key is an rw-antidependency."""
+    with step("T1.get(3); T2.get(4); T1.put(4, 1); T2.put(3, 1); commit both"):
+        _at_most_one_commits(
+            "T1.get(3) -> None; T2.get(4) -> None; T1.put(4, 1); T2.put(3, 1); T1.commit(); T2.commit()",
+            (lambda t: t.get(3), lambda t: t.get(4)),
+            (lambda t: t.put(4, 1), lambda t: t.put(3, 1)),
+        )
+
+
+def test_bounded_scan_conflicts_with_inserts_at_its_bounds():
+    """scan(lo, hi) conflicts with a later insert of any key in lo <= key < hi, lo and hi - 1 included."""
+    with step("T1.scan(3, 5); T2.scan(3, 5); T1.put(3, 1); T2.put(4, 1); commit both"):
+        _at_most_one_commits(
+            "T1.scan(3, 5) -> []; T2.scan(3, 5) -> []; T1.put(3, 1); T2.put(4, 1); commit both",
+            (lambda t: t.scan(3, 5), lambda t: t.scan(3, 5)),
+            (lambda t: t.put(3, 1), lambda t: t.put(4, 1)),
+        )
+
+
+def test_committed_reader_outlives_gc():
+    """gc() keeps a committed reader's reads while it overlaps a running transaction (Fekete's read-only anomaly)."""
+    with step("T1.scan(); T2 writes 1 and commits; T3.scan() commits; store.gc()"):
+        store = Store({0: 0, 1: 0})
+        t1 = store.begin(Isolation.SERIALIZABLE)
+        t1.scan()
+        t2 = store.begin(Isolation.SERIALIZABLE)
+        t2.put(1, 5)
+        t2.commit()
+        t3 = store.begin(Isolation.SERIALIZABLE)
+        seen = t3.scan()
+        t3.commit()
+        store.gc()
+    outcome = "committed"
+    with step("T1.put(0, 9); T1.commit()"):
+        try:
+            t1.put(0, 9)
+            t1.commit()
+        except SerializationFailure:
+            outcome = "SerializationFailure"
+    assert outcome == "SerializationFailure", called(
+        f"T1.put(0, 9); T1.commit() after T3 read {seen} and committed, then store.gc()",
+        outcome,
+        "SerializationFailure (T3 -rw-> T1 -rw-> T2: T1 is a pivot; gc() must not forget T3's reads)",
     )
