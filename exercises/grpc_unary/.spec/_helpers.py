@@ -361,29 +361,6 @@ async def call(
     return await bounded(asyncio.to_thread(run), timeout + 10, f"the grpcio call to {path}")
 
 
-class FakeSleep:
-    """An injected ``sleep``: records each requested duration; the spec decides when it ends."""
-
-    def __init__(self) -> None:
-        self.requested: list[float] = []
-        self._wakers: list[asyncio.Future[None]] = []
-        self.asked = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        waker = asyncio.get_running_loop().create_future()
-        self.requested.append(seconds)
-        self._wakers.append(waker)
-        self.asked.set()
-        await waker
-
-    def fire(self) -> None:
-        """End every pending sleep, as if its time had passed."""
-        for waker in self._wakers:
-            if not waker.done():
-                waker.set_result(None)
-        self._wakers.clear()
-
-
 # --- a raw HTTP/2 client -----------------------------------------------------------------
 
 
@@ -541,7 +518,6 @@ __all__ = [
     "PB",
     "REPLY",
     "Exchange",
-    "FakeSleep",
     "Outcome",
     "Probe",
     "RawClient",

@@ -16,7 +16,6 @@ import pytest
 from _helpers import (
     WAIT,
     Exchange,
-    FakeSleep,
     Probe,
     call,
     grpc_headers,
@@ -29,7 +28,7 @@ from _helpers import (
     running,
 )
 
-from grader.spectools import CountingLoop, FakeClock, bounded, called, short
+from grader.spectools import CountingLoop, FakeClock, FakeSleep, bounded, called, short
 
 HELLO = "/kata.Greeter/SayHello"
 WAIT_PATH = "/kata.Greeter/Wait"
@@ -567,7 +566,7 @@ async def test_without_grpc_timeout_there_is_no_deadline():
     async with running(sleep=sleep) as (port, probe):
         ex = await raw_call(port, HELLO, body(name="t"), "SayHello")
     context = probe.contexts[0]
-    got = (ex.status, context.deadline, context.time_remaining(), sleep.requested)
+    got = (ex.status, context.deadline, context.time_remaining(), sleep.delays)
     assert got == ("0", None, None, []), called(
         "SayHello without grpc-timeout; (status, deadline, time_remaining(), sleeps)",
         got,
@@ -585,8 +584,8 @@ async def test_the_server_ends_an_overrunning_call_with_deadline_exceeded():
         client.send(stream_id, body(name="w"), end_stream=True)
         await bounded(probe.started.wait(), WAIT, "the Wait handler to start")
         await bounded(sleep.asked.wait(), WAIT, "the server to wait out its deadline")
-        assert sleep.requested == [pytest.approx(0.25)], called(
-            "Wait with grpc-timeout 250m; the server's sleep()", sleep.requested, [0.25]
+        assert sleep.delays == [pytest.approx(0.25)], called(
+            "Wait with grpc-timeout 250m; the server's sleep()", sleep.delays, [0.25]
         )
         sleep.fire()
         ex = await client.finish(stream_id, "Wait after its deadline")
