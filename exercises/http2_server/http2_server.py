@@ -315,7 +315,8 @@ class H2Connection:
 
 @dataclass(frozen=True)
 class Request:
-    """A complete request, as the application sees it."""
+    """A complete request, as the application sees it: its bytes decoded as latin-1 (one
+    character per byte; field values may carry bytes 0x80-0xFF, RFC 9110 §5.5)."""
 
     method: str
     path: str

@@ -301,6 +301,23 @@ MALFORMED = {
 }
 
 
+def test_client_max_frame_size_does_not_raise_ours() -> None:
+    """A client's SETTINGS_MAX_FRAME_SIZE limits the frames the server sends, not the ones it takes: after the client announces 65,536, a 16,385-byte frame from it is still a connection error FRAME_SIZE_ERROR (RFC 9113 §4.2, §6.5.2).
+
+    Each side's setting is what that side is willing to receive; this server never raises its
+    own from the default 16,384.
+    """
+    client = Client()
+    client.handshake((0x5, 65_536))  # SETTINGS_MAX_FRAME_SIZE from the client
+    client.open(1, POST, end_stream=False)
+    client.send(frame(DATA, 0, 1, b"\0" * 16_385)[:9], "the 9-byte header of a 16,385-byte DATA frame")
+    connection_error(
+        client,
+        E.FRAME_SIZE_ERROR,
+        "The client announced SETTINGS_MAX_FRAME_SIZE 65,536, then sent a 16,385-byte DATA frame",
+    )
+
+
 @pytest.mark.parametrize("case", STREAM_ERRORS, ids=[c.id for c in STREAM_ERRORS])
 def test_stream_errors(case: Case) -> None:
     """Each stream-level violation of h2spec's list resets that stream (RST_STREAM with the code RFC 9113 names), and the connection carries on.

@@ -54,6 +54,7 @@ class H2Client:
         trailers=None,
         pad: int = 0,
         chunk: int = 2**24,
+        fields=(),
     ) -> int:
         stream_id = self.conn.get_next_available_stream_id()
         headers = [
@@ -61,6 +62,7 @@ class H2Client:
             (":scheme", "http"),
             (":path", path),
             (":authority", "127.0.0.1"),
+            *fields,
         ]
         self.ended[stream_id] = asyncio.Event()
         self.bodies[stream_id] = bytearray()
@@ -453,6 +455,29 @@ async def test_no_content_statuses_have_no_body(status: int) -> None:
         assert got == want, called(
             f"GET /nothing, the app returned Response({status}, body=b'stray body'); "
             "(reset, status, x-kept, body)",
+            got,
+            want,
+        )
+
+
+async def test_field_bytes_beyond_ascii_reach_the_app() -> None:
+    """A request field value with bytes 0x80-0xff (obs-text, legal in HTTP) reaches the app decoded as latin-1, one character per byte, and the request is served (RFC 9110 §5.5).
+
+    Decoding as UTF-8 fails on such a value (b"caf\\xe9" is not UTF-8) and takes the whole
+    connection down with it.
+    """
+
+    async def app(request: Request) -> Response:
+        return Response(200, [], (request.header("x-name") or "").encode("latin-1"))
+
+    async with Session(app) as client:
+        stream_id = client.request("/obs", fields=[(b"x-name", b"caf\xe9")])
+        await wait_end(client, stream_id, "the response to GET /obs with x-name: b'caf\\xe9'")
+        got = (client.status(stream_id), bytes(client.bodies[stream_id]))
+        want = (200, b"caf\xe9")
+        assert got == want, called(
+            "GET /obs with x-name: b'caf\\xe9', app answering request.header('x-name') "
+            "encoded as latin-1; (status, body)",
             got,
             want,
         )
