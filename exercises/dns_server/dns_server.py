@@ -180,7 +180,8 @@ class Zone:
 
     @classmethod
     def from_text(cls, text: str, origin: str | None = None) -> Zone:
-        """Parse zone-file text (a subset of RFC 1035 §5); ``ValueError`` naming the bad line.
+        """Parse zone-file text (a subset of RFC 1035 §5); ``ValueError`` naming the bad line
+        ("line N", N counting every line of the text from 1).
 
         TODO: one record per line: ``owner [TTL] [class] type rdata`` (TTL and class in either
               order, both optional); ";" starts a comment; blank lines are skipped.
@@ -191,7 +192,10 @@ class Zone:
         TODO: ``$TTL n`` is the TTL of records that give none (no TTL and no $TTL: ValueError).
               TTLs are decimal, 0 .. 2**31 - 1 (RFC 2181 §8).
         TODO: class IN only. Types A (IPv4), AAAA (IPv6), CNAME (name), MX (preference 0..65535,
-              name), SOA (mname rname serial refresh retry expire minimum), in any letter case.
+              name), SOA (mname rname serial refresh retry expire minimum, 32 bits each), in any
+              ASCII letter case ("ı".upper() is "I": ın is not IN).
+        TODO: numbers are ASCII digits 0-9 only: str.isdigit() is true of "²", "６" and "٣", and
+              int() reads "６" and "٣" as digits.
         TODO: ValueError for: an unknown type or directive, bad rdata, a name outside the zone,
               a CNAME sharing its name with any other record (RFC 1034 §3.6.2), a second SOA
               or one not at the apex.
@@ -229,7 +233,8 @@ def answer(zone: Zone, data: bytes, *, tcp: bool = False) -> bytes | None:
     TODO: fewer than 12 bytes, or the QR bit set (it is a response): return None.
     TODO: opcode other than QUERY (0): NOTIMP, header only (no question).
     TODO: parse_query raises FormatError: FORMERR, header only.
-    TODO: every response: the query's ID, QR set, the query's opcode and RD bit, RA clear;
+    TODO: every response: the query's ID, QR set, the query's opcode and RD bit (no other
+          flag bit of the query: AA and TC are this response's own, Z is 0), RA clear;
           unless header-only, the question echoed exactly as asked (case kept), QDCOUNT 1.
     TODO: class not IN, or the name not in the zone: REFUSED, AA clear, no records.
     TODO: inside the zone, AA set, and:
@@ -262,8 +267,9 @@ def answer(zone: Zone, data: bytes, *, tcp: bool = False) -> bytes | None:
 class DnsServer:
     """Serve ``zone`` over UDP and TCP on one port.
 
-    ``tcp_idle_timeout``: seconds a TCP connection may wait for its next query, or for the
-    client to read an answer, before the server closes it.
+    ``tcp_idle_timeout``: seconds a TCP connection may wait for its next query, for the rest
+    of a query that stopped half-way, or for the client to read an answer, before the server
+    closes it.
     """
 
     def __init__(self, zone: Zone, *, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:

@@ -261,10 +261,20 @@ def _absolute(name: str, origin: str | None) -> str:
     return name
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() is also true of "²", "６" and "٣", and int() reads the last two."""
+    return text.isascii() and text.isdigit()
+
+
 def _number(text: str, bits: int, what: str) -> int:
-    if not text.isdigit() or int(text) >= 1 << bits:
+    if not _is_decimal(text) or int(text) >= 1 << bits:
         raise ValueError(f"bad {what}: {text!r}")
     return int(text)
+
+
+def _mnemonic(text: str) -> str:
+    """A type, class or directive name in upper case, by ASCII rules only: "ı".upper() is "I"."""
+    return text.upper() if text.isascii() else text
 
 
 def _rdata(rtype: int, fields: list[str], origin: str | None) -> tuple[str | int, ...]:
@@ -308,7 +318,7 @@ class Zone:
             if not fields:
                 continue
             try:
-                keyword = fields[0].upper()
+                keyword = _mnemonic(fields[0])
                 if keyword in ("$ORIGIN", "$TTL") and len(fields) != 2:
                     raise ValueError(f"{keyword} takes one value")
                 if keyword == "$ORIGIN":
@@ -325,17 +335,17 @@ class Zone:
                 if owner is None:
                     raise ValueError("the first record needs an owner name")
                 ttl = default_ttl
-                while fields and (fields[0].isdigit() or fields[0].upper() in CLASS_NAMES):
+                while fields and (fields[0].isdigit() or _mnemonic(fields[0]) in CLASS_NAMES):
                     value = fields.pop(0)
-                    if value.isdigit():
+                    if value.isdigit():  # any Unicode digit: _number refuses all but 0-9
                         ttl = _number(value, 31, "TTL")  # RFC 2181 §8: 0 .. 2**31 - 1
-                    elif value.upper() != "IN":
+                    elif _mnemonic(value) != "IN":
                         raise ValueError(f"only class IN is served, not {value}")
-                if not fields or fields[0].upper() not in TYPE_NAMES:
+                if not fields or _mnemonic(fields[0]) not in TYPE_NAMES:
                     raise ValueError(f"unknown or missing type in {line.strip()!r}")
                 if ttl is None:
                     raise ValueError("no TTL on the record and no $TTL before it")
-                rtype = TYPE_NAMES[fields.pop(0).upper()]
+                rtype = TYPE_NAMES[_mnemonic(fields.pop(0))]
                 if zone is None:
                     raise ValueError("no zone origin: pass origin= or start with $ORIGIN")
                 zone.add(Record(owner, rtype, ttl, _rdata(rtype, fields, current)))

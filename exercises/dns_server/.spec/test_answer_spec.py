@@ -9,6 +9,7 @@ import struct
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import pytest
 from _helpers import (
@@ -183,6 +184,42 @@ def test_negative_answers_carry_the_zone_soa(case):
     )
 
 
+@pytest.mark.points(1)
+def test_the_negative_ttl_is_the_soa_ttl_when_it_is_the_smaller():
+    """The SOA of a negative answer has TTL min(SOA TTL, MINIMUM): the SOA's own TTL when that is smaller (RFC 2308 §3)."""
+    the_zone = Zone.from_text(
+        "@ 60 IN SOA ns h 1 7200 3600 86400 300\nwww 60 IN A 192.0.2.1\n", origin="example.com."
+    )
+    _, response, _ = ask(the_zone, "nope.example.com.", "A")
+    got = [ttl for _, ttl, _, _ in records(response.authority)]
+    assert got == [60], called(
+        "answer(<zone whose SOA has TTL 60 and MINIMUM 300>, <query nope.example.com. A>)"
+        " -> authority TTLs",
+        got,
+        [60],
+    )
+
+
+QUERY_BITS = {"AA": dns.flags.AA, "TC": dns.flags.TC, "Z": 0x0040}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    ("name", "aa"),
+    [("www.example.com.", True), ("www.example.org.", False)],
+    ids=["answered", "refused"],
+)
+def test_no_other_query_flag_is_copied(name, aa):
+    """A query's AA, TC and Z bits are not copied: AA says whether this server is authoritative, TC whether it truncated, Z is 0 (RFC 1035 §4.1.1)."""
+    query = dns.message.make_query(name, "A")
+    query.flags |= dns.flags.AA | dns.flags.TC | 0x0040
+    what = f"answer(zone, <query {name} A with AA, TC and the Z bit set>)"
+    response = parse(respond(zone(), query.to_wire(), what), what)
+    got = {bit: bool(response.flags & mask) for bit, mask in QUERY_BITS.items()}
+    want = {"AA": aa, "TC": False, "Z": False}
+    assert got == want, called(f"{what} -> flags", got, want)
+
+
 REFUSED = [
     ("www.example.org.", "IN"),
     ("com.", "IN"),
@@ -233,7 +270,14 @@ def test_a_cname_is_followed_inside_the_zone(case):
 @pytest.mark.points(1)
 def test_a_cname_query_gets_the_cname_only():
     """A query of type CNAME at an alias gets the CNAME record itself, not its target's records."""
-    expect("alias.example.com.", "CNAME", "NOERROR", [ALIAS])
+    response = expect("alias.example.com.", "CNAME", "NOERROR", [ALIAS])
+    got = records(response.authority)
+    assert got == [], called(
+        "answer(zone, <query alias.example.com. CNAME>) -> authority section"
+        " (the CNAME is the answer: no NODATA SOA for its target)",
+        got,
+        [],
+    )
 
 
 @pytest.mark.points(1)
@@ -271,6 +315,25 @@ def test_names_match_ignoring_case(name):
     got = sorted(records(response.answer))
     assert got == sorted(WWW_A), called(
         f"answer(zone, <query {name} A>) -> answer", got, sorted(WWW_A)
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    ("label", "rcode"),
+    [(b"\xe9", "NOERROR"), (b"\xc9", "NXDOMAIN")],
+    ids=["the same byte 0xe9: found", "0xc9 (latin-1 capital E acute): another name"],
+)
+def test_only_ascii_letters_match_ignoring_case(label, rcode):
+    """Names match ignoring ASCII case only: a label byte 0xc9 is not 0xe9, though latin-1 reads them as É and é (RFC 4343)."""
+    the_zone = Zone.from_text("\u00e9 60 IN A 192.0.2.1\n", origin="example.com.")
+    name = dns.name.Name([label, b"example", b"com", b""])
+    _, response, _ = ask(the_zone, name, "A")
+    got = rcode_name(response)
+    assert got == rcode, called(
+        f"answer(<zone with the label b'\\xe9' (\u00e9)>, <query {label!r}.example.com. A>) -> RCODE",
+        got,
+        rcode,
     )
 
 
@@ -437,6 +500,7 @@ def test_responses_use_name_compression():
     the_zone = zone()
     for name, rdtype in [
         ("www.example.com.", "A"),
+        ("WwW.ExAmPlE.CoM.", "A"),  # 0x20: the owners compress against the question anyway
         ("example.com.", "MX"),
         ("chain.example.com.", "A"),
         ("nope.example.com.", "A"),

@@ -145,6 +145,27 @@ async def test_an_idle_tcp_connection_is_closed_after_the_idle_timeout(after):
         )
 
 
+@pytest.mark.points(1)
+async def test_a_query_that_stops_half_way_is_closed_after_the_idle_timeout():
+    """A connection whose query stops half-way (length prefix sent, body not all there) is closed after tcp_idle_timeout."""
+    async with (
+        served(zone(), tcp_idle_timeout=0.2) as (_, port),
+        tcp_connection(port) as (reader, writer),
+    ):
+        wire = framed(dns.message.make_query("www.example.com.", "A"))
+        writer.write(wire[: len(wire) // 2])  # the prefix and half the body, then nothing
+        await writer.drain()
+        try:
+            rest = await bounded(
+                reader.read(), 5.0, "the server to close a connection stalled mid-query for 0.2 s"
+            )
+        except ConnectionError:
+            rest = b""
+        assert rest == b"", called(
+            "half a query, then silence (tcp_idle_timeout=0.2) -> bytes before EOF", rest, b""
+        )
+
+
 @pytest.mark.points(2)
 async def test_close_closes_the_listener_and_open_connections():
     """After await close(), an open TCP connection is at EOF and new connections are refused."""

@@ -134,13 +134,20 @@ LIMITS = {
     "MX preference 65535": ("@ 60 IN MX 65535 mail\n", "@", "MX"),
     "MX preference 0": ("@ 60 IN MX 0 mail\n", "@", "MX"),
     "a 63-octet label": (f"{'x' * 63} 60 IN A 192.0.2.1\n", "x" * 63, "A"),
+    "$TTL 2**31 - 1": ("$TTL 2147483647\nwww IN A 192.0.2.1\n", "www", "A"),
+    "SOA serial 2**32 - 1 (32 bits, RFC 1035 section 3.3.13)": (
+        "@ 60 IN SOA ns h 4294967295 7200 3600 86400 5\n",
+        "@",
+        "SOA",
+    ),
+    "SOA MINIMUM 2**32 - 1": ("@ 60 IN SOA ns h 1 7200 3600 86400 4294967295\n", "@", "SOA"),
 }
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", list(LIMITS.values()), ids=list(LIMITS))
 def test_values_at_their_limits_are_accepted(case, request):
-    """A TTL of 2**31 - 1, an MX preference of 65535, a 63-octet label: at the limit, accepted and served."""
+    """A TTL of 2**31 - 1, an MX preference of 65535, an SOA number of 2**32 - 1, a 63-octet label: at the limit, accepted and served."""
     text, owner, rdtype = case
     name = "example.com." if owner == "@" else f"{owner}.example.com."
     with step(f"Zone.from_text({short(text, 60)}, origin='example.com.')"):
@@ -160,13 +167,16 @@ OVER_LIMITS = {
     "MX preference 65536": "@ 60 IN MX 65536 mail\n",
     "a 64-octet label": f"{'x' * 64} 60 IN A 192.0.2.1\n",
     "a TTL with a sign": "www +60 IN A 192.0.2.1\n",
+    "$TTL 2**31": "$TTL 2147483648\nwww IN A 192.0.2.1\n",
+    "SOA serial 2**32": "@ 60 IN SOA ns h 4294967296 7200 3600 86400 5\n",
+    "SOA MINIMUM 2**32": "@ 60 IN SOA ns h 1 7200 3600 86400 4294967296\n",
 }
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("text", list(OVER_LIMITS.values()), ids=list(OVER_LIMITS))
 def test_values_one_past_their_limits_are_rejected(text, request):
-    """A TTL of 2**31, an MX preference of 65536, a 64-octet label: one past the limit, ValueError."""
+    """A TTL of 2**31, an MX preference of 65536, an SOA number of 2**32, a 64-octet label: one past the limit, ValueError."""
     what = f"Zone.from_text({short(text, 60)}, origin='example.com.') ({request.node.callspec.id})"
     try:
         got = Zone.from_text(text, origin="example.com.")
@@ -177,3 +187,81 @@ def test_values_one_past_their_limits_are_rejected(text, request):
     except Exception as exc:
         raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
     raise AssertionError(called(what, got, "ValueError"))
+
+
+# Digits that str.isdigit() accepts; int() reads all but the superscript as a number.
+NON_ASCII_NUMBERS = {
+    "a fullwidth TTL": "www ６０ IN A 192.0.2.1\n",
+    "an Arabic-Indic $TTL": "$TTL ٣٠\nwww IN A 192.0.2.1\n",
+    "a superscript TTL": "www ² IN A 192.0.2.1\n",
+    "a Devanagari MX preference": "@ 60 IN MX १० mail\n",
+    "a fullwidth SOA serial": "@ 60 IN SOA ns h １ 7200 3600 86400 5\n",
+    "a fullwidth SOA minimum": "@ 60 IN SOA ns h 1 7200 3600 86400 ５\n",
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("text", list(NON_ASCII_NUMBERS.values()), ids=list(NON_ASCII_NUMBERS))
+def test_numbers_with_non_ascii_digits_are_rejected(text, request):
+    """A TTL, MX preference or SOA number written with digits other than ASCII 0-9 (６, ٣, ², १) raises ValueError.
+
+    str.isdigit() is true of all of them and int() reads most of them as numbers.
+    """
+    what = f"Zone.from_text({text!r}, origin='example.com.') ({request.node.callspec.id})"
+    try:
+        got = Zone.from_text(text, origin="example.com.")
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(
+        called(what, got, "ValueError: a number in a zone file is ASCII digits 0-9 only")
+    )
+
+
+# Non-ASCII letters whose str.upper() is an ASCII mnemonic: dotless i (ı -> I), long s (ſ -> S).
+NON_ASCII_MNEMONICS = {
+    "class ın": "www 60 ın A 192.0.2.1\n",
+    "type ſoa": "@ 60 IN ſoa ns h 1 7200 3600 86400 5\n",
+    "directive $orıgin": "$orıgin example.com.\nwww 60 IN A 192.0.2.1\n",
+}
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("text", list(NON_ASCII_MNEMONICS.values()), ids=list(NON_ASCII_MNEMONICS))
+def test_mnemonics_match_ignoring_ascii_case_only(text, request):
+    """A type, class or directive name spelt with a non-ASCII letter whose upper case is ASCII (ı, ſ) raises ValueError."""
+    what = f"Zone.from_text({text!r}, origin='example.com.') ({request.node.callspec.id})"
+    try:
+        got = Zone.from_text(text, origin="example.com.")
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(
+        called(what, got, "ValueError: 'ı'.upper() is 'I', but ı is not a letter of IN")
+    )
+
+
+@pytest.mark.points(1)
+def test_the_value_error_names_the_line_by_its_number():
+    """The ValueError for a bad record says "line N", N counting every line of the text from 1 (comments and blank ones too)."""
+    text = "; the zone\n\nwww 60 IN A 192.0.2.1\nbad 60 IN TXT hello\n"
+    what = f"Zone.from_text({text!r}, origin='example.com.')"
+    try:
+        got = Zone.from_text(text, origin="example.com.")
+    except ValueError as exc:
+        message = str(exc)
+        assert "line 4" in message and "line 3" not in message, called(
+            what, f"ValueError({message!r})", "a ValueError whose message says 'line 4'"
+        )
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(called(what, got, "ValueError naming line 4"))
