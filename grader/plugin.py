@@ -13,9 +13,9 @@ spec author wrote.
 Learner code runs in this process and could rewrite pytest or this plugin. :class:`Integrity`
 notices the obvious ways (a replaced pytest function, report property, hook implementation,
 recording method or channel writer; a plugin registered or specs deselected while the specs
-run) and reports it, which scores the kata nothing. The plugin sends through a writer method
-it captured before any learner code existed. What a determined in-process attacker could
-still do is written down in docs/THREAT_MODEL.md.
+run; a trace or profile function set) and reports it, which scores the kata nothing. The
+plugin sends through a writer method it captured before any learner code existed. What a
+determined in-process attacker could still do is written down in docs/THREAT_MODEL.md.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -459,11 +460,30 @@ def _surface(plugin: GraderPlugin, writer: Writer) -> dict[str, object]:
     hypothesis = sys.modules.get("hypothesis")
     if hypothesis is not None:
         found["hypothesis.settings.default"] = hypothesis.settings.default
+    found.update(_tracing())
     for label, value in list(found.items()):  # replacing __code__ changes a function in place
         function = getattr(value, "__func__", None) or getattr(value, "fget", None) or value
         code = getattr(function, "__code__", None)
         if code is not None:
             found[f"{label}.__code__"] = code
+    return found
+
+
+def _tracing() -> dict[str, object]:
+    """The interpreter's trace and profile hooks. A trace function jumps over any line of any
+    frame (``frame.f_lineno = ...``): over the call of the spec function in
+    pytest_pyfunc_call, which then passes without running."""
+    found: dict[str, object] = {
+        "sys.gettrace()": sys.gettrace(),
+        "sys.getprofile()": sys.getprofile(),
+        "threading.gettrace()": threading.gettrace(),
+        "threading.getprofile()": threading.getprofile(),
+    }
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: the same power, by tool id
+    if monitoring is not None:
+        found["sys.monitoring tools"] = tuple(
+            (monitoring.get_tool(i), monitoring.get_events(i)) for i in range(6)
+        )
     return found
 
 
@@ -488,6 +508,14 @@ class Integrity:
 
     def snapshot(self, pluginmanager: Any) -> None:
         self._before = _surface(self._plugin, self._writer)
+        hooks = _tracing()
+        tools = hooks.pop("sys.monitoring tools", ())
+        if any(hook is not None for hook in hooks.values()) or any(t for t, _ in tools):
+            # Something traces before learner code exists (coverage, in verify's runs of the
+            # trusted solution): the hooks are its own, and it changes them as it goes.
+            for label in _tracing():
+                self._before.pop(label, None)
+                self._before.pop(f"{label}.__code__", None)
         self._before["pluginmanager._inner_hookexec"] = pluginmanager._inner_hookexec
         self._plugins = list(pluginmanager.get_plugins())
         self._hooks = {}

@@ -209,6 +209,23 @@ TAMPERING = {
         builtins.isinstance = lambda obj, kind: _isinstance(obj, kind)
         time.monotonic = lambda: _monotonic() / 1000
         """),
+    # a trace function that jumps over the call of the spec function in pytest_pyfunc_call:
+    # nothing of pytest is replaced, and every spec passes without running
+    "settrace_jump": dedent("""
+        import linecache, sys
+        def _jump(frame, event, arg):
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+            if event == "line" and "testfunction(**testargs)" in line:
+                lines = linecache.getlines(frame.f_code.co_filename)
+                for n in range(frame.f_lineno, frame.f_lineno + 30):
+                    if lines[n - 1].strip() == "return True":
+                        frame.f_lineno = n
+                        break
+            return _jump
+        def _calls(frame, event, arg):
+            return _jump if frame.f_code.co_name == "pytest_pyfunc_call" else None
+        sys.settrace(_calls)
+        """),
     # -k from inside the run: the specs that would fail are deselected
     "deselect_inside": FIND
     + dedent("""

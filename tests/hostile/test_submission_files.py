@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
-from grader.report import to_table
+from grader.report import to_junit, to_table
 from grader.scoring import Report
 
 from .kit import CORRECT, FULL, HostileCourse, with_mul
@@ -28,7 +29,9 @@ WRONG = CORRECT.replace("a + b", "a - b - 1").replace("a * b", "0")  # scores no
 
 # A screen cleared, the cursor sent home, and a summary of full marks printed in its place;
 # then a newline and a fake total at the start of a line, for a terminal without escapes.
-TAKEOVER = "\x1b[2J\x1b[H\x1b[32mall specs passed\x1b[0m\rTotal: 6/6 (100.0%)\nTotal: 6/6 (100.0%)"
+TAKEOVER = (
+    "\x00\x07\x1b[2J\x1b[H\x1b[32mall specs passed\x1b[0m\rTotal: 6/6 (100.0%)\nTotal: 6/6 (100.0%)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +131,9 @@ def test_learner_text_cannot_drive_the_terminal_or_fake_a_total(graded):
     assert result.score == FULL - 1
     (failed,) = result.failing
     assert "\x1b" not in failed.message and "\r" not in failed.message
-    assert failed.message.startswith("ValueError: \\x1b[2J\\x1b[H"), failed.message
+    assert failed.message.startswith("ValueError: \\x00\\x07\\x1b[2J\\x1b[H"), failed.message
     table = to_table(Report(katas=(result,)))
     assert "\x1b" not in table and "\r" not in table
     totals = [line for line in table.splitlines() if line.startswith("Total:")]
     assert totals == ["Total: 5/6 (83.3%)"], table
+    ElementTree.fromstring(to_junit(Report(katas=(result,))))  # no control character breaks it
