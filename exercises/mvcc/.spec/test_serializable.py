@@ -7,6 +7,7 @@ store its final contents.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 from hypothesis import HealthCheck, example, given, settings
@@ -161,12 +162,10 @@ def _at_most_one_commits(setup: str, reads, writes) -> None:
     txns = [store.begin(Isolation.SERIALIZABLE), store.begin(Isolation.SERIALIZABLE)]
     committed = []
     for ops in (reads, writes):
-        for t, op in zip(txns, ops):
-            try:
-                op(t)
-            except (SerializationFailure, TransactionClosed):
-                pass  # this one will not commit
-    for name, t in zip(("T1", "T2"), txns):
+        for t, op in zip(txns, ops, strict=True):
+            with contextlib.suppress(SerializationFailure, TransactionClosed):
+                op(t)  # a transaction that fails here will not commit
+    for name, t in zip(("T1", "T2"), txns, strict=True):
         try:
             t.commit()
             committed.append(name)

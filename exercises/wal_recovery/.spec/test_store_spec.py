@@ -188,6 +188,50 @@ def test_checkpoint_is_atomic_under_a_crash_at_every_step():
     assert crash_at >= 4, called("counting checkpoint()'s file operations", crash_at, ">= 4")
 
 
+def test_checkpoint_after_an_interrupted_one_replaces_its_temp_file():
+    """A checkpoint after a crashed one replaces whatever data.tmp the crash left behind, whole."""
+    commits = [{"a": "1", "b": "2"}, {"b": None, "c": "3"}]
+    want = {"a": "1", "c": "3", "d": "4"}
+    crash_at, leftovers = 0, 0
+    while True:
+        fs = SimFS()
+        store = opened(fs)
+        with step("store.commit(...) twice"):
+            for changes in commits:
+                store.commit(changes)
+        fs.crash_at = fs.count + crash_at
+        try:
+            with step("store.checkpoint()"):
+                store.checkpoint()
+            break
+        except BaseException as exc:
+            if type(exc).__name__ != "Crashed":
+                raise
+        for state in fs.crash_states(every_byte=False):
+            leftovers += TEMP in state
+            after = SimFS(state)
+            with step(
+                f"after a crash at step {crash_at} of checkpoint() (files {sorted(state)}): "
+                "WalStore.open(fs); commit({'d': '4'}); checkpoint(); WalStore.open() again"
+            ):
+                again = WalStore.open(after)
+                again.commit({"d": "4"})
+                again.checkpoint()
+                got = WalStore.open(SimFS(after.durable_view())).snapshot()
+            assert got == want, called(
+                f"WalStore.open() after a checkpoint that followed a crash at step {crash_at} of "
+                f"the previous one, which left {sorted(state)} (data.tmp: {state.get(TEMP, b'')[:40]!r})",
+                got,
+                f"{want} (write data.tmp afresh: never add to what a crash left in it)",
+            )
+        crash_at += 1
+    assert leftovers > 0, called(
+        "store.checkpoint(), crashed at each step",
+        "no crash state holds a data.tmp",
+        "some do: a checkpoint writes data.tmp, then renames it over data",
+    )
+
+
 def test_reopen_without_a_crash_gives_the_same_map():
     """Opening the same files again after commits and a checkpoint gives the same map."""
     fs = SimFS()
