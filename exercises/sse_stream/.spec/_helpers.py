@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 
 from sse_stream import Hub, SSEServer
 
-from grader.spectools import LOCALHOST, bounded, called, short, step
+from grader.spectools import LOCALHOST, Gauge, bounded, called, short, step
 
 __all__ = [
     "LOCALHOST",
     "Dispatched",
-    "Gauge",
     "Running",
     "Stream",
     "Ticker",
@@ -164,32 +163,6 @@ def parse_all(data: bytes) -> WhatwgParser:
 # -- a running server -------------------------------------------------------------------
 
 
-class Gauge:
-    """Receives the server's ``on_streams(count)`` reports; a spec awaits a given count."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._events: dict[int, list[asyncio.Event]] = {}
-
-    def __call__(self, count: int) -> None:
-        self.count = count
-        for event in self._events.pop(count, []):
-            event.set()
-
-    async def reaches(self, count: int, timeout: float = 5.0) -> None:
-        """Wait (bounded) until the server reports exactly ``count`` open streams."""
-        if self.count == count:
-            return
-        event = asyncio.Event()
-        self._events.setdefault(count, []).append(event)
-        await bounded(
-            event.wait(),
-            timeout,
-            f"the server to report {count} open stream(s) through on_streams "
-            f"(last report: {self.count})",
-        )
-
-
 class Ticker:
     """An injected ``sleep``: every call parks until the spec calls ``tick()``.
 
@@ -240,7 +213,7 @@ async def running(
     *, replay: int = 100, queue_size: int = 64, **options: object
 ) -> AsyncIterator[Running]:
     """A Hub and an SSEServer on 127.0.0.1, port 0, with a Gauge and a Ticker; closed on exit."""
-    gauge, ticker = Gauge(), Ticker()
+    gauge, ticker = Gauge("open stream(s) through on_streams"), Ticker()
     with step(f"Hub(replay={replay}, queue_size={queue_size})"):
         hub = Hub(replay=replay, queue_size=queue_size)
     settings = "".join(f", {k}={v!r}" for k, v in options.items())
