@@ -84,14 +84,15 @@ def _imported(tree: ast.AST) -> list[tuple[int, str]]:
 
 def find_violations(files: list[Path], forbidden: tuple[str, ...]) -> list[Violation]:
     """Every forbidden import in ``files`` (the grader's machinery always included); a file
-    that does not parse is left to the run."""
+    that does not parse is left to the run (which reports why: the spec process meets the
+    same error, a nesting too deep for the parser included, when it imports the file)."""
     forbidden = tuple(forbidden) + GRADER_MODULES
     violations = []
     for path in files:
         try:
             tree = ast.parse(path.read_bytes(), filename=path.name)
-        except (SyntaxError, ValueError):
-            continue  # the spec run reports the syntax error with its line
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # the spec run reports the error (a syntax error with its line)
         for line, module in _imported(tree):
             if is_forbidden(module, forbidden):
                 violations.append(Violation(path.name, line, module))

@@ -81,6 +81,10 @@ def graded(course, tmp_path_factory):
     add("not_utf8", WRONG)
     _replace(course, "not_utf8", lambda p: p.write_bytes(b"\xff\xfe\x00" + CORRECT.encode()))
     add("takeover", with_mul(f"raise ValueError({TAKEOVER!r})"))
+    # 300,000 subscripts: the parser gives up (RecursionError), in the grader's static import
+    # check first, which took the whole grading down with it
+    add("deep_nesting", WRONG)
+    _replace(course, "deep_nesting", lambda p: p.write_text("x = 1" + "[0]" * 300_000 + "\n"))
     return course.grade(jobs=2)
 
 
@@ -124,6 +128,12 @@ def test_a_learner_file_that_is_not_utf8_is_graded_as_a_broken_file(graded):
     result = kata(graded, "not_utf8")
     assert (result.status, result.score) == ("error", 0), result
     assert "could not import your code" in result.reason
+
+
+def test_a_file_too_deeply_nested_to_parse_is_that_katas_error_not_the_graders(graded):
+    result = kata(graded, "deep_nesting")
+    assert (result.status, result.score) == ("error", 0), result
+    assert "RecursionError" in result.reason, result.reason
 
 
 def test_learner_text_cannot_drive_the_terminal_or_fake_a_total(graded):
