@@ -97,7 +97,7 @@ class Reader:
             record = json.loads(body)
             if record["seq"] != len(self.records) + 1:
                 raise ValueError("out of sequence")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            self._reject()
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            self._reject()  # RecursionError: JSON nested deeper than the decoder goes
             return
         self.records.append(record)

@@ -23,7 +23,7 @@ import pytest
 from grader.report import to_junit, to_table
 from grader.scoring import Report
 
-from .kit import CORRECT, FULL, HostileCourse, with_mul
+from .kit import CORRECT, FULL, HostileCourse, at_import, with_mul
 
 WRONG = CORRECT.replace("a + b", "a - b - 1").replace("a * b", "0")  # scores nothing
 
@@ -32,6 +32,12 @@ WRONG = CORRECT.replace("a + b", "a - b - 1").replace("a * b", "0")  # scores no
 TAKEOVER = (
     "\x00\x07\x1b[2J\x1b[H\x1b[32mall specs passed\x1b[0m\rTotal: 6/6 (100.0%)\nTotal: 6/6 (100.0%)"
 )
+
+
+DEEP_RECORD = """
+import json, os, sys
+os.write(json.loads(sys.argv[-1])["out_fd"], b"[" * 200_000 + b"\\n")
+"""
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +87,9 @@ def graded(course, tmp_path_factory):
     add("not_utf8", WRONG)
     _replace(course, "not_utf8", lambda p: p.write_bytes(b"\xff\xfe\x00" + CORRECT.encode()))
     add("takeover", with_mul(f"raise ValueError({TAKEOVER!r})"))
+    # one line of 200,000 "[" on the results channel: the grader's JSON decoder gave up
+    # (RecursionError) and stopped reading the channel, so every record after it was lost
+    add("deep_record", at_import(DEEP_RECORD))
     # 300,000 subscripts: the parser gives up (RecursionError), in the grader's static import
     # check first, which took the whole grading down with it
     add("deep_nesting", WRONG)
@@ -128,6 +137,12 @@ def test_a_learner_file_that_is_not_utf8_is_graded_as_a_broken_file(graded):
     result = kata(graded, "not_utf8")
     assert (result.status, result.score) == ("error", 0), result
     assert "could not import your code" in result.reason
+
+
+def test_a_record_too_deeply_nested_to_decode_is_dropped_and_the_rest_is_read(graded):
+    result = kata(graded, "deep_record")
+    assert (result.status, result.score) == ("passed", FULL), result
+    assert "1 forged or corrupt result line(s) were ignored" in result.reason
 
 
 def test_a_file_too_deeply_nested_to_parse_is_that_katas_error_not_the_graders(graded):
