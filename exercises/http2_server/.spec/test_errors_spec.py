@@ -467,6 +467,28 @@ def test_max_concurrent_streams() -> None:
     _still_serves(client, 7)
 
 
+def test_half_closed_streams_count_as_concurrent() -> None:
+    """Half-closed streams count against SETTINGS_MAX_CONCURRENT_STREAMS, both kinds: a request the server has not answered yet, and a response sent in full to a request still arriving (RFC 9113 §5.1.2).
+
+    A server that counts only "open" streams lets a client park any number of complete requests
+    on a slow app, the very load the limit is there to bound.
+    """
+    client = Client({"max_concurrent_streams": 2})
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    with step("conn.send_headers(1, [(b':status', b'204')], end_stream=True): half-closed (local)"):
+        client.conn.send_headers(1, [(b":status", b"204")], end_stream=True)
+    client.open(3, TRACED)  # END_STREAM, no answer yet: half-closed (remote)
+    client.open(5, [*GET, (b"x-refused", b"yes")])
+    stream_error(
+        client,
+        5,
+        (E.REFUSED_STREAM, E.PROTOCOL_ERROR),
+        "With max_concurrent_streams=2, stream 1 half-closed (local) and stream 3 half-closed "
+        "(remote), opened stream 5",
+    )
+
+
 def test_closed_streams_do_not_count_as_concurrent() -> None:
     """Streams that have closed both ways no longer count against SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)."""
     client = Client({"max_concurrent_streams": 1})

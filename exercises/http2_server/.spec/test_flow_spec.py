@@ -64,6 +64,30 @@ def test_initial_window_of_one_byte() -> None:
     )
 
 
+END_WITHOUT_WINDOW = {
+    "an empty DATA frame with END_STREAM": lambda c: c.conn.send_data(1, b"", end_stream=True),
+    "trailers after an empty body": lambda c: c.conn.send_trailers(1, [(b"x-status", b"done")]),
+}
+
+
+@pytest.mark.parametrize("end", END_WITHOUT_WINDOW.values(), ids=END_WITHOUT_WINDOW.keys())
+def test_ending_a_stream_needs_no_window(end) -> None:
+    """A stream ends even when its window is 0: an empty DATA frame with END_STREAM costs no window, and trailers are a header block, not flow-controlled at all (RFC 9113 §6.9: only DATA is, and only its payload counts)."""
+    client = Client()
+    client.handshake((4, 0))  # the client's INITIAL_WINDOW_SIZE: 0
+    client.open(1)
+    with step("conn.send_headers(1, [(b':status', b'200')]), then the case's end of stream"):
+        client.conn.send_headers(1, [(b":status", b"200")])
+        end(client)
+    client.read()
+    ends = [f for f in client.frames if f.stream_id == 1 and f.flags & END_STREAM]
+    assert ends and client.body(1) == b"", called(
+        "a response ended into a stream window of 0",
+        client.frames,
+        "a frame with END_STREAM on stream 1, no DATA bytes",
+    )
+
+
 @pytest.mark.points(2)
 def test_connection_window_limits_all_streams() -> None:
     """DATA on all streams together never exceeds the connection window, 65,535 bytes until WINDOW_UPDATE on stream 0 (RFC 9113 §6.9, §6.9.2: SETTINGS do not change the connection window)."""

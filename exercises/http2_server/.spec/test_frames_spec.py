@@ -208,6 +208,24 @@ def test_padded_data(pad: int) -> None:
     assert events == want, called(f"conn.receive_data(DATA b'body', padded {pad})", events, want)
 
 
+def test_content_length_counts_data_not_padding() -> None:
+    """content-length is compared with the data of the DATA frames, not their padding: a padded body of exactly content-length bytes is served (RFC 9113 §8.1.1)."""
+    client = Client()
+    client.handshake()
+    headers = [*POST, (b"content-length", b"4")]
+    events = client.open(1, headers, end_stream=False)
+    events += client.send(
+        data_frame(1, b"body", end_stream=True, pad=10),
+        "DATA(b'body', 10 bytes of padding, END_STREAM)",
+    )
+    want = [RequestReceived(1, headers), DataReceived(1, b"body", 15), StreamEnded(1)]
+    assert events == want and not client.of(RST_STREAM), called(
+        "conn.receive_data(HEADERS content-length: 4, then DATA b'body' padded with 10 bytes)",
+        f"{events}; the server sent {short(client.frames, 200)}",
+        want,
+    )
+
+
 def test_padding_filling_the_frame() -> None:
     """A padded DATA frame whose padding fills all but the Pad Length byte is valid and empty (RFC 9113 §6.1: only padding >= the payload length is an error)."""
     client = Client()
