@@ -487,16 +487,18 @@ def _collected(workspace: str, select: list[str]) -> list[str]:
 
 
 class Selection:
-    """Run only the specs verify selected (``config["select"]``), matched by node id after
-    collection: an id is data here, never a command-line path, so no character in a
-    parametrize id can break it. Items are dropped without ``pytest_deselected``, which the
-    grader's plugin treats as interference."""
+    """Run only the specs verify selected (``config["select"]``), in the order given,
+    matched by node id after collection: an id is data here, never a command-line path, so
+    no character in a parametrize id can break it. Items are dropped without
+    ``pytest_deselected``, which the grader's plugin treats as interference."""
 
     def __init__(self, ids: list[str]) -> None:
-        self.ids = set(ids)
+        self.order = {spec: i for i, spec in enumerate(ids)}
 
     def pytest_collection_modifyitems(self, session, config, items) -> None:
-        items[:] = [item for item in items if item.nodeid in self.ids]
+        """Keep the selected specs, in the order verify gave (the likeliest to fail first)."""
+        chosen = [item for item in items if item.nodeid in self.order]
+        items[:] = sorted(chosen, key=lambda item: self.order[item.nodeid])
 
 
 class SpecContexts:
@@ -547,6 +549,24 @@ def explore_plugin(pytest_module):
     return Explore()
 
 
+def first_failure_plugin(pytest_module):
+    """A mutant run (``exitfirst``) needs one failing spec, not the smallest failing input:
+    hypothesis stops at the first failing example it generates (no shrinking). The examples
+    tried, and so whether one fails, are those of a grade. Never used to grade."""
+
+    class FirstFailure:
+        @pytest_module.hookimpl(trylast=True)  # after the grader's profile, to extend it
+        def pytest_configure(self, config) -> None:
+            from hypothesis import Phase, settings
+
+            base = settings.get_profile("grader")
+            phases = [phase for phase in base.phases if phase is not Phase.shrink]
+            settings.register_profile("first-failure", parent=base, phases=phases)
+            settings.load_profile("first-failure")
+
+    return FirstFailure()
+
+
 def main(argv: list[str]) -> None:
     config = json.loads(argv[1])
     from grader import portable
@@ -590,6 +610,8 @@ def main(argv: list[str]) -> None:
             plugins.append(explore_plugin(pytest))
         if config.get("select"):
             plugins.append(Selection(config["select"]))
+        if config.get("exitfirst"):
+            plugins.append(first_failure_plugin(pytest))
         status = int(pytest.main(args, plugins=plugins))
     except BaseException as exc:  # a learner's SystemExit or KeyboardInterrupt escaped pytest
         plugin.send("crash", message=f"{type(exc).__name__} escaped the spec run")

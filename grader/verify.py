@@ -379,6 +379,8 @@ async def verify_kata(
         for mv in verdict.mutants:
             mv.error = errors.get(mv.name, "")
 
+        spec_seconds: dict[str, float] = {}  # each spec's time in the first solution run
+
         async def run_mutant(
             m: Mutant, mv: MutantVerdict, coverage: dict | None, server: ForkServer | None
         ) -> None:
@@ -386,6 +388,10 @@ async def verify_kata(
                 select, mv.scope = [], "all specs (--all-specs)"
             else:
                 select, mv.scope = covering_specs(coverage, kata, m)
+                if not select and spec_seconds:  # every spec, still in the order below
+                    select = [spec.id for spec in await expected_specs(kata)]
+                # the quickest first: the run ends at the first failure
+                select.sort(key=lambda spec: spec_seconds.get(spec, float("inf")))
             t0 = time.monotonic()
             graded = await job(
                 sources[m.name], select=select, exitfirst=not all_specs, fork_server=server
@@ -423,6 +429,8 @@ async def verify_kata(
                         await expected_specs(kata, fork_server=server)
                     first = await job(solutions(kata.root), coverage=True)
                     data = first.run.coverage if first.run else None
+                    for record in first.run.of_kind("result") if first.run else ():
+                        spec_seconds[record["id"]] = float(record.get("duration") or 0)
                     stub, *rest = await asyncio.gather(
                         job(checkout(kata.root), fork_server=server),
                         *(job(solutions(kata.root), fork_server=server) for _ in range(runs - 1)),

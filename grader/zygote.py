@@ -113,6 +113,21 @@ def _preload(names: list[str], local: list[str]) -> None:
             raise SystemExit(f"fork server: importing {name} started a thread; not forking")
     for name in [n for n in sys.modules if n.split(".")[0] in local]:
         del sys.modules[name]
+    _warm_hypothesis()
+
+
+def _warm_hypothesis() -> None:
+    """Hypothesis reads constants out of every "local" module in ``sys.modules`` (all but the
+    standard library and site-packages) before its first example, and remembers which
+    modules it has read. Reading the preloaded ones here, once, spares each forked child
+    that scan; the child reads only the modules it imports itself (specs, learner files), so
+    the constants it draws from are the same as without the warm-up."""
+    try:
+        from hypothesis.internal.conjecture.providers import _get_local_constants
+    except ImportError:  # another hypothesis: the child scans, as it would anyway
+        return
+    with contextlib.suppress(Exception):
+        _get_local_constants()
 
 
 def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> None:

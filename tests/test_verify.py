@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -248,3 +249,70 @@ def test_two_edits_far_apart_run_the_specs_covering_each_not_every_spec(course, 
     (kata,) = json.loads(report.read_text())
     both = next(m for m in kata["mutants"] if m["name"] == "both")
     assert both["scope"].endswith("covering spec(s)"), both["scope"]
+
+
+def _mutant_run(kata, tmp_path, solution: str, select: list[str], **options):
+    """Grade ``solution`` (as adder.py) the way verify grades a mutant: selected specs,
+    stopping at the first failure."""
+    import asyncio
+
+    from grader.grading import grade_kata
+    from grader.workspace import Source
+
+    folder = tmp_path / "mutant"
+    folder.mkdir()
+    (folder / "adder.py").write_text(solution)
+    source = Source("mutant", lambda k: [folder, k.solution_dir])
+    return asyncio.run(grade_kata(kata, source, select=select, exitfirst=True, **options))
+
+
+def test_a_mutant_run_takes_the_selected_specs_in_the_order_given(adder, tmp_path):
+    # add subtracts: test_add and test_async_add both fail; file order would meet test_add first
+    _, kata = adder
+    select = ["test_adder.py::test_async_add", "test_adder.py::test_add"]
+    graded = _mutant_run(kata, tmp_path, ADDER_SOLUTION.replace("a + b", "a - b"), select)
+    outcomes = {s.id: s.outcome for s in graded.result.specs}
+    assert outcomes["test_adder.py::test_async_add"] == "failed", outcomes
+    assert outcomes["test_adder.py::test_add"] != "failed", outcomes  # not run: stopped before
+
+
+PROPERTY_SPEC = '''\
+from hypothesis import given, strategies as st
+
+from adder import add
+
+CALLS = []
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_add_one(x):
+    """add(x, 1) is x + 1."""
+    CALLS.append(x)
+    assert add(x, 1) == x + 1, f"call {len(CALLS)}"
+'''
+
+
+def test_a_mutant_run_stops_at_the_first_failing_example_without_shrinking(course, tmp_path):
+    import asyncio
+
+    from grader.grading import grade_kata
+    from grader.workspace import Source
+
+    course.add_adder(specs={"test_adder.py": PROPERTY_SPEC})
+    (kata,) = discover(course.root)
+    folder = tmp_path / "wrong"
+    folder.mkdir()
+    (folder / "adder.py").write_text(
+        ADDER_SOLUTION.replace("return a + b", "return a + b + (a > 5000)")
+    )
+    source = Source("wrong", lambda k: [folder, k.solution_dir])
+    spec = "test_adder.py::test_add_one"
+
+    def calls(exitfirst: bool) -> int:
+        graded = asyncio.run(grade_kata(kata, source, select=[spec], exitfirst=exitfirst))
+        (result,) = graded.result.specs
+        assert result.outcome == "failed", result
+        return int(re.search(r"call (\d+)", result.message).group(1))
+
+    first_failure, graded = calls(exitfirst=True), calls(exitfirst=False)
+    assert first_failure < graded, (first_failure, graded)  # a grade shrinks: many more calls

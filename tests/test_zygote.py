@@ -274,3 +274,13 @@ def test_visible_tests_are_run_by_pytest_when_the_server_is_gone(probe):
         return await _visible_tests_forked(probe, lambda k: k.solution_dir, server)
 
     assert asyncio.run(_with_server(probe, body)) == 0
+
+
+def test_the_server_reads_hypothesis_constants_of_its_modules_once_for_every_child():
+    code = (
+        "import sys; from grader.zygote import _preload; _preload(['hypothesis'], []);"
+        "from hypothesis.internal.conjecture import providers as p;"
+        "print(len(p._seen_modules) >= len(sys.modules) - 5)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"], done.stderr
