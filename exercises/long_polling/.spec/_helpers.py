@@ -14,11 +14,10 @@ import httpx
 import pytest
 from long_polling import LongPollServer
 
-from grader.spectools import LOCALHOST, bounded, called, short, step
+from grader.spectools import LOCALHOST, Gauge, bounded, called, short, step
 
 __all__ = [
     "LOCALHOST",
-    "Gauge",
     "Reply",
     "bounded",
     "called",
@@ -35,32 +34,6 @@ __all__ = [
 ]
 
 
-class Gauge:
-    """Receives the server's ``on_waiting(count)`` reports; a spec awaits a given count."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._events: dict[int, list[asyncio.Event]] = {}
-
-    def __call__(self, count: int) -> None:
-        self.count = count
-        for event in self._events.pop(count, []):
-            event.set()
-
-    async def reaches(self, count: int, timeout: float = 2.0) -> None:
-        """Wait (bounded) until the server reports exactly ``count`` parked polls."""
-        if self.count == count:
-            return
-        event = asyncio.Event()
-        self._events.setdefault(count, []).append(event)
-        await bounded(
-            event.wait(),
-            timeout,
-            f"the server to report {count} parked poll(s) through on_waiting "
-            f"(last report: {self.count})",
-        )
-
-
 @dataclass
 class Server:
     server: LongPollServer
@@ -75,7 +48,7 @@ class Server:
 @contextlib.asynccontextmanager
 async def running(**options: object) -> AsyncIterator[Server]:
     """A LongPollServer on 127.0.0.1, port 0, reporting to a Gauge; closed on exit."""
-    gauge = Gauge()
+    gauge = Gauge("parked poll(s) through on_waiting", timeout=2.0)
     settings = ", ".join(f"{k}={v}" for k, v in options.items())
     with step(f"LongPollServer(on_waiting=gauge{', ' if settings else ''}{settings})"):
         server = LongPollServer(on_waiting=gauge, **options)
