@@ -17,10 +17,9 @@ from _helpers import (
 )
 
 
-def _head(target: str, version: str = "HTTP/1.1") -> bytes:
+def _head(target: str, version: str = "HTTP/1.1", expect: str = "100-continue") -> bytes:
     return (
-        f"POST {target} {version}\r\nHost: spec\r\nExpect: 100-continue\r\n"
-        "Content-Length: 5\r\n\r\n"
+        f"POST {target} {version}\r\nHost: spec\r\nExpect: {expect}\r\nContent-Length: 5\r\n\r\n"
     ).encode()
 
 
@@ -70,6 +69,30 @@ async def test_expect_100_continue_gets_100_before_the_body() -> None:
         finally:
             writer.close()
         assert reply.status == 201, called("POST /messages after the 100", reply.status, 201)
+
+
+@pytest.mark.points(1)
+async def test_the_expect_value_is_case_insensitive() -> None:
+    """Expect: 100-Continue is the same expectation as 100-continue and gets a 100 at once
+    (RFC 9110 §10.1.1: the Expect field value is case-insensitive)."""
+    async with running() as srv:
+        reader, writer = await asyncio.open_connection(LOCALHOST, srv.port)
+        try:
+            writer.write(_head("/messages", expect="100-Continue"))
+            await writer.drain()
+            try:
+                status, raw = await _first_answer(
+                    reader, "POST /messages with Expect: 100-Continue"
+                )
+            except asyncio.IncompleteReadError as error:
+                status, raw = None, error.partial
+        finally:
+            writer.close()
+    assert status == 100, called(
+        "POST /messages with Expect: 100-Continue, body not sent: the first answer",
+        short(raw),
+        "HTTP/1.1 100 Continue",
+    )
 
 
 @pytest.mark.parametrize("target, final", [("/nowhere", 404)], ids=["unknown-path"])

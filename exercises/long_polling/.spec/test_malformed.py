@@ -81,11 +81,13 @@ async def test_malformed_header_fields_get_400(fields: bytes) -> None:
     "query",
     [
         "after=-1",
+        "after=",
         "after=abc",
         "after=+1",
         "after=%D9%A3",  # ARABIC-INDIC DIGIT THREE: a digit to str.isdigit, not to HTTP
         "after=" + "9" * 5000,
         "limit=0",
+        "limit=",
         "timeout=-1",
         "timeout=nan",
         "timeout=soon",
@@ -148,9 +150,9 @@ async def test_body_over_max_body_gets_413_before_it_is_read() -> None:
     await _expect(data, 413, "POST with Content-Length: 11 (max_body=10)", max_body=10)
 
 
-@pytest.mark.parametrize("size", [9, 10], ids=["limit-1", "limit"])
+@pytest.mark.parametrize("size", [0, 9, 10], ids=["empty", "limit-1", "limit"])
 async def test_body_up_to_max_body_is_accepted(size: int) -> None:
-    """A POST body of max_body bytes or fewer is published (201)."""
+    """A POST body of max_body bytes or fewer, an empty one included, is published (201)."""
     data = b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: %d\r\n\r\n" % size
     await _expect(
         data + b"b" * size, 201, f"POST with a {size}-byte body (max_body=10)", max_body=10
