@@ -716,3 +716,119 @@ def test_write_amplification_is_reported_and_bounded():
     assert measured <= 20, called(
         "SSTable bytes written / user bytes after 2000 puts", round(measured, 2), "at most 20"
     )
+
+
+# -- boundaries and crash order found by the red team -----------------------------------------
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("block_size", [63, 64, 65], ids=["below", "at", "above"])
+def test_a_block_closes_at_exactly_block_size(block_size):
+    """A block is closed by the entry that brings it to block_size bytes or more, exactly at block_size too."""
+    disk = CountingDisk()
+    tree = open_tree(disk, memtable_limit=12, block_size=block_size)
+    # Every entry is 16 bytes: kind 1, key length 4, key 6, value length 4, value 1.
+    for i in range(12):
+        with step(f"tree.put({short(key(i))}, b'x')"):
+            tree.put(key(i), b"x")
+    (name,) = disk.tables()
+    sizes = [size for _, size, _ in parse_table(disk, name).blocks]
+    want = [64, 64, 64] if block_size <= 64 else [80, 80, 32]
+    assert sizes == want, called(
+        f"the block sizes of a table of 12 entries of 16 bytes, block_size={block_size}",
+        sizes,
+        want,
+    )
+
+
+@pytest.mark.points(1)
+def test_wal_replay_stops_at_a_corrupt_record_in_the_middle():
+    """Recovery stops at the first corrupt WAL record: the records after it are not replayed either."""
+    disk = CountingDisk()
+    tree = open_tree(disk, memtable_limit=100)
+    fill(tree, range(5))
+    offset, size, _ = wal_records(disk)[2]
+    data = bytearray(disk.files["wal"])
+    data[offset + size - 1] ^= 0x01  # the third record's last byte: its CRC no longer matches
+    disk.files["wal"] = bytes(data)
+    tree = open_tree(disk, memtable_limit=100)
+    got = [
+        get(tree, key(i), " after reopening a WAL whose 3rd of 5 records is corrupt")
+        for i in range(5)
+    ]
+    want = [value(0), value(1), None, None, None]
+    assert got == want, called(
+        "tree.get(k00000..k00004) after reopening a WAL whose 3rd of 5 records is corrupt",
+        got,
+        f"{want}: nothing after a corrupt record can be trusted",
+    )
+
+
+class _Crashed(BaseException):  # noqa: N818 - a power cut, not an error the tree may catch
+    """The simulated machine lost power."""
+
+
+class CrashingDisk(CountingDisk):
+    """A CountingDisk whose writes, appends and deletes fail from the n-th one on."""
+
+    def __init__(self, crash_at: int) -> None:
+        super().__init__()
+        self.crash_at, self.ops = crash_at, 0
+
+    def _tick(self, what: str) -> None:
+        if self.ops >= self.crash_at:
+            raise _Crashed(f"power lost before {what}")
+        self.ops += 1
+
+    def write(self, name: str, data: bytes) -> None:
+        self._tick(f"write({name!r})")
+        super().write(name, data)
+
+    def append(self, name: str, data: bytes) -> None:
+        self._tick(f"append({name!r})")
+        super().append(name, data)
+
+    def delete(self, name: str) -> None:
+        self._tick(f"delete({name!r})")
+        super().delete(name)
+
+
+@pytest.mark.points(2)
+def test_a_crash_between_any_two_disk_operations_loses_no_write():
+    """A crash between any two disk operations of flushes and merges loses no write that returned (table, MANIFEST, then WAL and old tables)."""
+    options = {"memtable_limit": 2, "block_size": 16, "l0_limit": 2, "level_ratio": 2}
+    crash_at = 0
+    while True:
+        disk = CrashingDisk(crash_at)
+        returned: dict[bytes, bytes] = {}
+        inflight: tuple[bytes, bytes] | None = None  # the put the crash interrupted
+        try:
+            tree = LSMTree(disk, **options)
+            for i in range(14):
+                inflight = (key(i % 9), value(i))
+                tree.put(*inflight)
+                returned[key(i % 9)] = value(i)
+                inflight = None
+            finished = True
+        except _Crashed:
+            finished = False
+        after = CountingDisk()
+        after.files = dict(disk.files)
+        with step(
+            f"LSMTree(disk) after a crash before disk operation {crash_at + 1} "
+            f"of 14 puts (files: {after.names()})"
+        ):
+            tree = LSMTree(after, **options)
+            got = {k: tree.get(k) for k in returned}
+        if inflight is not None and got.get(inflight[0]) == inflight[1]:
+            got[inflight[0]] = returned.get(inflight[0])  # the interrupted put may have landed
+        assert got == returned, called(
+            f"tree.get(...) of every returned put after a crash before disk operation "
+            f"{crash_at + 1} (files then: {after.names()})",
+            got,
+            f"{returned} (write the table, then the MANIFEST; only then empty the WAL and "
+            "delete old tables)",
+        )
+        if finished:
+            break
+        crash_at += 1
