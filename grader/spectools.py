@@ -14,6 +14,7 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
   :class:`CountingLoop` counts an event loop's wake-ups;
 * doubles for what a server is handed: a :class:`Gauge` for its metrics callback, a
   :class:`FakeSleep` for its ``sleep``;
+* a disk for storage katas: :class:`CountingDisk` logs reads and counts bytes written;
 * the far side of a proxy: :class:`H11Origin` (an origin h11 reads, served by
   :func:`running_h11_origin`), :class:`BigPeer` with :func:`slow_reader` and
   :func:`read_digest` for back-pressure specs that count memory, never time.
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 __all__ = [
     "LOCALHOST",
     "BigPeer",
+    "CountingDisk",
     "CountingLoop",
     "FakeClock",
     "FakeSleep",
@@ -285,6 +287,89 @@ class FakeSleep:
             if not waker.done():
                 waker.set_result(None)
         self._wakers.clear()
+
+
+# -- A disk for storage katas: named files in memory that count what the learner does -------
+
+
+class CountingDisk:
+    """The "disk" a storage kata is handed: named files of bytes in memory.
+
+    It logs every read as ``(name, offset, size)`` and counts the bytes written per name, so a
+    spec counts block reads and write amplification instead of timing them. A read past the end
+    of a file fails loudly (an AssertionError naming the read), and ``size``, ``truncate`` and
+    ``delete`` of a missing name raise FileNotFoundError. Files whose name ends in
+    ``immutable`` (``".sst"`` for SSTables) are written once and whole: rewriting or appending
+    to one fails loudly. Specs may read and replace ``files`` directly (a torn tail, a flipped
+    byte). Used by ``lsm_tree`` and ``commit_log``.
+    """
+
+    def __init__(self, *, immutable: str | None = None) -> None:
+        self.files: dict[str, bytes] = {}
+        self.reads: list[tuple[str, int, int]] = []
+        self.written: dict[str, int] = {}
+        self.immutable = immutable
+
+    def _is_immutable(self, name: str) -> bool:
+        return self.immutable is not None and name.endswith(self.immutable)
+
+    def read(self, name: str, offset: int, size: int) -> bytes:
+        if name not in self.files:
+            raise FileNotFoundError(name)
+        data = self.files[name]
+        if offset < 0 or size < 0 or offset + size > len(data):
+            raise AssertionError(
+                f"disk.read({name!r}, {offset}, {size}) reads past the end of a "
+                f"{len(data)}-byte file"
+            )
+        self.reads.append((name, offset, size))
+        return data[offset : offset + size]
+
+    def write(self, name: str, data: bytes) -> None:
+        if self._is_immutable(name) and name in self.files:
+            raise AssertionError(
+                f"disk.write({name!r}, ...): this file is immutable, never rewritten"
+            )
+        self.files[name] = bytes(data)
+        self.written[name] = self.written.get(name, 0) + len(data)
+
+    def append(self, name: str, data: bytes) -> None:
+        if self._is_immutable(name):
+            raise AssertionError(f"disk.append({name!r}, ...): this file is written whole")
+        self.files[name] = self.files.get(name, b"") + bytes(data)
+        self.written[name] = self.written.get(name, 0) + len(data)
+
+    def truncate(self, name: str, size: int) -> None:
+        if name not in self.files:
+            raise FileNotFoundError(name)
+        self.files[name] = self.files[name][:size]
+
+    def size(self, name: str) -> int:
+        if name not in self.files:
+            raise FileNotFoundError(name)
+        return len(self.files[name])
+
+    def delete(self, name: str) -> None:
+        if name not in self.files:
+            raise FileNotFoundError(name)
+        del self.files[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.files)
+
+    # -- for the specs --
+
+    def mark(self) -> int:
+        """A point in the read log, for :meth:`reads_since`."""
+        return len(self.reads)
+
+    def reads_since(self, mark: int, suffix: str = "") -> list[tuple[str, int, int]]:
+        """The reads after ``mark`` of the files whose name ends in ``suffix``."""
+        return [r for r in self.reads[mark:] if r[0].endswith(suffix)]
+
+    def bytes_written(self, suffix: str = "") -> int:
+        """Every byte written or appended to the files whose name ends in ``suffix``."""
+        return sum(n for name, n in self.written.items() if name.endswith(suffix))
 
 
 # -- The far side of a proxy: an HTTP origin, a peer that floods a slow reader ---------------

@@ -12,62 +12,15 @@ from dataclasses import dataclass
 
 from commit_log import CommitLog
 
+from grader import spectools
 from grader.spectools import step
 
 HEADER = struct.Struct(">QII")
 INDEX_ENTRY = struct.Struct(">II")
 
 
-class CountingDisk:
-    """Named files in memory; logs every read. Reading past the end of a file fails loudly."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.reads: list[tuple[str, int, int]] = []
-
-    def read(self, name: str, offset: int, size: int) -> bytes:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        data = self.files[name]
-        if offset < 0 or size < 0 or offset + size > len(data):
-            raise AssertionError(
-                f"disk.read({name!r}, {offset}, {size}) reads past the end of a "
-                f"{len(data)}-byte file"
-            )
-        self.reads.append((name, offset, size))
-        return data[offset : offset + size]
-
-    def write(self, name: str, data: bytes) -> None:
-        self.files[name] = bytes(data)
-
-    def append(self, name: str, data: bytes) -> None:
-        self.files[name] = self.files.get(name, b"") + bytes(data)
-
-    def truncate(self, name: str, size: int) -> None:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        self.files[name] = self.files[name][:size]
-
-    def size(self, name: str) -> int:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        return len(self.files[name])
-
-    def delete(self, name: str) -> None:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        del self.files[name]
-
-    def names(self) -> list[str]:
-        return sorted(self.files)
-
-    # -- for the specs --
-
-    def mark(self) -> int:
-        return len(self.reads)
-
-    def reads_since(self, mark: int, suffix: str) -> list[tuple[str, int, int]]:
-        return [r for r in self.reads[mark:] if r[0].endswith(suffix)]
+class CountingDisk(spectools.CountingDisk):
+    """Named files in memory (the shared counting disk of grader.spectools), with segments."""
 
     def segments(self, path: str = "log-0") -> list[int]:
         """The base offsets of the .log files under ``path``."""

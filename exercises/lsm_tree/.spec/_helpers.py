@@ -13,72 +13,24 @@ from dataclasses import dataclass, field
 
 from lsm_tree import LSMTree
 
+from grader import spectools
 from grader.spectools import short, step
 
 MAGIC = 0x4C534D5441424C45
 FOOTER = struct.Struct(">QQQQQ")
 
 
-class CountingDisk:
-    """The "disk": named files in memory; logs every read and counts every byte written.
-
-    Rewriting a table that exists, or reading past the end of a file, fails loudly.
-    """
+class CountingDisk(spectools.CountingDisk):
+    """The "disk": the shared counting disk (grader.spectools), with .sst files immutable."""
 
     def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.reads: list[tuple[str, int, int]] = []
-        self.written: dict[str, int] = {}
-
-    def read(self, name: str, offset: int, size: int) -> bytes:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        data = self.files[name]
-        if offset < 0 or size < 0 or offset + size > len(data):
-            raise AssertionError(
-                f"disk.read({name!r}, {offset}, {size}) reads past the end of a "
-                f"{len(data)}-byte file"
-            )
-        self.reads.append((name, offset, size))
-        return data[offset : offset + size]
-
-    def write(self, name: str, data: bytes) -> None:
-        if name.endswith(".sst") and name in self.files:
-            raise AssertionError(
-                f"disk.write({name!r}, ...): an SSTable is immutable, never rewritten"
-            )
-        self.files[name] = bytes(data)
-        self.written[name] = self.written.get(name, 0) + len(data)
-
-    def append(self, name: str, data: bytes) -> None:
-        if name.endswith(".sst"):
-            raise AssertionError(f"disk.append({name!r}, ...): an SSTable is written whole")
-        self.files[name] = self.files.get(name, b"") + bytes(data)
-        self.written[name] = self.written.get(name, 0) + len(data)
-
-    def size(self, name: str) -> int:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        return len(self.files[name])
-
-    def delete(self, name: str) -> None:
-        if name not in self.files:
-            raise FileNotFoundError(name)
-        del self.files[name]
-
-    def names(self) -> list[str]:
-        return sorted(self.files)
-
-    # -- for the specs --
-
-    def mark(self) -> int:
-        return len(self.reads)
+        super().__init__(immutable=".sst")
 
     def table_reads(self, since: int) -> list[tuple[str, int, int]]:
-        return [r for r in self.reads[since:] if r[0].endswith(".sst")]
+        return self.reads_since(since, ".sst")
 
     def table_bytes_written(self) -> int:
-        return sum(n for name, n in self.written.items() if name.endswith(".sst"))
+        return self.bytes_written(".sst")
 
     def tables(self) -> list[str]:
         return [n for n in sorted(self.files) if n.endswith(".sst")]
