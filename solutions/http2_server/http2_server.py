@@ -619,6 +619,8 @@ class H2Connection:
             if stream.state is State.HALF_CLOSED_REMOTE:
                 raise _StreamError(stream_id, ErrorCode.STREAM_CLOSED, "HEADERS after END_STREAM")
             return self._on_trailers(stream, headers, block.end_stream)
+        if stream_id in self._reset_by_us:
+            return []  # trailers in flight when we reset it: decoded above, then ignored (§5.1)
         if stream_id <= self._highest:
             if any(stream_id in gap for gap in self._skipped):  # §5.1.1
                 raise H2ConnectionError(

@@ -588,6 +588,29 @@ def test_reset_stream() -> None:
     )
 
 
+def test_trailers_in_flight_after_reset_are_ignored() -> None:
+    """Trailers the client had in flight on a stream the server reset are ignored, not a connection error, and their header block still goes through the HPACK decoder (RFC 9113 §5.1, "closed"; §4.3).
+
+    The client may have queued its trailers before the RST_STREAM reached it: "An endpoint MUST
+    ignore frames that it receives on closed streams after it has sent a RST_STREAM frame."
+    """
+    client = Client()
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    with step("conn.reset_stream(1, ErrorCode.CANCEL)"):
+        client.conn.reset_stream(1, ErrorCode.CANCEL)
+    traced = [(b"x-trace", b"abc123")]  # the oracle encoder indexes it: stream 3 refers back
+    events = client.send(client.headers(1, traced), "trailers HEADERS(1, END_STREAM) in flight")
+    events += client.open(3, [*GET, *traced])
+    want = [RequestReceived(3, [*GET, *traced]), StreamEnded(3)]
+    assert events == want and client.error is None, called(
+        "conn.receive_data(trailers on stream 1 after reset_stream(1), then a GET on stream 3 "
+        "whose block refers back to them)",
+        f"{events}; {client.said()}",
+        want,
+    )
+
+
 @pytest.mark.points(2)
 def test_response_frames() -> None:
     """A response is HEADERS (the oracle decodes it), DATA, and END_STREAM on the last frame; the stream then closes (RFC 9113 §8.1)."""
