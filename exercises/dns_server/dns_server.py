@@ -184,7 +184,9 @@ class Zone:
         ("line N", N counting every line of the text from 1).
 
         TODO: one record per line: ``owner [TTL] [class] type rdata`` (TTL and class in either
-              order, both optional); ";" starts a comment; blank lines are skipped.
+              order, both optional); ";" starts a comment; blank lines are skipped. Lines end
+              at "\n" ("\r\n" too); only spaces and tabs separate fields (RFC 1035 §5.1):
+              str.split() and str.splitlines() also break at other Unicode blanks.
         TODO: owner: "@" is the current origin; a name without a final "." is relative to it;
               a line starting with a space or tab reuses the previous owner.
         TODO: ``$ORIGIN name`` sets the origin for relative names; the zone apex is the

@@ -95,6 +95,7 @@ CLASS_NAMES = {"IN", "CH", "HS", "CS", "NONE", "ANY"}
 _NAME = re.compile(r"(?:(?:[^.\\]|\\[.\\])+\.)+|\.")
 _LABEL = re.compile(r"((?:[^.\\]|\\[.\\])+)\.")
 _UNESCAPE = re.compile(r"\\([.\\])")
+_BLANKS = re.compile(r"[ \t]+")
 
 Key = tuple[bytes, ...]
 
@@ -312,9 +313,13 @@ class Zone:
         """
         zone = None if origin is None else cls(_absolute(origin, None))
         current, default_ttl, owner = origin, None, None
-        for number, line in enumerate(text.splitlines(), 1):
-            line = line.split(";", 1)[0]  # a comment runs to the end of the line
-            fields = line.split()
+        # Lines end at "\n" (a "\r" before it goes too), and only spaces and tabs separate
+        # fields (RFC 1035 §5.1): str.splitlines() and str.split() also break at "\x0c",
+        # "\x85", "\u2028", a no-break space ...
+        for number, line in enumerate(text.split("\n"), 1):
+            line = line.removesuffix("\r").split(";", 1)[0]  # a comment runs to the line's end
+            fields = _BLANKS.split(line.strip(" \t"))
+            fields = fields if fields != [""] else []
             if not fields:
                 continue
             try:
@@ -330,7 +335,7 @@ class Zone:
                     continue
                 if keyword.startswith("$"):
                     raise ValueError(f"unsupported directive {fields[0]}")
-                if not line[0].isspace():  # a line starting with a blank keeps the owner
+                if line[0] not in " \t":  # a line starting with a blank keeps the owner
                     owner = _absolute(fields.pop(0), current)
                 if owner is None:
                     raise ValueError("the first record needs an owner name")

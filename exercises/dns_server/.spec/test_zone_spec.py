@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.name
 import pytest
 from _helpers import ask, rcode_name, records, rr
 from dns_server import Zone
@@ -265,3 +266,40 @@ def test_the_value_error_names_the_line_by_its_number():
     except Exception as exc:
         raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
     raise AssertionError(called(what, got, "ValueError naming line 4"))
+
+
+@pytest.mark.points(1)
+def test_only_spaces_and_tabs_separate_fields():
+    """Only spaces and tabs separate the fields of a record (RFC 1035 §5.1): a no-break space (U+00A0) is part of the name.
+
+    str.split() with no argument also splits at U+00A0, "\\x0c", "\\x85" and other Unicode blanks.
+    """
+    text = "$TTL 300\nwww\u00a060 IN A 192.0.2.1\n"
+    with step(f"Zone.from_text({text!r}, origin='example.com.')"):
+        the_zone = Zone.from_text(text, origin="example.com.")
+    name = dns.name.Name([b"www\xa060", b"example", b"com", b""])
+    _, response, _ = ask(the_zone, name, "A")
+    got = [(ttl, rdata) for _, ttl, _, rdata in records(response.answer)]
+    assert got == [(300, "192.0.2.1")], called(
+        f"answer(<zone {text!r}>, <query b'www\\xa060'.example.com. A>) -> (TTL, address)",
+        got,
+        [(300, "192.0.2.1")],
+    )
+
+
+@pytest.mark.points(1)
+def test_only_a_newline_ends_a_line():
+    """A record line ends at "\\n" (or "\\r\\n") only: U+2028, which str.splitlines() breaks at, is not a line break (the line is then bad: ValueError)."""
+    text = "www 60 IN A 192.0.2.1\u2028ftp 60 IN A 192.0.2.2\n"
+    what = f"Zone.from_text({text!r}, origin='example.com.')"
+    try:
+        got = Zone.from_text(text, origin="example.com.")
+    except ValueError:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        raise AssertionError(f"Called {what}; raised {short(exc)}; expected ValueError") from None
+    raise AssertionError(
+        called(what, got, "ValueError: one line, whose A record has a bad address")
+    )
