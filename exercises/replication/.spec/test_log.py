@@ -168,6 +168,55 @@ def test_the_leader_resends_what_a_follower_has_not_acknowledged():
     assert got == want, called("leader.tick() at 0.999 s, at 1 s, after f2 acked 3", got, want)
 
 
+def test_a_write_restarts_the_resend_timer():
+    """The resend timeout counts from when entries were last sent to a follower, a new write included."""
+    leader, clock = make_leader(0, timeout=1.0)
+    with step("leader.write('a'); 0.6 s later leader.write('b')"):
+        leader.write("a")
+        clock.advance(0.6)
+        leader.write("b")
+    leader.outbox()
+    clock.advance(0.4)
+    with step("leader.tick() 1 s after 'a', 0.4 s after 'b'"):
+        leader.tick()
+    early = sent(leader, "tick 0.4 s after the last send")
+    clock.advance(0.6)
+    with step("leader.tick() 1 s after 'b'"):
+        leader.tick()
+    due = sent(leader, "tick 1 s after the last send")
+    resend = [(f, "append", i, e) for f in FOLLOWERS for i, e in ((1, "a"), (2, "b"))]
+    got = (early, due)
+    assert got == ([], resend), called(
+        "leader.tick() 0.4 s and 1 s after the last write (no acknowledgements)",
+        got,
+        ([], resend),
+    )
+
+
+def test_a_resend_restarts_the_resend_timer():
+    """After resending to a follower, the leader waits another timeout before it resends again."""
+    leader, clock = make_leader(0, timeout=1.0)
+    with step("leader.write('a')"):
+        leader.write("a")
+    leader.outbox()
+    ack(leader, "f1", 1)
+    got = []
+    for t in (1.0, 1.5, 1.75, 2.0):  # binary fractions: the sums stay exact
+        clock.advance(t - (clock() - 1000.0))
+        with step(f"leader.tick() {t} s after the write"):
+            leader.tick()
+        got.append((t, sent(leader, f"tick {t} s after the write")))
+    want = [
+        (1.0, [("f2", "append", 1, "a")]),
+        (1.5, []),
+        (1.75, []),
+        (2.0, [("f2", "append", 1, "a")]),
+    ]
+    assert got == want, called(
+        "leader.tick() at 1, 1.5, 1.75 and 2 s after a write f2 never acknowledges", got, want
+    )
+
+
 # --- what a crash of the leader loses ------------------------------------------------------------
 
 

@@ -355,6 +355,46 @@ def test_a_get_without_quorum_fails_at_its_timeout(after, failed):
     )
 
 
+def test_a_get_whose_repair_is_never_acknowledged_fails_empty():
+    """A get that had r answers but never w holders answers ok=False with no versions at its timeout."""
+    node, clock = make(r=2, w=2, timeout=1.0)
+    deliver(node, "b", "store", 7, [Version("x", {"p": 1})])
+    out(node, "a store from b")
+    with step("node.get('k')"):
+        request = node.get("k")
+    fetches = [m for m in out(node, "node.get('k')") if m[1] == "fetch"]
+    deliver(node, "b", "fetched", request, [])  # b is stale: the repair to b is never acked
+    clock.advance(1.0)
+    with step("node.tick() 1 s after the get"):
+        node.tick()
+    got = replies(node, "a get whose repair to b was never acknowledged, at its timeout")
+    want = [(request, False, [])]
+    assert got == want, called(
+        f"node.get('k') (sent {len(fetches)} fetches), b answered [], its repair never "
+        "acknowledged; node.tick() at the timeout; node.replies()",
+        got,
+        want,
+    )
+
+
+def test_put_counts_only_its_actor():
+    """put's clock is the context with the actor's own counter plus one; other counters stay as they are."""
+    node, _ = make(w=1)
+    got = []
+    for context, actor in (({"a": 5, "z": 1}, "z"), ({"a": 3}, "n")):
+        with step(f"node.put('k', 'x', {context!r}, {actor!r})"):
+            request = node.put("k", "x", context, actor)
+        reply = [r for r in replies(node, "the put") if r[0] == request]
+        got.append(reply[0][2][0][1] if reply and reply[0][2] else reply)
+    want = [{"a": 5, "z": 2}, {"a": 3, "n": 1}]
+    assert got == want, called(
+        "the clocks of node.put('k', 'x', {'a': 5, 'z': 1}, 'z') and "
+        "node.put('k', 'x', {'a': 3}, 'n')",
+        got,
+        want,
+    )
+
+
 def test_answers_to_unknown_requests_are_ignored():
     """stored and fetched answers for requests the node does not know change nothing and raise nothing."""
     node, _ = make()
