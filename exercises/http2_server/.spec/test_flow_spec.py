@@ -196,6 +196,22 @@ def test_interleaving() -> None:
     )
 
 
+def test_acknowledging_nothing_sends_nothing() -> None:
+    """acknowledge_received_data(stream, 0), which an empty DATA frame leads to, sends no WINDOW_UPDATE: an increment of 0 is a PROTOCOL_ERROR for the client (RFC 9113 §6.9)."""
+    client = Client()
+    client.handshake()
+    client.open(1, POST, end_stream=False)
+    events = client.send(data_frame(1, b""), "an empty DATA frame on stream 1 (no END_STREAM)")
+    with step("conn.acknowledge_received_data(1, 0)"):
+        client.conn.acknowledge_received_data(1, 0)
+    new = client.read()
+    assert events == [DataReceived(1, b"", 0)] and new == [], called(
+        "conn.acknowledge_received_data(1, 0) after an empty DATA frame on open stream 1",
+        f"events {events}, then the server sent {new}",
+        "DataReceived(1, b'', 0), then no frame at all",
+    )
+
+
 def test_acknowledged_data_opens_windows() -> None:
     """acknowledge_received_data(stream, n) sends WINDOW_UPDATE of n for the stream and for the connection (RFC 9113 §6.9)."""
     client = Client()
