@@ -104,6 +104,30 @@ async def test_a_freed_slot_goes_to_the_first_waiter():
         await bounded(asyncio.gather(*tasks), 5.0, "every call to finish")
 
 
+@pytest.mark.points(1)
+async def test_a_call_cancelled_inside_gives_its_slot_back():
+    """A call cancelled while it holds a slot (its caller gave up) gives the slot back: the
+    slot is returned however the call ends."""
+    bulkhead = Bulkhead(1, 0)
+    gate = Gate(bulkhead)
+    tasks = await start(gate, 1)
+    if tasks[0].done():  # it never got in: its error (or "refused") comes out here
+        got = tasks[0].result()
+        raise AssertionError(called("the first call into Bulkhead(1, 0)", got, "inside"))
+    tasks[0].cancel()
+    await settle()
+    got = bulkhead.in_flight
+    assert got == 0, called("bulkhead.in_flight after the call inside was cancelled", got, 0)
+    late = asyncio.create_task(gate.run(9))
+    await settle()
+    entered = 9 in gate.inside
+    gate.gates[9].set()
+    outcome = await bounded(late, 5.0, "the new call to finish")
+    assert entered, called(
+        "a new call after the only call inside was cancelled (K=1, Q=0)", outcome, "let in"
+    )
+
+
 @pytest.mark.points(2)
 async def test_a_cancelled_waiter_gives_its_queue_place_back():
     """A queued call that is cancelled leaves the queue: the place is free for the next call."""
