@@ -16,8 +16,8 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
   :class:`FakeSleep` for its ``sleep``;
 * a disk for storage katas: :class:`CountingDisk` logs reads and counts bytes written;
 * the far side of a proxy: :class:`H11Origin` (an origin h11 reads, served by
-  :func:`running_h11_origin`), :class:`BigPeer` with :func:`slow_reader` and
-  :func:`read_digest` for back-pressure specs that count memory, never time.
+  :func:`running_h11_origin`), :class:`BigPeer`, :class:`StalledSink`, :func:`slow_reader`,
+  :func:`read_digest` and :func:`memory_held` for back-pressure specs that count memory, never time.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import hmac
 import secrets
 import socket
 import ssl
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ __all__ = [
     "LOCALHOST",
     "BigPeer",
     "CountingDisk",
+    "StalledSink",
     "CountingLoop",
     "FakeClock",
     "FakeSleep",
@@ -44,6 +46,7 @@ __all__ = [
     "answer_with",
     "bounded",
     "called",
+    "memory_held",
     "read_digest",
     "running_h11_origin",
     "short",
@@ -497,9 +500,11 @@ class BigPeer:
     front of it takes, and notes when its writes back up.
 
     ``before(reader, writer)`` runs first (read the request and write a response head, read the
-    ClientHello ...), ``after(reader, writer)`` once everything is written (``write_eof()``,
-    wait for the proxy's EOF ...). Serve ``handle``; await :meth:`settled`, then compare what
-    arrived with :meth:`digest`.
+    ClientHello ...), then ``prefix`` is written (a request head, for an upload), and
+    ``after(reader, writer)`` runs once everything is written (``write_eof()``, wait for the
+    proxy's EOF ...). Serve ``handle`` (or run it on a client connection, for an upload); await
+    :meth:`settled`, then compare what arrived with :meth:`digest` (of the pattern, without
+    ``prefix``).
     """
 
     PIECE = bytes(range(256)) * 256  # 64 KiB
@@ -509,12 +514,14 @@ class BigPeer:
         size: int,
         *,
         before: Handler | None = None,
+        prefix: bytes = b"",
         after: Handler | None = None,
     ) -> None:
         if size % len(self.PIECE):
             raise ValueError("size must be a whole number of 64 KiB pieces")
         self.size = size
         self.before = before
+        self.prefix = prefix
         self.after = after
         self.sent = 0
         self.blocked = False
@@ -530,6 +537,7 @@ class BigPeer:
         )
         if self.before is not None:
             await self.before(reader, writer)
+        writer.write(self.prefix)
         while self.sent < self.size:
             writer.write(self.PIECE)
             self.sent += len(self.PIECE)
@@ -586,3 +594,40 @@ async def read_digest(
         digest.update(data)
         received += len(data)
     return received, digest.hexdigest()
+
+
+class StalledSink:
+    """A far end for upload specs: it reads a request head, then nothing until :meth:`release`;
+    then it reads ``size`` bytes (``body`` resolves to their count and SHA-256 in hex) and
+    answers ``answer``. Serve ``handle``; a :class:`BigPeer` with the request head as its
+    ``prefix``, run on the client's connection, is the upload."""
+
+    def __init__(self, size: int, answer: bytes = b"HTTP/1.1 204 No Content\r\n\r\n") -> None:
+        self.size = size
+        self.answer = answer
+        self._released = asyncio.Event()
+        self.body: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+    def release(self) -> None:
+        """Start reading the body."""
+        self._released.set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await self._released.wait()
+        self.body.set_result(await read_digest(reader, self.size, "the uploaded body"))
+        writer.write(self.answer)
+        await writer.drain()
+
+
+async def memory_held(awaitable: Awaitable[Any], timeout: float, what: str) -> int:
+    """The most memory the process held above where it started (``tracemalloc``'s peak) while
+    awaiting ``awaitable``, bounded by ``timeout`` (:func:`bounded` says ``what`` never came)."""
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        await bounded(awaitable, timeout, what)
+        return tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()

@@ -14,9 +14,11 @@ from grader.spectools import (
     BigPeer,
     CountingLoop,
     FakeClock,
+    StalledSink,
     answer_with,
     bounded,
     called,
+    memory_held,
     read_digest,
     running_h11_origin,
     short,
@@ -198,3 +200,31 @@ async def test_big_peer_runs_before_and_after_around_its_writes():
         writer.close()
     assert (received, digest == peer.digest()) == (peer.size, True)
     assert steps == [b"abc", b"end"]
+
+
+async def test_stalled_sink_reads_nothing_until_released_then_the_whole_body():
+    size = 4 * 1024 * 1024
+    sink = StalledSink(size)
+    client = BigPeer(size, prefix=b"PUT / HTTP/1.1\r\n\r\n")
+    async with tcp_server(sink.handle) as (_, port):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        upload = asyncio.create_task(client.handle(reader, writer))
+        await bounded(client.settled(), 10, "the upload to stall")
+        assert client.sent < size and not sink.body.done(), (client.sent, sink.body)
+        sink.release()
+        await bounded(upload, 10, "the rest of the upload")
+        assert await bounded(sink.body, 10, "the body") == (size, client.digest())
+        assert await bounded(reader.read(-1), 10, "the answer") == sink.answer
+        writer.close()
+
+
+async def test_memory_held_is_the_peak_above_the_start():
+    async def hold(n):
+        block = bytearray(n)
+        await asyncio.sleep(0)
+        del block
+
+    held = await memory_held(hold(8 * 1024 * 1024), 5, "the allocation")
+    assert 8 * 1024 * 1024 <= held < 9 * 1024 * 1024, held
+    with pytest.raises(AssertionError, match="waited 0.01 s for nothing"):
+        await memory_held(asyncio.Event().wait(), 0.01, "nothing")
