@@ -1,6 +1,7 @@
-"""A 16 MiB download through the proxy to a client that stops reading: the proxy must pass the
-back-pressure on to the origin instead of buffering the body. Counted, not timed: tracemalloc
-measures how much memory the process holds while the origin is stalled (or has finished).
+"""A 16 MiB download through the proxy to a client that stops reading, and a 16 MiB upload to an
+origin that stops reading: the proxy must pass the back-pressure on instead of buffering the
+body. Counted, not timed: tracemalloc measures how much memory the process holds while the slow
+side is stalled (or the fast one has finished).
 
 Why 16 MiB and not 5: on loopback the kernel's socket buffers absorb several MiB (the proxy's
 send buffer autotunes up to tcp_wmem's 4 MiB, its receive buffer further still), so a proxy
@@ -15,7 +16,16 @@ import tracemalloc
 import pytest
 from _helpers import loopback_policy, read_head, running_proxy, serve
 
-from grader.spectools import BigPeer, bounded, called, read_digest, slow_reader
+from grader.spectools import (
+    LOCALHOST,
+    BigPeer,
+    StalledSink,
+    bounded,
+    called,
+    memory_held,
+    read_digest,
+    slow_reader,
+)
 
 SIZE = 16 * 1024 * 1024
 BOUND = 4 * 1024 * 1024
@@ -75,5 +85,42 @@ async def test_slow_reader_bounds_the_proxy(kind: str) -> None:
     assert held < BOUND, called(
         f"16 MiB ({kind}) to a client that stopped reading: memory the process held at most",
         f"{held} bytes ({origin.sent} bytes sent by the origin)",
+        f"< {BOUND} bytes",
+    )
+
+
+@pytest.mark.points(2)
+async def test_stalled_origin_bounds_an_upload() -> None:
+    """While a 16 MiB request body goes to an origin that has stopped reading, the process holds
+    less than 4 MiB more memory (the proxy copies the body CHUNK by CHUNK, awaiting drain(),
+    instead of reading it whole), and the origin gets it intact once it reads again."""
+    origin = StalledSink(SIZE)
+    async with serve(origin.handle) as origin_port:
+        head = (
+            f"PUT http://origin.test:{origin_port}/up HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {SIZE}\r\n\r\n"
+        ).encode()
+        client = BigPeer(SIZE, prefix=head)
+        async with running_proxy(loopback_policy(origin_port)) as (proxy, port):
+            reader, writer = await asyncio.open_connection(LOCALHOST, port)
+            upload = asyncio.create_task(client.handle(reader, writer))
+            try:
+                held = await memory_held(client.settled(), 30, "the upload to finish or stall")
+                origin.release()
+                await bounded(upload, 60, "the rest of the upload")
+                received, digest = await bounded(origin.body, 60, "the origin to read the body")
+                answer = await read_head(reader, "the PUT of 16 MiB")
+            finally:
+                upload.cancel()
+                writer.close()
+    got = (answer.status, received, digest == client.digest())
+    assert got == (204, SIZE, True), called(
+        "PUT of 16 MiB through the proxy: (status, bytes at the origin, same bytes)",
+        got,
+        (204, SIZE, True),
+    )
+    assert held < BOUND, called(
+        "16 MiB uploaded to an origin that stopped reading: memory the process held at most",
+        f"{held} bytes ({client.sent} bytes sent by the client)",
         f"< {BOUND} bytes",
     )
