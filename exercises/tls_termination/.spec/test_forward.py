@@ -263,3 +263,43 @@ async def test_long_answer_relayed_whole() -> None:
         got,
         (200, len(content), True),
     )
+
+
+async def test_backend_hop_by_hop_fields_not_relayed() -> None:
+    """The backend's hop-by-hop fields (its Connection, Keep-Alive, Upgrade, in any case) never
+    reach the client; the answer carries the proxy's own Connection: close (RFC 9110 §7.6.1)."""
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n"
+            b"KEEP-ALIVE: timeout=5\r\nupgrade: h2c\r\nX-End: 1\r\n\r\nok"
+        )
+        await writer.drain()
+
+    async with (
+        tcp_server(chatty) as (_, backend_port),
+        running_proxy(standard_config(), backend_port) as (_, port),
+    ):
+        with step("GET / over TLS to a backend that sends hop-by-hop fields"):
+            tls = await connect(port, "a.test")
+            answer = await tls.request(get_request(), "GET / (hop-by-hop fields in the answer)")
+            tls.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line]
+    names = [name.strip().lower().decode("latin-1") for name, _ in fields]
+    connection = [v.strip().lower() for n, v in fields if n.strip().lower() == b"connection"]
+    got = (
+        status_of(answer),
+        sorted({"keep-alive", "upgrade"} & set(names)),
+        connection,
+        "x-end" in names,
+        body,
+    )
+    want = (200, [], [b"close"], True, b"ok")
+    assert got == want, called(
+        "GET / answered with Connection: Keep-Alive, KEEP-ALIVE, upgrade (status, hop-by-hop "
+        "fields relayed, Connection values, X-End kept, body)",
+        got,
+        want,
+    )

@@ -12,7 +12,7 @@ from tls_termination import SUBJECT_HEADER, forwarded_node, pick_name, rewrite_h
 
 from grader.spectools import called, step
 
-NAMES = {"a.test": 1, "B.test": 2, "*.w.test": 3, "w.test": 4, "*.v.test": 5}
+NAMES = {"a.test": 1, "B.test": 2, "*.w.test": 3, "w.test": 4, "*.V.test": 5}
 
 PICKS = [
     ("exact", "a.test", "a.test"),
@@ -20,6 +20,8 @@ PICKS = [
     ("case-of-the-config", "b.test", "B.test"),
     ("wildcard-one-label", "x.w.test", "*.w.test"),
     ("wildcard-upper-case", "X.W.Test", "*.w.test"),
+    ("wildcard-case-of-the-config", "x.v.test", "*.V.test"),
+    ("wildcard-empty-label", ".w.test", None),
     ("exact-beats-wildcard", "w.test", "w.test"),
     ("wildcard-not-two-labels", "y.x.w.test", None),
     ("wildcard-not-apex", "v.test", None),
