@@ -115,6 +115,21 @@ def test_hello_size_checked_on_the_header(size: int, want: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("msg_type", "want"), [(1, "None"), (2, "HelloError")], ids=["client-hello", "server-hello"]
+)
+def test_handshake_type_checked_on_its_first_byte(msg_type: int, want: str) -> None:
+    """A handshake message that is not a ClientHello (type 1) is an error as soon as its type byte
+    arrives, before its length and body (so the router never waits for the rest of it)."""
+    data = b"\x16\x03\x01\x00\x01" + bytes([msg_type])
+    got = outcome(
+        HelloParser(), data, f"HelloParser().feed(<a record holding only the type byte {msg_type}>)"
+    )
+    assert got == want, called(
+        f"HelloParser().feed(<a record holding only the handshake type byte {msg_type}>)", got, want
+    )
+
+
 def test_default_limit() -> None:
     """HelloParser() accepts a 16384-byte ClientHello and refuses a 16385-byte one."""
     ok = outcome(

@@ -76,6 +76,10 @@ MALFORMED = [
     ("extension-data-overruns-block", with_extensions(b"\x00\x17\x00\x05\x00")),
     ("duplicate-extension", with_extensions(ext(23, b"") + sni_ext("ok.test") + ext(23, b""))),
     ("duplicate-server-name", with_extensions(sni_ext("a.test") + sni_ext("b.test"))),
+    (
+        "duplicate-grease-extension",
+        with_extensions(ext(0x0A0A, b"") + sni_ext("ok.test") + ext(0x0A0A, b"\x00")),
+    ),
     ("server-name-list-empty", with_extensions(ext(0, vec(2, b"")))),
     ("server-name-two-host-names", with_extensions(sni_ext("a.test", "b.test"))),
     ("server-name-empty-host", with_extensions(sni_ext(b""))),
@@ -89,8 +93,10 @@ MALFORMED = [
     ("alpn-list-empty", with_extensions(ext(16, vec(2, b"")))),
     ("alpn-empty-name", with_extensions(ext(16, vec(2, b"\x00\x02h2")))),
     ("alpn-name-overruns-list", with_extensions(ext(16, vec(2, b"\x05h2")))),
+    ("alpn-trailing-bytes", with_extensions(ext(16, vec(2, b"\x02h2") + b"\x00"))),
     ("supported-versions-odd", with_extensions(ext(43, vec(1, b"\x03\x04\x03")))),
     ("supported-versions-empty", with_extensions(versions_ext())),
+    ("supported-versions-trailing-bytes", with_extensions(ext(43, vec(1, b"\x03\x04") + b"\x00"))),
 ]
 
 
