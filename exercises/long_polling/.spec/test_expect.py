@@ -44,20 +44,27 @@ async def _first_answer(reader: asyncio.StreamReader, what: str) -> tuple[int | 
     return getattr(event, "status_code", None), raw
 
 
+async def _send_head(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, what: str
+) -> tuple[int | None, bytes]:
+    """Send a request head (no body); the first answer's status and bytes (None: no answer)."""
+    writer.write(head)
+    await writer.drain()
+    try:
+        return await _first_answer(reader, what)
+    except asyncio.IncompleteReadError as error:
+        return None, error.partial
+
+
 @pytest.mark.points(3)
 async def test_expect_100_continue_gets_100_before_the_body() -> None:
     """A POST with Expect: 100-continue gets "100 Continue" at once, then 201 once its body arrives (RFC 9110 §10.1.1: a server MUST)."""
     async with running() as srv:
         reader, writer = await asyncio.open_connection(LOCALHOST, srv.port)
         try:
-            writer.write(_head("/messages"))
-            await writer.drain()
-            try:
-                status, raw = await _first_answer(
-                    reader, "POST /messages with Expect: 100-continue"
-                )
-            except asyncio.IncompleteReadError as error:
-                status, raw = None, error.partial
+            status, raw = await _send_head(
+                reader, writer, _head("/messages"), "POST /messages with Expect: 100-continue"
+            )
             assert status == 100, called(
                 "POST /messages with Expect: 100-continue, body not sent: the first answer",
                 short(raw),
@@ -78,14 +85,10 @@ async def test_the_expect_value_is_case_insensitive() -> None:
     async with running() as srv:
         reader, writer = await asyncio.open_connection(LOCALHOST, srv.port)
         try:
-            writer.write(_head("/messages", expect="100-Continue"))
-            await writer.drain()
-            try:
-                status, raw = await _first_answer(
-                    reader, "POST /messages with Expect: 100-Continue"
-                )
-            except asyncio.IncompleteReadError as error:
-                status, raw = None, error.partial
+            head = _head("/messages", expect="100-Continue")
+            status, raw = await _send_head(
+                reader, writer, head, "POST /messages with Expect: 100-Continue"
+            )
         finally:
             writer.close()
     assert status == 100, called(
@@ -101,12 +104,9 @@ async def test_expect_gets_an_immediate_answer_even_when_refused(target: str, fi
     async with running() as srv:
         reader, writer = await asyncio.open_connection(LOCALHOST, srv.port)
         try:
-            writer.write(_head(target))
-            await writer.drain()
-            try:
-                status, raw = await _first_answer(reader, f"POST {target} with Expect")
-            except asyncio.IncompleteReadError as error:
-                status, raw = None, error.partial
+            status, raw = await _send_head(
+                reader, writer, _head(target), f"POST {target} with Expect"
+            )
         finally:
             writer.close()
     assert status in (100, final), called(
