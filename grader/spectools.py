@@ -17,7 +17,8 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
 * a disk for storage katas: :class:`CountingDisk` logs reads and counts bytes written;
 * the far side of a proxy: :class:`H11Origin` (an origin h11 reads, served by
   :func:`running_h11_origin`), :class:`BigPeer`, :class:`StalledSink`, :func:`slow_reader`,
-  :func:`read_digest` and :func:`memory_held` for back-pressure specs that count memory, never time.
+  :func:`read_digest` and :func:`memory_held` for back-pressure specs that count memory, never time;
+* a client that sends a whole request body before it reads: :func:`send_whole_then_read`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "memory_held",
     "read_digest",
     "running_h11_origin",
+    "send_whole_then_read",
     "short",
     "slow_reader",
     "spy_compare_digest",
@@ -631,3 +633,30 @@ async def memory_held(awaitable: Awaitable[Any], timeout: float, what: str) -> i
         return tracemalloc.get_traced_memory()[1] - baseline
     finally:
         tracemalloc.stop()
+
+
+async def send_whole_then_read(
+    port: int, head: bytes, piece: bytes, count: int, tail: bytes = b"", timeout: float = 10
+) -> tuple[bytes, ConnectionError | None]:
+    """What urllib, http.client and requests do with a request body: write ``head``, then
+    ``piece`` ``count`` times (awaiting ``drain()`` after each, every wait bounded by ``timeout``),
+    then ``tail``, and only then read the answer to the close.
+
+    Returns (the bytes read, None), or (what was read, the error) when the connection was reset:
+    a server that closes with the client's bytes unread makes the kernel answer them with a
+    reset, and the client fails on a write before it reads anything."""
+    reader, writer = await asyncio.open_connection(LOCALHOST, port)
+    received = b""
+    try:
+        writer.write(head)
+        for _ in range(count):
+            writer.write(piece)
+            await bounded(writer.drain(), timeout, "the server to take the next piece of the body")
+        writer.write(tail)
+        await bounded(writer.drain(), timeout, "the server to take the end of the body")
+        received = await bounded(reader.read(), timeout, "the server's answer and its close")
+    except ConnectionError as error:
+        return received, error
+    finally:
+        writer.close()
+    return received, None

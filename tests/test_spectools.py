@@ -21,6 +21,7 @@ from grader.spectools import (
     memory_held,
     read_digest,
     running_h11_origin,
+    send_whole_then_read,
     short,
     slow_reader,
     spy_compare_digest,
@@ -228,3 +229,27 @@ async def test_memory_held_is_the_peak_above_the_start():
     assert 8 * 1024 * 1024 <= held < 9 * 1024 * 1024, held
     with pytest.raises(AssertionError, match="waited 0.01 s for nothing"):
         await memory_held(asyncio.Event().wait(), 0.01, "nothing")
+
+
+async def test_send_whole_then_read_gets_the_answer_of_a_server_that_reads_on_and_the_reset_of_one_that_does_not():
+    answer = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"
+
+    async def lingering(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        writer.write_eof()
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    async def closing(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        writer.close()
+
+    head, piece = b"POST / HTTP/1.1\r\nContent-Length: 33554432\r\n\r\n", b"x" * 65536
+    async with tcp_server(lingering) as (_, port):
+        assert await send_whole_then_read(port, head, piece, 512) == (answer, None)
+    async with tcp_server(closing) as (_, port):
+        received, error = await send_whole_then_read(port, head, piece, 512)
+    assert isinstance(error, ConnectionError), (received, error)
