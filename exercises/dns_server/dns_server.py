@@ -33,6 +33,7 @@ __all__ = [
     "TCP_IDLE_TIMEOUT",
     "TYPE_A",
     "TYPE_AAAA",
+    "TYPE_ANY",
     "TYPE_CNAME",
     "TYPE_MX",
     "TYPE_SOA",
@@ -52,6 +53,9 @@ __all__ = [
 
 # Record types (RFC 1035 §3.2.2, RFC 3596) and the one class this server serves.
 TYPE_A, TYPE_CNAME, TYPE_SOA, TYPE_MX, TYPE_AAAA = 1, 5, 6, 15, 28
+# The QTYPE "*", called ANY: no record has it; a query for it asks for every record at the name
+# (RFC 1035 §3.2.3, RFC 1034 §3.7.1).
+TYPE_ANY = 255
 CLASS_IN = 1
 # Response codes (RFC 1035 §4.1.1).
 RCODE_NOERROR, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_NOTIMP, RCODE_REFUSED = 0, 1, 3, 4, 5
@@ -168,8 +172,8 @@ def parse_query(data: bytes) -> Query:
 class Zone:
     """The records of one zone: everything at or below ``origin`` (the apex).
 
-    The specs use ``Zone.from_text`` and ``answer``; ``add``, ``contains``, ``exists`` and
-    ``rrset`` are a suggested way to organise the work.
+    The specs use ``Zone.from_text`` and ``answer``; ``add``, ``contains``, ``exists``,
+    ``rrset`` and ``records`` are a suggested way to organise the work.
     """
 
     origin: str
@@ -223,6 +227,10 @@ class Zone:
         """The records of type ``rtype`` at ``name`` (ignoring case), in zone-file order."""
         raise NotImplementedError
 
+    def records(self, name: str) -> list[Record]:
+        """Every record at ``name`` (ignoring case), whatever its type: the answer to ANY."""
+        raise NotImplementedError
+
 
 # --- answering --------------------------------------------------------------------------------
 
@@ -241,9 +249,14 @@ def answer(zone: Zone, data: bytes, *, tcp: bool = False) -> bytes | None:
     TODO: class not IN, or the name not in the zone: REFUSED, AA clear, no records.
     TODO: inside the zone, AA set, and:
             records of the type at the name     -> NOERROR with them (TTLs from the zone);
-            a CNAME at the name (type not CNAME) -> the CNAME, then go on with its target while
-                                                   it is in the zone (stop on a loop);
-            the name exists without the type    -> NOERROR, empty answer (NODATA);
+            type ANY (255), records at the name -> NOERROR with every record at the name, of
+                                                   every type ("*" matches every type);
+            a CNAME at the name (type not CNAME -> the CNAME, then go on with its target while
+              and not ANY)                         it is in the zone (stop on a loop); a CNAME
+                                                   or ANY query gets the CNAME alone;
+            the name exists without the type    -> NOERROR, empty answer (NODATA); for ANY,
+                                                   only a name without records (an empty
+                                                   non-terminal);
             the name does not exist             -> NXDOMAIN (also at the end of a CNAME chain).
           Names match ignoring ASCII case. NODATA and NXDOMAIN carry the zone's SOA (if any) in
           the authority section, its TTL = min(SOA TTL, SOA minimum) (RFC 2308 §3).

@@ -51,6 +51,7 @@ __all__ = [
     "TCP_IDLE_TIMEOUT",
     "TYPE_A",
     "TYPE_AAAA",
+    "TYPE_ANY",
     "TYPE_CNAME",
     "TYPE_MX",
     "TYPE_SOA",
@@ -69,6 +70,7 @@ __all__ = [
 ]
 
 TYPE_A, TYPE_CNAME, TYPE_SOA, TYPE_MX, TYPE_AAAA, TYPE_OPT = 1, 5, 6, 15, 28, 41
+TYPE_ANY = 255  # the QTYPE "*": every record at the name (RFC 1035 §3.2.3, RFC 1034 §3.7.1)
 CLASS_IN = 1
 OPCODE_QUERY = 0
 RCODE_NOERROR, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_NOTIMP, RCODE_REFUSED = 0, 1, 3, 4, 5
@@ -390,6 +392,12 @@ class Zone:
         """The records of type ``rtype`` at ``name``, in zone-file order."""
         return [r for r in self._rrsets.get(_key(name), ()) if r.rtype == rtype]
 
+    def records(self, name: str) -> list[Record]:
+        """Every record at ``name`` (the answer to QTYPE ANY), RRset by RRset, in zone-file order."""
+        records = self._rrsets.get(_key(name), [])
+        types = dict.fromkeys(r.rtype for r in records)  # each type once, first seen first
+        return [r for rtype in types for r in records if r.rtype == rtype]
+
 
 # --- answering --------------------------------------------------------------------------------
 
@@ -400,8 +408,10 @@ def _resolve(zone: Zone, name: str, qtype: int) -> tuple[int, list[Record], list
     seen: set[Key] = set()
     while zone.exists(name):
         cname = zone.rrset(name, TYPE_CNAME)
-        if not cname or qtype == TYPE_CNAME:
-            records = zone.rrset(name, qtype)
+        # RFC 1034 §3.6.2: "a type CNAME or * query should return just the CNAME".
+        if not cname or qtype in (TYPE_CNAME, TYPE_ANY):
+            # "*" matches every type (§3.7.1): all records at the name, never NODATA if it has some.
+            records = zone.records(name) if qtype == TYPE_ANY else zone.rrset(name, qtype)
             if records:
                 return RCODE_NOERROR, answers + records, []
             rcode = RCODE_NOERROR  # NODATA: the name exists, without this type

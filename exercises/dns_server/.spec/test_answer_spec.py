@@ -307,6 +307,62 @@ def test_a_cname_loop_ends():
     )
 
 
+# --- QTYPE ANY (255, "*") ------------------------------------------------------------------
+
+APEX_SOA = rr(
+    "example.com.",
+    3600,  # in the answer the SOA is a record like any other: its own TTL
+    "SOA",
+    "ns1.example.com. hostmaster.example.com. 2024010101 7200 3600 1209600 300",
+)
+ANY = {
+    "apex: SOA and two MX": (
+        "example.com.",
+        [
+            APEX_SOA,
+            rr("example.com.", 3600, "MX", "10 mail.example.com."),
+            rr("example.com.", 3600, "MX", "20 mail.backup.example.net."),
+        ],
+    ),
+    "www: two A and an AAAA": (
+        "www.example.com.",
+        [*WWW_A, rr("www.example.com.", 3600, "AAAA", "2001:db8::1")],
+    ),
+    "mail: one A": ("mail.example.com.", [rr("mail.example.com.", 3600, "A", "192.0.2.25")]),
+}
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("case", list(ANY.values()), ids=list(ANY))
+def test_an_any_query_gets_every_record_at_the_name(case):
+    """A query of type ANY (255) gets every record the name owns, of every type, not NODATA (RFC 1034 §3.7.1, §4.3.2)."""
+    name, want = case
+    expect(name, "ANY", "NOERROR", want)
+
+
+@pytest.mark.points(1)
+def test_an_any_query_at_an_alias_gets_the_cname_only():
+    """A query of type ANY at an alias gets the CNAME alone, not followed: "a type CNAME or * query should return just the CNAME" (RFC 1034 §3.6.2)."""
+    expect("alias.example.com.", "ANY", "NOERROR", [ALIAS])
+
+
+ANY_NEGATIVE = [("nope.example.com.", "NXDOMAIN"), ("b.deep.example.com.", "NOERROR")]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(
+    "case", ANY_NEGATIVE, ids=["missing name: NXDOMAIN", "empty non-terminal: NODATA"]
+)
+def test_an_any_query_at_a_name_without_records_gets_the_negative_answer(case):
+    """A query of type ANY at a missing name gets NXDOMAIN, at an empty non-terminal NODATA, with the SOA in the authority section, as any other type."""
+    name, rcode = case
+    response = expect(name, "ANY", rcode, [])
+    got = records(response.authority)
+    assert got == [SOA], called(
+        f"answer(zone, <query {name} ANY>) -> authority section", got, [SOA]
+    )
+
+
 @pytest.mark.points(2)
 @pytest.mark.parametrize("name", ["wWw.ExAmPlE.cOm.", "WWW.EXAMPLE.COM."])
 def test_names_match_ignoring_case(name):
@@ -505,6 +561,7 @@ def test_responses_use_name_compression():
         ("chain.example.com.", "A"),
         ("nope.example.com.", "A"),
         ("example.com.", "SOA"),
+        ("example.com.", "ANY"),
     ]:
         _, response, raw = ask(the_zone, name, rdtype)
         compact = len(response.to_wire())
