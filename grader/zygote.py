@@ -126,7 +126,10 @@ def _warm_hypothesis() -> None:
         from hypothesis.internal.conjecture.providers import _get_local_constants
     except ImportError:  # another hypothesis: the child scans, as it would anyway
         return
-    with contextlib.suppress(Exception):
+    import warnings
+
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "slow code in plugin": this is not a plugin's start
         _get_local_constants()
 
 
