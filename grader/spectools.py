@@ -18,19 +18,24 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
 * the far side of a proxy: :class:`H11Origin` (an origin h11 reads, served by
   :func:`running_h11_origin`), :class:`BigPeer`, :class:`StalledSink`, :func:`slow_reader`,
   :func:`read_digest` and :func:`memory_held` for back-pressure specs that count memory, never time;
-* a client that sends a whole request body before it reads: :func:`send_whole_then_read`.
+* a client that sends a whole request body before it reads: :func:`send_whole_then_read`;
+* lifecycle hygiene: :func:`loop_reports` records what the event loop's exception handler
+  receives (and the ResourceWarnings of unclosed transports) while a block runs and for a few
+  loop turns after it, so a spec can assert that ``close()`` left nothing for the loop to report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import secrets
 import socket
 import ssl
 import tracemalloc
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -44,9 +49,11 @@ __all__ = [
     "FakeSleep",
     "Gauge",
     "H11Origin",
+    "LoopReports",
     "answer_with",
     "bounded",
     "called",
+    "loop_reports",
     "memory_held",
     "read_digest",
     "running_h11_origin",
@@ -660,3 +667,84 @@ async def send_whole_then_read(
     finally:
         writer.close()
     return received, None
+
+
+# -- Lifecycle hygiene: what a close() leaves the event loop to report -----------------------
+#
+# A close() that cancels a connection task which then ends in CancelledError makes Python 3.11's
+# start_server log "Exception in callback ...", a task that failed unseen is logged as "Task
+# exception was never retrieved" when it is collected, a transport dropped without close()
+# warns "unclosed transport" (ResourceWarning). Nothing fails, so only a spec that listens to
+# the loop's exception handler notices.
+
+
+class LoopReports:
+    """What the event loop reported while :func:`loop_reports` listened: the contexts its
+    exception handler received, and the ResourceWarnings raised (an unclosed transport or
+    socket). Empty (false) when the loop had nothing to report."""
+
+    def __init__(self) -> None:
+        self.contexts: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.contexts) + len(self.warnings)
+
+    def lines(self) -> list[str]:
+        """Each report in a line: the loop's message and the exception, or the warning."""
+        out = []
+        for context in self.contexts:
+            line = str(context.get("message", "(no message)"))
+            exc = context.get("exception")
+            if exc is not None:
+                line += (
+                    f" [{type(exc).__name__}: {exc}]" if str(exc) else f" [{type(exc).__name__}]"
+                )
+            out.append(line)
+        out += [f"ResourceWarning: {w}" for w in self.warnings]
+        return [line if len(line) <= 200 else line[:197] + "..." for line in out]
+
+    def message(self, call: str, hint: str = "") -> str:
+        """The learner-facing message: what was called and what the loop reported, quoted."""
+        quoted = "; ".join(repr(line) for line in self.lines())
+        text = (
+            f"Called {call}; the event loop reported {len(self)} error(s): {quoted}; expected none"
+        )
+        return f"{text} ({hint})" if hint else text
+
+
+@contextlib.asynccontextmanager
+async def loop_reports(turns: int = 10) -> AsyncIterator[LoopReports]:
+    """Record what the running loop's exception handler receives, and every ResourceWarning,
+    while the body of the ``async with`` runs and for ``turns`` loop turns after it, a garbage
+    collection (a failed task nobody awaited, a transport nobody closed, report when collected),
+    and ``turns`` more. Turns are counted, never timed. Use it as
+    ``async with loop_reports() as reports: ... await server.close()`` then
+    ``assert not reports, reports.message("server.close() with a client waiting")``.
+
+    The loop's own handler and the warning filters are put back on exit; an exception from the
+    body passes through unchanged (the turns are not run then)."""
+    loop = asyncio.get_running_loop()
+    reports = LoopReports()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reports.contexts.append(context))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ResourceWarning)
+        shown = warnings.showwarning
+
+        def record(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if issubclass(category, ResourceWarning):
+                reports.warnings.append(str(message))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = record
+        try:
+            yield reports
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            gc.collect()
+            for _ in range(turns):
+                await asyncio.sleep(0)
+        finally:
+            loop.set_exception_handler(previous)

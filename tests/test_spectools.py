@@ -18,6 +18,7 @@ from grader.spectools import (
     answer_with,
     bounded,
     called,
+    loop_reports,
     memory_held,
     read_digest,
     running_h11_origin,
@@ -253,3 +254,76 @@ async def test_send_whole_then_read_gets_the_answer_of_a_server_that_reads_on_an
     async with tcp_server(closing) as (_, port):
         received, error = await send_whole_then_read(port, head, piece, 512)
     assert isinstance(error, ConnectionError), (received, error)
+
+
+async def test_loop_reports_hears_nothing_from_a_quiet_block_and_puts_the_handler_back():
+    loop = asyncio.get_running_loop()
+    mine = lambda _loop, _context: None  # noqa: E731
+    loop.set_exception_handler(mine)
+    try:
+        async with loop_reports() as reports:
+            await asyncio.sleep(0)
+        assert not reports and reports.lines() == []
+        assert loop.get_exception_handler() is mine
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_loop_reports_quotes_a_failing_callback_and_a_task_exception_never_retrieved():
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    async def fails() -> None:
+        raise ValueError("lost")
+
+    async with loop_reports() as reports:
+        asyncio.get_running_loop().call_soon(boom)
+        asyncio.ensure_future(fails())  # nobody keeps it or awaits it: reported when collected
+    lines = reports.lines()
+    assert len(reports) == 2, lines
+    assert any(
+        line.startswith("Exception in callback") and "[RuntimeError: boom]" in line
+        for line in lines
+    ), lines
+    assert "Task exception was never retrieved [ValueError: lost]" in lines, lines
+    message = reports.message("server.close()", "hint")
+    assert message.startswith("Called server.close(); the event loop reported 2 error(s): ")
+    assert "'Task exception was never retrieved [ValueError: lost]'" in message
+    assert message.endswith("; expected none (hint)")
+
+
+async def test_loop_reports_hears_a_report_that_comes_some_turns_after_the_block():
+    def later(n: int) -> None:
+        if n:
+            asyncio.get_running_loop().call_soon(later, n - 1)
+        else:
+            asyncio.get_running_loop().call_exception_handler({"message": "late"})
+
+    async with loop_reports(turns=10) as reports:
+        later(5)
+    assert reports.lines() == ["late"]
+    async with loop_reports(turns=2) as reports:
+        later(50)  # past every turn it listens for: counted, not timed
+    assert not reports
+    for _ in range(60):
+        await asyncio.sleep(0)  # let the chain end
+
+
+async def test_loop_reports_hears_a_transport_nobody_closed():
+    async with (
+        tcp_server(lambda reader, writer: reader.read()) as (host, port),
+        loop_reports() as reports,
+    ):
+        _, writer = await asyncio.open_connection(host, port)
+        writer.transport.pause_reading()
+        del writer  # dropped, never closed: its transport and socket warn when collected
+    assert any("unclosed" in line for line in reports.lines()), reports.lines()
+    assert all(line.startswith("ResourceWarning: ") for line in reports.lines()), reports.lines()
+
+
+async def test_loop_reports_lets_the_bodys_exception_through():
+    loop = asyncio.get_running_loop()
+    with pytest.raises(NotImplementedError):
+        async with loop_reports():
+            raise NotImplementedError
+    assert loop.get_exception_handler() is None
