@@ -103,8 +103,12 @@ class ForwardProxy:
         # TODO: absolute-form http:// targets -> same resolve/check/connect (403 refused,
         #       502 unreachable), send origin-form with Host from the target, hop-by-hop fields
         #       removed, Proxy-Authorization consumed, Via appended, Connection: close.
+        # TODO: copy the request body up while you read the answer (a client that sent
+        #       Expect: 100-continue waits for the 100 before it sends its body).
+        # TODO: forward each 1xx head (hop-by-hop removed, Via appended) to an HTTP/1.1 client,
+        #       none to an HTTP/1.0 client, then relay the final response; 101 is a 502.
         # TODO: relay the response: hop-by-hop removed, Via appended; body by Content-Length,
-        #       chunked (decoded) or until close; none for HEAD, 1xx, 204, 304.
+        #       chunked (decoded) or until close; none for HEAD, 204, 304.
         # TODO: every copy loop reads at most CHUNK bytes and awaits drain() after each write.
         raise NotImplementedError
 

@@ -320,24 +320,34 @@ class ForwardProxy:
         origin_reader, origin_writer = await self._open(url.hostname, port, tunnel=False)
         try:
             origin_writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-            await _copy(reader, origin_writer, length)
-            await self._relay_response(request, origin_reader, writer)
+            # The body goes up while the answer comes down: a client that sent
+            # "Expect: 100-continue" waits for the origin's 100 before it sends its body
+            # (RFC 9110 §10.1.1), and an origin may answer before it has read the body.
+            await _together(
+                _copy(reader, origin_writer, length),
+                self._relay_response(request, origin_reader, writer),
+            )
         finally:
             origin_writer.close()
 
     async def _relay_response(
         self, request: _Request, origin: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        try:
-            raw = await origin.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            raise HttpError(502, "the origin sent no valid response head") from None
-        lines = raw.decode("latin-1").split("\r\n")[:-2]
-        status_line = _STATUS_LINE.fullmatch(lines[0])
-        if status_line is None:
-            raise HttpError(502, "the origin sent no valid status line")
-        version, status = status_line.group(1), int(status_line.group(2))
-        headers = _parse_fields(lines[1:], error=502)
+        version, status, reason, headers = await _read_response_head(origin)
+        while 100 <= status < 200:
+            # RFC 9110 §15.2: a proxy MUST forward interim responses (100 Continue, 103 Early
+            # Hints), then the final one follows on the same connection, but a server MUST NOT
+            # send a 1xx to an HTTP/1.0 client. A 101 switches to a protocol this proxy never
+            # asked for (it removes Upgrade): the origin is broken.
+            if status == 101:
+                raise HttpError(502, "the origin switched protocols nobody asked for")
+            if request.version == "1.1":
+                head = [f"HTTP/1.1 {status} {reason}".rstrip()]
+                head += [f"{name}: {value}" for name, value in strip_hop_by_hop(headers)]
+                head += [f"Via: 1.{version} {self._via}"]
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+                await writer.drain()
+            version, status, reason, headers = await _read_response_head(origin)
         lower = {name.lower() for name, _ in headers}
         chunked = "transfer-encoding" in lower
         fields = strip_hop_by_hop(headers)
@@ -348,13 +358,13 @@ class ForwardProxy:
             # checked before the head goes out: a length we cannot frame by is a 502 (RFC 9112 §6.3)
             values = [v for k, v in headers if k.lower() == "content-length"]
             length = _content_length(values, error=502)
-        head = [f"HTTP/1.1 {status} {status_line.group(3) or ''}".rstrip()]
+        head = [f"HTTP/1.1 {status} {reason}".rstrip()]
         head += [f"{name}: {value}" for name, value in fields]
         head += [f"Via: 1.{version} {self._via}", "Connection: close"]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         await writer.drain()
 
-        if request.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        if request.method == "HEAD" or status in (204, 304):
             return  # no content, whatever Content-Length says
         if chunked:
             await _copy_chunked(origin, writer)
@@ -383,6 +393,20 @@ def _parse_request(head: bytes) -> _Request:
         raise HttpError(400, "malformed request line")
     method, target, minor = match.groups()
     return _Request(method, target, f"1.{minor}", _parse_fields(lines[1:], error=400))
+
+
+async def _read_response_head(origin: asyncio.StreamReader) -> tuple[str, int, str, Headers]:
+    """(minor version, status, reason phrase, fields) of the origin's next response head."""
+    try:
+        raw = await origin.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        raise HttpError(502, "the origin sent no valid response head") from None
+    lines = raw.decode("latin-1").split("\r\n")[:-2]
+    status_line = _STATUS_LINE.fullmatch(lines[0])
+    if status_line is None:
+        raise HttpError(502, "the origin sent no valid status line")
+    version, status, reason = status_line.groups()
+    return version, int(status), reason or "", _parse_fields(lines[1:], error=502)
 
 
 def _parse_fields(lines: list[str], *, error: int) -> Headers:
@@ -470,6 +494,23 @@ async def _copy(
             length -= len(data)
         writer.write(data)
         await writer.drain()  # back-pressure: never read faster than the far side takes
+
+
+async def _together(upload: Awaitable[None], relay: Awaitable[None]) -> None:
+    """Run ``upload`` and ``relay`` at once until ``relay`` is done; the first failure of
+    either ends both and is raised. An upload still running when the answer is complete is
+    abandoned: the connection closes after this exchange anyway."""
+    tasks = [asyncio.ensure_future(upload), asyncio.ensure_future(relay)]
+    try:
+        pending = set(tasks)
+        while not tasks[1].done():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what the task raised
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _copy_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
