@@ -691,18 +691,20 @@ class LoopReports:
         return len(self.contexts) + len(self.warnings)
 
     def lines(self) -> list[str]:
-        """Each report in a line: the loop's message and the exception, or the warning."""
-        out = []
+        """Each report in a line, the exception first (the loop's message names a long callback
+        repr), cut to 160 characters; a report made several times is one line ending "(xN)"."""
+        out: list[str] = []
         for context in self.contexts:
             line = str(context.get("message", "(no message)"))
             exc = context.get("exception")
             if exc is not None:
-                line += (
-                    f" [{type(exc).__name__}: {exc}]" if str(exc) else f" [{type(exc).__name__}]"
-                )
+                name = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                line = f"{name} in: {line}"
             out.append(line)
         out += [f"ResourceWarning: {w}" for w in self.warnings]
-        return [line if len(line) <= 200 else line[:197] + "..." for line in out]
+        cut = [line if len(line) <= 160 else line[:157] + "..." for line in out]
+        counts = {line: cut.count(line) for line in cut}  # in order of first report
+        return [line if n == 1 else f"{line} (x{n})" for line, n in counts.items()]
 
     def message(self, call: str, hint: str = "") -> str:
         """The learner-facing message: what was called and what the loop reported, quoted."""
