@@ -143,9 +143,10 @@ def rewrite_headers(headers: Headers, client_ip: str, subject: str | None) -> He
     """The request fields the backend gets.
 
     Removed (names compare case-insensitively): every field in ``TRUST_FIELDS`` and
-    ``HOP_BY_HOP``. Kept: the rest, in order. Added at the end: ``X-Forwarded-For``,
-    ``X-Forwarded-Proto: https``, ``Forwarded: for=...;proto=https``, ``X-Client-Subject``
-    when a client certificate was verified, and ``Connection: close``.
+    ``HOP_BY_HOP``, and every field the client's ``Connection`` names. Kept: the rest, in
+    order. Added at the end: ``X-Forwarded-For``, ``X-Forwarded-Proto: https``,
+    ``Forwarded: for=...;proto=https``, ``X-Client-Subject`` when a client certificate was
+    verified, and ``Connection: close``.
     """
     # TODO: never trust the client's X-Forwarded-*, Forwarded or X-Client-Subject: drop them all.
     raise NotImplementedError
@@ -185,7 +186,8 @@ class TLSTerminator:
         # TODO: per connection: record a Handshake; read the request head (at most MAX_HEAD
         #       bytes, else 431); 400 if malformed; 501 for Transfer-Encoding; 502 if the
         #       backend is unreachable; forward the head with rewrite_headers() and the
-        #       Content-Length body; relay the answer with Connection: close; close.
+        #       Content-Length body; relay the answer without its hop-by-hop fields and the
+        #       fields its Connection names, with Connection: close; close.
         raise NotImplementedError
 
     async def close(self) -> None:

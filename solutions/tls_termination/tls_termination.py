@@ -160,17 +160,30 @@ def forwarded_node(ip: str) -> str:
     return ip
 
 
+def connection_options(headers: Headers) -> set[str]:
+    """The field names (lower case) that the ``Connection`` fields of ``headers`` list: those
+    fields describe the sender's connection too and are removed before forwarding (RFC 9110
+    §7.6.1). Options are comma-separated, with optional whitespace; there may be several
+    ``Connection`` lines."""
+    return {
+        option.strip(" \t").lower()
+        for name, value in headers
+        if name.strip().lower() == "connection"
+        for option in value.split(",")
+    } - {""}
+
+
 def rewrite_headers(headers: Headers, client_ip: str, subject: str | None) -> Headers:
     """The request fields the backend gets.
 
     Removed (names compare case-insensitively): every field in ``TRUST_FIELDS`` and
-    ``HOP_BY_HOP``. Kept: the rest, in order. Added at the end: ``X-Forwarded-For``,
-    ``X-Forwarded-Proto: https``, ``Forwarded: for=...;proto=https``, ``X-Client-Subject``
-    when a client certificate was verified, and ``Connection: close``.
+    ``HOP_BY_HOP``, and every field the client's ``Connection`` names. Kept: the rest, in
+    order. Added at the end: ``X-Forwarded-For``, ``X-Forwarded-Proto: https``,
+    ``Forwarded: for=...;proto=https``, ``X-Client-Subject`` when a client certificate was
+    verified, and ``Connection: close``.
     """
-    kept = [
-        (name, value) for name, value in headers if name.lower() not in TRUST_FIELDS | HOP_BY_HOP
-    ]
+    drop = TRUST_FIELDS | HOP_BY_HOP | connection_options(headers)
+    kept = [(name, value) for name, value in headers if name.lower() not in drop]
     kept += [
         ("X-Forwarded-For", client_ip),
         ("X-Forwarded-Proto", "https"),
@@ -368,8 +381,12 @@ class TLSTerminator:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             raise HttpError(502, "Bad Gateway") from None
         status_line, _, fields = head[:-4].decode("latin-1").partition("\r\n")
-        headers = [tuple(line.split(":", 1)) for line in fields.split("\r\n") if ":" in line]
-        kept = [(k, v.strip()) for k, v in headers if k.strip().lower() not in HOP_BY_HOP]
+        headers = [
+            (name, value.strip())
+            for name, value in (line.split(":", 1) for line in fields.split("\r\n") if ":" in line)
+        ]
+        drop = HOP_BY_HOP | connection_options(headers)  # the backend's Connection names its own
+        kept = [(k, v) for k, v in headers if k.strip().lower() not in drop]
         writer.write(_head(status_line, [*kept, ("Connection", "close")]))
         while data := await up_reader.read(CHUNK):
             writer.write(data)

@@ -303,3 +303,39 @@ async def test_backend_hop_by_hop_fields_not_relayed() -> None:
         got,
         want,
     )
+
+
+async def test_fields_the_backends_connection_names_not_relayed() -> None:
+    """The fields the backend's Connection header names (any case, comma-separated) never reach
+    the client; the rest of its answer does (RFC 9110 §7.6.1)."""
+
+    async def naming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close , X-Backend-Hop\r\n"
+            b"x-backend-hop: secret\r\nX-End: 1\r\n\r\nok"
+        )
+        await writer.drain()
+
+    async with (
+        tcp_server(naming) as (_, backend_port),
+        running_proxy(standard_config(), backend_port) as (_, port),
+    ):
+        with step("GET / over TLS to a backend whose Connection names X-Backend-Hop"):
+            tls = await connect(port, "a.test")
+            answer = await tls.request(get_request(), "GET / (Connection: close, X-Backend-Hop)")
+            tls.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    names = [
+        line.split(b":", 1)[0].strip().lower().decode("latin-1")
+        for line in head.split(b"\r\n")[1:]
+        if b":" in line
+    ]
+    got = (status_of(answer), "x-backend-hop" in names, "x-end" in names, body)
+    want = (200, False, True, b"ok")
+    assert got == want, called(
+        "GET / answered with Connection: close , X-Backend-Hop and x-backend-hop: secret "
+        "(status, x-backend-hop relayed, X-End relayed, body)",
+        got,
+        want,
+    )

@@ -208,6 +208,31 @@ def test_rewrite_strips_and_sets() -> None:
     )
 
 
+def test_rewrite_removes_the_fields_connection_names() -> None:
+    """rewrite_headers() also removes every field the client's Connection fields name (any case,
+    comma-separated, several Connection lines), since they describe the client's connection
+    (RFC 9110 §7.6.1)."""
+    headers = [
+        ("Host", "a.test"),
+        ("Connection", "keep-alive , X-Hop"),
+        ("x-hop", "1"),
+        ("X-Keep", "k"),
+        ("connection", "Secret-Token"),
+        ("SECRET-TOKEN", "t"),
+    ]
+    with step("rewrite_headers([...], '192.0.2.7', None)"):
+        got = rewrite_headers(headers, "192.0.2.7", None)
+    want = [
+        ("Host", "a.test"),
+        ("X-Keep", "k"),
+        ("X-Forwarded-For", "192.0.2.7"),
+        ("X-Forwarded-Proto", "https"),
+        ("Forwarded", "for=192.0.2.7;proto=https"),
+        ("Connection", "close"),
+    ]
+    assert got == want, called(f"rewrite_headers({headers!r}, '192.0.2.7', None)", got, want)
+
+
 def test_rewrite_without_subject() -> None:
     """Without a verified client certificate no X-Client-Subject is sent, even if the client sent one;
     an IPv6 client is quoted in Forwarded (RFC 7239 §6)."""
