@@ -614,6 +614,10 @@ class DnsServer:
             writer.transport.abort()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # closed by the client (mid-message, even) or reset: hang up
+        except asyncio.CancelledError:
+            # close() cancelled us: end normally. A start_server handler that ends cancelled
+            # makes Python 3.11 log "Exception in callback ... CancelledError".
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

@@ -26,7 +26,7 @@ from _helpers import (
     zone,
 )
 
-from grader.spectools import bounded, called, short
+from grader.spectools import bounded, called, loop_reports, short
 
 BIG = 300  # A records at big.example.com.: 4,833 bytes, far past 512 (and 1232)
 
@@ -185,3 +185,32 @@ async def test_close_closes_the_listener_and_open_connections():
             f"Called DnsServer.close(); then a new TCP connection to port {port} was accepted; "
             "expected it refused"
         )
+
+
+@pytest.mark.points(1)
+async def test_close_leaves_the_event_loop_nothing_to_report():
+    """close() with one TCP connection idle and one half-way through a query leaves no error
+    for the event loop to report: a handler task it cancels ends without raising.
+
+    On Python 3.11 a start_server handler that ends in CancelledError makes asyncio log
+    "Exception in callback ... CancelledError"; a task that failed unseen, or a transport
+    nobody closed, is reported too.
+    """
+    async with (
+        served(zone()) as (server, port),
+        loop_reports() as reports,
+        tcp_connection(port) as (idle, idle_writer),
+        tcp_connection(port) as (half, writer),
+    ):
+        query = framed(dns.message.make_query("www.example.com.", "A"))
+        for reader, sender in ((idle, idle_writer), (half, writer)):
+            sender.write(query)  # answered: the server's handler runs and reads on
+            await read_tcp_message(reader, "the answer to a query over TCP")
+        writer.write(query[:5])  # the length and part of the next query
+        await writer.drain()
+        await bounded(server.close(), 5.0, "DnsServer.close() to return")
+    assert not reports, reports.message(
+        "DnsServer.close() with a TCP connection idle and one half-way through a query",
+        "a connection handler cancelled by close() should end quietly: catch CancelledError "
+        "where it waits, close the connection, and return",
+    )
