@@ -265,14 +265,17 @@ class Sidecar:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on (host, port); return the address actually bound."""
         # TODO: asyncio.start_server; read one request (head, then Content-Length bytes of body);
-        #       a field without a colon, a Content-Length that is not a non-negative integer or
-        #       a deadline header that is not an integer gets 400 and is not forwarded.
+        #       a field without a colon, a Content-Length or a deadline header that is not
+        #       1*DIGIT (ASCII digits only: not int(), which takes "+5" and "5_0") gets 400
+        #       and is not forwarded. Trim field values of spaces and tabs only.
         # TODO: forward it with Resilience.call; each attempt opens a connection to the upstream
         #       (a failed connect raises ConnectFailed), sends the request with the caller's
-        #       fields but its own DEADLINE_HEADER (int(seconds * 1000)) and "connection: close",
+        #       fields but its own DEADLINE_HEADER (int(seconds * 1000)) and "connection: close"
+        #       (the caller's Connection and the fields it names are not forwarded),
         #       and reads the response to EOF (no complete head, or a status line that is not
         #       HTTP/1.x: ConnectionResetError, a failure after sending).
-        # TODO: answer with the upstream's response, or 503 / 504 / 502 as the docstring says.
+        # TODO: answer with the upstream's response (its framing fields, Connection and the
+        #       fields that names removed), or 503 / 504 / 502 as the docstring says.
         raise NotImplementedError
 
     async def close(self) -> None:

@@ -404,9 +404,7 @@ class Sidecar:
             request_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
             method = request_line.split(" ", 1)[0]
             headers = [_split_field(line) for line in lines]
-            length = int(_field(headers, "content-length") or 0)
-            if length < 0:
-                raise ValueError("negative Content-Length")
+            length = _digits(_field(headers, "content-length") or "0")
             body = await reader.readexactly(length)
             response = await self._forward(method, request_line, headers, body)
             writer.write(_render(response))
@@ -422,12 +420,11 @@ class Sidecar:
         self, method: str, request_line: str, headers: list[tuple[str, str]], body: bytes
     ) -> Response:
         caller = _field(headers, DEADLINE_HEADER)
-        timeout = int(caller) / 1000 if caller is not None else None
-        kept = [
-            (name, value)
-            for name, value in headers
-            if name.lower() not in (DEADLINE_HEADER, "connection")
-        ]
+        timeout = _digits(caller) / 1000 if caller is not None else None
+        # The caller's Connection field and every field it names describe the caller's hop
+        # (RFC 9110 §7.6.1); each attempt says its own "connection: close".
+        drop = {DEADLINE_HEADER, "connection"} | _connection_options(headers)
+        kept = [(name, value) for name, value in headers if name.lower() not in drop]
 
         async def attempt(seconds: float) -> Response:
             lines = [request_line, *(f"{n}: {v}" for n, v in kept)]
@@ -442,6 +439,24 @@ class Sidecar:
             return Response(504, body=b"deadline exceeded\n")
         except ConnectionError:
             return Response(502, body=b"upstream unreachable\n")
+
+
+def _digits(value: str) -> int:
+    """A non-negative integer written as ``1*DIGIT`` (RFC 9110 §8.6, and this kata's deadline
+    header). Not ``int()``: it also takes "+5", "5_0", " 5" and non-ASCII digits."""
+    if not _DIGITS.fullmatch(value):
+        raise ValueError(f"not a run of ASCII digits: {value!r}")
+    return int(value)
+
+
+def _connection_options(headers: list[tuple[str, str]]) -> set[str]:
+    """The field names (lower case) the Connection fields list (RFC 9110 §7.6.1)."""
+    return {
+        option.strip(" \t").lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for option in value.split(",")
+    } - {""}
 
 
 def _field(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -476,24 +491,23 @@ async def _exchange(upstream: tuple[str, int], request: bytes) -> Response:
 
 
 _STATUS_LINE = re.compile(r"HTTP/1\.[01] ([1-5][0-9][0-9])(?: .*)?")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _split_field(line: str) -> tuple[str, str]:
     name, colon, value = line.partition(":")
     if not colon or not name or name != name.strip():
         raise ValueError(f"malformed header field {line!r}")
-    return name, value.strip()
+    return name, value.strip(" \t")  # OWS is spaces and tabs only (RFC 9110 §5.6.3)
 
 
 def _render(response: Response) -> bytes:
     lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Status')}"]
-    lines += [
-        f"{n}: {v}"
-        for n, v in response.headers
-        # The body is relayed as read, framed by our own Content-Length: the upstream's framing
-        # fields and its Connection field describe the other hop.
-        if n.lower() not in ("content-length", "transfer-encoding", "connection")
-    ]
+    # The body is relayed as read, framed by our own Content-Length: the upstream's framing
+    # fields, its Connection field and the fields that names describe the other hop.
+    drop = {"content-length", "transfer-encoding", "connection"}
+    drop |= _connection_options(response.headers)
+    lines += [f"{n}: {v}" for n, v in response.headers if n.lower() not in drop]
     lines += [f"content-length: {len(response.body)}", "connection: close"]
     return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + response.body
 

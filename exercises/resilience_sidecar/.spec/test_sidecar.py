@@ -10,7 +10,7 @@ import pytest
 from _helpers import dead_port, send, sidecar, upstream
 from resilience_sidecar import DEADLINE_HEADER, CircuitBreaker, Resilience, RetryBudget
 
-from grader.spectools import LOCALHOST, FakeClock, FakeSleep, bounded, called, step
+from grader.spectools import LOCALHOST, FakeClock, FakeSleep, bounded, called, step, tcp_server
 
 GET = b"GET /items/7 HTTP/1.1\r\nHost: svc\r\n\r\n"
 
@@ -361,4 +361,99 @@ async def test_every_answer_is_valid_http_with_one_framing(name, script, method,
             f"{len(body)} body bytes",
         ),
         (status, "one content-length field equal to the body", "no transfer-encoding"),
+    )
+
+
+DEADLINES = [
+    (b"5000", 200),
+    (b"05000", 200),
+    (b" \t5000 ", 200),
+    (b"+5000", 400),
+    (b"-5", 400),
+    (b"5_000", 400),
+    (b"5 000", 400),
+    (b"\xa05000", 400),  # U+00A0 in latin-1: str.strip() takes it for a space
+    ("\u0665\u0660\u0660\u0660".encode(), 400),  # Arabic-Indic 5000 in UTF-8
+]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(("value", "status"), DEADLINES, ids=[repr(d[0]) for d in DEADLINES])
+async def test_the_deadline_header_is_ascii_digits_only(value, status):
+    """The caller's deadline header is 1*DIGIT (ASCII digits, leading zeros allowed, spaces and
+    tabs around it ignored): a sign, an underscore, an inner space, U+00A0 or non-ASCII digits
+    get 400 and are not forwarded (int() accepts several of those)."""
+    request = f"GET /x HTTP/1.1\r\nHost: svc\r\n{DEADLINE_HEADER}:".encode() + value + b"\r\n\r\n"
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        got, _, _ = await send(own, request)
+    want = (status, 1 if status == 200 else 0)
+    assert (got, len(up.requests)) == want, called(
+        f"GET with {DEADLINE_HEADER}:{value!r} (status, upstream requests)",
+        (got, len(up.requests)),
+        want,
+    )
+
+
+LENGTHS = [("5", 200), ("05", 200), ("+5", 400), ("5_0", 400), ("-5", 400)]
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize(("value", "status"), LENGTHS, ids=[d[0] for d in LENGTHS])
+async def test_content_length_is_ascii_digits_only(value, status):
+    """Content-Length is 1*DIGIT (RFC 9110 §8.6): a sign or an underscore gets 400 and is not
+    forwarded (int() accepts both); leading zeros are allowed."""
+    request = f"POST /x HTTP/1.1\r\nHost: svc\r\nContent-Length: {value}\r\n\r\nhello".encode()
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        got, _, _ = await send(own, request)
+    bodies = [body for _, body in up.requests]
+    want = (status, [b"hello"] if status == 200 else [])
+    assert (got, bodies) == want, called(
+        f"POST with Content-Length: {value} and the 5 bytes 'hello' (status, bodies upstream)",
+        (got, bodies),
+        want,
+    )
+
+
+@pytest.mark.points(1)
+async def test_fields_the_callers_connection_names_are_not_forwarded():
+    """Every field the caller's Connection fields name (comma-separated, any case, several lines)
+    describes the caller's hop and is not forwarded; the rest is (RFC 9110 §7.6.1)."""
+    request = (
+        b"GET /x HTTP/1.1\r\nHost: svc\r\nConnection: keep-alive , X-Hop\r\nx-hop: 1\r\n"
+        b"X-Keep: k\r\nconnection: Secret-Token\r\nSECRET-TOKEN: t\r\n\r\n"
+    )
+    async with upstream([200]) as (up, port), sidecar(port, policy()) as own:
+        await send(own, request)
+    got = (up.header(0, "x-hop"), up.header(0, "secret-token"), up.header(0, "x-keep"))
+    want = ([], [], ["k"])
+    assert got == want, called(
+        "GET with Connection: keep-alive , X-Hop / connection: Secret-Token (upstream's x-hop, "
+        "secret-token, x-keep values)",
+        got,
+        want,
+    )
+
+
+@pytest.mark.points(1)
+async def test_fields_the_upstreams_connection_names_are_not_relayed():
+    """Every field the upstream's Connection field names describes the upstream's hop and is not
+    relayed to the caller; the rest of its answer is (RFC 9110 §7.6.1)."""
+
+    async def naming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nConnection: close , X-Upstream-Hop\r\n"
+            b"x-upstream-hop: secret\r\nX-End: 1\r\n\r\nok"
+        )
+        await writer.drain()
+
+    async with tcp_server(naming) as (_, port), sidecar(port, policy()) as own:
+        status, headers, body = await send(own, GET)
+    got = (status, "x-upstream-hop" in headers, headers.get("x-end"), body)
+    want = (200, False, "1", b"ok")
+    assert got == want, called(
+        "GET, upstream answering Connection: close , X-Upstream-Hop and x-upstream-hop: secret "
+        "(status, x-upstream-hop relayed, X-End, body)",
+        got,
+        want,
     )
