@@ -7,6 +7,8 @@ import asyncio
 import pytest
 from _helpers import LOCALHOST, bounded, called, command, held_connection, read_all, running, step
 
+from grader.spectools import loop_reports
+
 
 @pytest.mark.points(2)
 async def test_pipelined_commands_are_answered_with_one_write() -> None:
@@ -67,3 +69,33 @@ async def test_close_ends_connections_stops_listening_and_leaves_no_task() -> No
         "none",
     )
     assert refused, called("connecting after server.close()", "accepted", "connection refused")
+
+
+@pytest.mark.points(1)
+async def test_close_leaves_the_event_loop_nothing_to_report() -> None:
+    """close() with a client idle, one half-way through a command and one subscribed leaves no
+    error for the event loop to report: every connection handler ends normally.
+
+    On Python 3.11 a start_server handler that ends in CancelledError makes asyncio log
+    "Exception in callback ... CancelledError"; a task that failed unseen, or a transport
+    nobody closed, is reported too.
+    """
+    async with running(expire_interval=0.01) as srv, loop_reports() as reports:
+        conns = [await asyncio.open_connection(LOCALHOST, srv.port) for _ in range(3)]
+        for reader, writer in conns:
+            writer.write(command("PING"))
+            got = await bounded(reader.readexactly(7), 5.0, "PING answered")
+            assert got == b"+PONG\r\n", called("PING", got, b"+PONG\r\n")
+        conns[1][1].write(command("SET", "k", "v")[:9])  # half a command: the handler reads on
+        conns[2][1].write(command("SUBSCRIBE", "c"))
+        await bounded(conns[2][0].readexactly(30), 5.0, "SUBSCRIBE c answered")
+        with step("server.close()"):
+            await bounded(srv.server.close(), 5.0, "server.close()")
+        for reader, writer in conns:
+            await bounded(read_all(reader), 5.0, "the connection to close after server.close()")
+            writer.close()
+    assert not reports, reports.message(
+        "server.close() with a client idle, one half-way through SET and one subscribed",
+        "a connection handler should end normally when close() ends its connection: if close() "
+        "cancels handlers, catch CancelledError in the handler and return",
+    )
