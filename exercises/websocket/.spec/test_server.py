@@ -29,7 +29,7 @@ from websocket import ConnectionClosed as WsConnectionClosed
 from websocket import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from grader.spectools import LOCALHOST, CountingLoop, bounded, called, short, step
+from grader.spectools import LOCALHOST, CountingLoop, bounded, called, loop_reports, short, step
 
 
 def url(port: int, path: str = "/echo") -> str:
@@ -491,6 +491,46 @@ async def test_server_close_says_going_away():
     writer.close()
     raise AssertionError(
         called(f"connect to port {port} after server.close()", "connected", "connection refused")
+    )
+
+
+@pytest.mark.points(1)
+async def test_server_close_leaves_the_event_loop_nothing_to_report():
+    """server.close() with one client open (its handler waiting in recv()) and one half-way
+    through its upgrade request leaves no error for the event loop to report.
+
+    On Python 3.11 a start_server handler that ends in CancelledError makes asyncio log
+    "Exception in callback ... CancelledError"; a task that failed unseen, or a transport
+    nobody closed, is reported too.
+    """
+    with step('serve(echo, host="127.0.0.1", port=0)'):
+        server = await bounded(serve(echo, host=LOCALHOST, port=0), 5.0, "serve(...) to start")
+    port = server.port
+    try:
+        async with loop_reports() as reports:
+            client = await bounded(
+                websockets.connect(url(port), open_timeout=5, close_timeout=5), 10.0, "a client"
+            )
+            await client.send("ping")
+            await bounded(client.recv(), 5.0, "the echo")
+            reader, writer = await bounded(
+                asyncio.open_connection(LOCALHOST, port), 5.0, "a TCP connection"
+            )
+            writer.write(upgrade_request()[:30])  # half a request head: the server reads on
+            await writer.drain()
+            with step("server.close() with one open connection and one half-way upgrade"):
+                await bounded(server.close(), 10.0, "server.close()")
+            await bounded(client.wait_closed(), 10.0, "the client's connection to close")
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await bounded(reader.read(), 5.0, "the half-way connection to close")
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.close(), 3.0)
+    assert not reports, reports.message(
+        "server.close() with one client open and one half-way through its upgrade request",
+        "a connection handler should end normally when the server closes: if close() cancels "
+        "handlers, catch CancelledError in the handler and return",
     )
 
 
