@@ -458,6 +458,10 @@ class HttpServer:
                 await self._linger(reader, writer)
         except ConnectionError:
             pass
+        except asyncio.CancelledError:
+            # close() cancelled us: end normally. A start_server handler that ends cancelled
+            # makes Python 3.11 log "Exception in callback ... CancelledError".
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
