@@ -25,7 +25,7 @@ from _helpers import (
 )
 from load_balancer import Backend, LeastConnections, RoundRobin, TcpProxy
 
-from grader.spectools import LOCALHOST, FakeClock, bounded, called
+from grader.spectools import LOCALHOST, FakeClock, bounded, called, loop_reports
 
 
 async def exchange(port: int, payload: bytes) -> bytes:
@@ -386,6 +386,33 @@ async def test_close_ends_live_sessions_and_stops_listening():
                 called("connect to the proxy after close()", "connected", "refused")
             )
         await bounded(proxy.close(), 5.0, "a second TcpProxy.close() to return")
+
+
+@pytest.mark.points(1)
+async def test_close_leaves_the_event_loop_nothing_to_report():
+    """close() with a live session (client and backend both idle) leaves no error for the event
+    loop to report: a session task it cancels ends without raising.
+
+    On Python 3.11 a start_server handler that ends in CancelledError makes asyncio log
+    "Exception in callback ... CancelledError"; a task that failed unseen, or a transport
+    nobody closed, is reported too.
+    """
+    async with farm({"a": hold}) as (the_farm, (a,)):
+        proxy = TcpProxy(RoundRobin([a], clock=FakeClock()))
+        port = await bounded(proxy.start(LOCALHOST, 0), 5.0, "TcpProxy.start() to return")
+        async with loop_reports() as reports:
+            reader, writer = await open_client(port)
+            try:
+                await the_farm.next_accepted()
+                await bounded(proxy.close(), 5.0, "TcpProxy.close() with a session open")
+                await read_all(reader, "the client to see its connection closed")
+            finally:
+                writer.close()
+    assert not reports, reports.message(
+        "TcpProxy.close() with a live session",
+        "a session cancelled by close() should end quietly: catch CancelledError in the "
+        "connection handler, close both sides, and return",
+    )
 
 
 @pytest.mark.points(2)
