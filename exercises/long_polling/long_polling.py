@@ -93,6 +93,9 @@ class LongPollServer:
     #   - path other than /messages -> 404; method other than GET/POST -> 405 + Allow header;
     #     the answer to a HEAD request has its fields and no body (RFC 9110 §9.3.2)
     #   - POST body not UTF-8 -> 400
+    #   - an answer sent before the body was read (400, 411, 413, 431, 501 ..., not 408): write
+    #     it, write_eof(), read and drop what the client still sends (5 s without a byte,
+    #     30 s in all), then close (RFC 9112 §9.6); a plain close resets a client still sending.
     # TODO: GET query: after (default 0), limit (default max_batch) are ASCII digits, limit >= 1,
     #   timeout is seconds: ASCII digits with an optional fraction ("25", "0.5"; never a bare
     #   float(), which takes " 5", "1_0", "1e1", "inf"); anything else -> 400. limit is capped

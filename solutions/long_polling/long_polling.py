@@ -59,6 +59,8 @@ VERSIONS = ("HTTP/1.0", "HTTP/1.1")
 SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")
 OWS = " \t"  # RFC 9110 §5.6.3; str.strip() would also trim "\x85" and "\xa0"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LINGER_TIMEOUT = 5.0  # seconds without a byte before a lingering close gives up
+LINGER_TIME = 30.0  # seconds a lingering close reads at most
 
 
 @dataclass(frozen=True)
@@ -198,9 +200,14 @@ class LongPollServer:
             if response is not None:  # None: the client left while its poll was parked
                 head = request is not None and request.method == "HEAD"
                 writer.write(response.encode(head=head))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client closed the connection in the middle of a request
+                if request is None and response.status != 408:
+                    # Refused before the body was read: close in stages. Not after a 408: that
+                    # client had its time, and lingering would give a slowloris 30 s more.
+                    await _linger(reader, writer)
+                else:
+                    await writer.drain()
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass  # the client left in the middle of a request, or lingered too long
         finally:
             del self._connections[writer]
             writer.close()
@@ -347,6 +354,22 @@ class LongPollServer:
             return Wake.NEWS
         finally:
             gone.cancel()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """RFC 9112 §9.6: after an answer that left the request unread, half-close and read on.
+
+    A client still sending the body we refused (urllib and requests send a whole body before
+    they read) would otherwise meet a closed socket: the kernel answers its data with a reset,
+    and the client fails on a write without ever reading our answer. Bounded like nginx's
+    lingering_timeout (5 s without a byte) and lingering_time (30 s in all).
+    """
+    await writer.drain()
+    writer.write_eof()
+    deadline = asyncio.get_running_loop().time() + LINGER_TIME
+    async with asyncio.timeout_at(deadline):
+        while await asyncio.wait_for(reader.read(65536), LINGER_TIMEOUT):
+            pass
 
 
 async def _until_eof(reader: asyncio.StreamReader) -> None:

@@ -1,8 +1,9 @@
 """Malformed and unsupported requests get the right status code, and the server keeps going.
 
 Requests here are raw bytes on a socket; the responses are parsed with h11, an independent
-HTTP/1.1 implementation. Requests the server refuses carry no body bytes, so it never closes
-a socket with unread data (which would reset the connection and lose the response).
+HTTP/1.1 implementation. Most requests the server refuses carry no body bytes; the refused
+uploads at the end send a body far larger than the socket buffers before they read, which only
+a server that closes in stages (RFC 9112 §9.6) answers readably.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from _helpers import (
     bounded,
     called,
     exchange,
+    parse_reply,
     running,
     short,
 )
+
+from grader.spectools import send_whole_then_read
 
 
 async def _expect(data: bytes, status: int, what: str, **options: object) -> None:
@@ -256,3 +260,42 @@ async def _read_all(reader: asyncio.StreamReader) -> bytes:
         while chunk := await reader.read(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+UPLOAD = 512  # pieces of 64 KiB: 32 MiB, far more than the socket buffers between us
+PIECE = b"x" * 65536
+REFUSED_UPLOADS = {
+    "over-max_body": (
+        b"POST /messages HTTP/1.1\r\nHost: spec\r\nContent-Length: 33554432\r\n\r\n",
+        PIECE,
+        b"",
+        413,
+    ),
+    "chunked": (
+        b"POST /messages HTTP/1.1\r\nHost: spec\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"10000\r\n" + PIECE + b"\r\n",
+        b"0\r\n\r\n",
+        501,
+    ),
+}
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("case", list(REFUSED_UPLOADS))
+async def test_a_refused_upload_still_gets_its_answer(case: str) -> None:
+    """A client still sending a body the server refused (413, 501) gets to read that answer: the
+    server half-closes and reads on before it closes (RFC 9112 §9.6).
+
+    What urllib, http.client and requests do with a body: send it all, then read. A server that
+    closes with the body unread makes the kernel answer the rest with a reset, and the client
+    fails with 'Connection reset by peer' or 'Broken pipe' instead of reading the answer."""
+    head, piece, tail, status = REFUSED_UPLOADS[case]
+    async with running() as srv:
+        raw, failure = await send_whole_then_read(srv.port, head, piece, UPLOAD, tail)
+    framing = head.split(b"\r\n")[2].decode()
+    what = f"POST /messages with {framing} and a 32 MiB body, sent whole before reading"
+    assert failure is None, called(
+        what, f"the connection was reset: {failure!r}", f"HTTP/1.1 {status} ..."
+    )
+    reply = parse_reply(raw, what)
+    assert reply.status == status, called(what, reply.status, status)
