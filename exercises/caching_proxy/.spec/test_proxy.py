@@ -12,7 +12,7 @@ import pytest
 from _helpers import clock, header_of, httpdate, running_origin
 from caching_proxy import Cache, CachingProxy
 
-from grader.spectools import FakeClock, bounded, called, step, tcp_server
+from grader.spectools import FakeClock, bounded, called, loop_reports, step, tcp_server
 
 N = 5
 
@@ -561,6 +561,50 @@ async def test_close_stops_listening_and_revalidating() -> None:
             )
         finally:
             origin.gate.set()
+
+
+async def test_close_leaves_the_event_loop_nothing_to_report() -> None:
+    """close() during a background revalidation, with a client half-way through its request
+    head, leaves no error for the event loop to report.
+
+    On Python 3.11 a start_server handler that ends in CancelledError makes asyncio log
+    "Exception in callback ... CancelledError"; a task that failed unseen, or a transport
+    nobody closed, is reported too.
+    """
+    now = clock()
+    respond = cacheable(now, "max-age=10, stale-while-revalidate=30")
+    async with running_origin(respond) as origin:
+        proxy, host, port = await raw_proxy(origin, now)
+        try:
+            async with loop_reports() as reports:
+                async with httpx.AsyncClient(
+                    base_url=f"http://{host}:{port}", trust_env=False, timeout=10
+                ) as client:
+                    await fetch(client)
+                    now.advance(15)
+                    origin.gate = asyncio.Event()
+                    origin.arrived.clear()
+                    await fetch(client, wait=5)
+                    await bounded(
+                        origin.arrived.wait(), 10, "the background revalidation to reach the origin"
+                    )
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(b"GET /a HTTP/1.1\r\nHost: ")  # half a head: the proxy reads on
+                await writer.drain()
+                with step("await proxy.close() during a revalidation, a client half-way"):
+                    await bounded(proxy.close(), 5, "proxy.close()")
+                with step("await proxy.settle() after close()"):
+                    await bounded(proxy.settle(), 5, "proxy.settle() after close()")
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await bounded(reader.read(), 5, "the half-way connection to close")
+        finally:
+            origin.gate.set()
+    assert not reports, reports.message(
+        "proxy.close() during a background revalidation, a client half-way through its head",
+        "a task close() cancels (a revalidation, a client connection) should end quietly: "
+        "catch CancelledError in a connection handler and return, await what you cancel",
+    )
 
 
 async def recording_origin(heads: list[bytes], answer: bytes):
