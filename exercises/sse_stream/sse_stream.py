@@ -173,7 +173,9 @@ class SSEServer:
     #     without a colon, or with whitespace before it -> 400
     #   - path (the target without its ?query) other than /events -> 404
     #   - method other than GET -> 405 with "Allow: GET"
-    #   Errors: "HTTP/1.1 <code> <reason>", Content-Length: 0, Connection: close; then close.
+    #   Errors: "HTTP/1.1 <code> <reason>", Content-Length: 0, Connection: close; then close
+    #   in stages (RFC 9112 §9.6): write_eof(), read and drop what the client still sends (5 s
+    #   without a byte, 30 s in all), then close: a plain close resets a client still sending.
     # TODO: a stream: subscribe FIRST (with the Last-Event-ID field's value, SP/HTAB trimmed,
     #   and on_drop = the transport's abort), then write "HTTP/1.1 200 OK" with
     #   Content-Type: text/event-stream, Cache-Control: no-store, Connection: close and no

@@ -33,6 +33,8 @@ __all__ = ["HEARTBEAT", "MAX_HEAD", "Event", "Hub", "SSEServer", "Subscription",
 
 MAX_HEAD = 8192  # bytes of a request head, the empty line included; more gets 431
 HEARTBEAT = b": heartbeat\n\n"  # a comment line: every client ignores it (§9.2.6)
+LINGER_TIMEOUT = 5.0  # seconds without a byte before a lingering close gives up
+LINGER_TIME = 30.0  # seconds a lingering close reads at most
 
 # §9.2.5: a line ends with CRLF, a lone LF or a lone CR, and nothing else. Not
 # str.splitlines(), which also breaks at \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029.
@@ -275,11 +277,11 @@ class SSEServer:
                 last_event_id = await _read_request(reader)
             except _HTTPError as error:
                 writer.write(error.response)
-                await writer.drain()
+                await _linger(reader, writer)
                 return
             await self._stream(reader, writer, last_event_id)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass  # the client went away, or lingered too long
         finally:
             del self._connections[writer]
             writer.close()
@@ -337,6 +339,22 @@ async def _read_request(reader: asyncio.StreamReader) -> str | None:
     if method != "GET":
         raise _HTTPError(405, "Method Not Allowed", "Allow: GET\r\n")
     return last_event_id
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """RFC 9112 §9.6: after an answer to a head alone, half-close and read what the client sends.
+
+    A client still sending a body (a POST /events from urllib or requests sends it whole before
+    it reads) would otherwise meet a closed socket: the kernel answers its data with a reset,
+    and the client fails on a write without ever reading our answer. Bounded like nginx's
+    lingering_timeout (5 s without a byte) and lingering_time (30 s in all).
+    """
+    await writer.drain()
+    writer.write_eof()
+    deadline = asyncio.get_running_loop().time() + LINGER_TIME
+    async with asyncio.timeout_at(deadline):
+        while await asyncio.wait_for(reader.read(65536), LINGER_TIMEOUT):
+            pass
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -22,6 +22,8 @@ from _helpers import (
 )
 from httpx_sse import aconnect_sse
 
+from grader.spectools import send_whole_then_read
+
 # The lesson's limit (the stub's MAX_HEAD), written here: specs are listed without learner code.
 MAX_HEAD = 8192
 
@@ -263,6 +265,48 @@ async def test_error_responses_carry_content_length_zero_and_connection_close(
     got = (headers.get("content-length"), headers.get("connection", "").lower(), raw)
     want = ("0", "close", b"")
     assert got == want, called(f"sending {what}: (Content-Length, Connection, body)", got, want)
+
+
+UPLOAD = 512  # pieces of 64 KiB: 32 MiB, far more than the socket buffers between us
+PIECE = b"x" * 65536
+REFUSED_UPLOADS = {
+    "post": (
+        b"POST /events HTTP/1.1\r\nHost: s\r\nContent-Length: 33554432\r\n\r\n",
+        PIECE,
+        b"",
+        405,
+    ),
+    "chunked_elsewhere": (
+        b"POST /upload HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"10000\r\n" + PIECE + b"\r\n",
+        b"0\r\n\r\n",
+        404,
+    ),
+}
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("case", list(REFUSED_UPLOADS))
+async def test_a_client_still_sending_a_body_gets_the_error_answer(case: str) -> None:
+    """A client still sending a request body when the server answers 404 or 405 gets to read
+    that answer: the server half-closes and reads on before it closes (RFC 9112 §9.6).
+
+    What urllib, http.client and requests do with a body: send it all, then read. A server that
+    closes with the body unread makes the kernel answer the rest with a reset, and the client
+    fails with 'Connection reset by peer' or 'Broken pipe' instead of reading the answer."""
+    head, piece, tail, status = REFUSED_UPLOADS[case]
+    async with running() as srv:
+        raw, failure = await send_whole_then_read(srv.port, head, piece, UPLOAD, tail)
+    request_line, _, rest = head.partition(b"\r\n")
+    framing = rest.split(b"\r\n")[1].decode()
+    what = f"{request_line.decode()} with {framing} and a 32 MiB body, sent whole before reading"
+    assert failure is None, called(
+        what, f"the connection was reset: {failure!r}", f"HTTP/1.1 {status} ..."
+    )
+    status_line = raw.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 %d " % status), called(
+        f"{what} (the status line the client read)", status_line, f"HTTP/1.1 {status} ..."
+    )
 
 
 def _head_of(size: int) -> bytes:
