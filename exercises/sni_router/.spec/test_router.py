@@ -23,7 +23,7 @@ from _helpers import (
     unwrap,
 )
 
-from grader.spectools import LOCALHOST, bounded, called, step, tcp_server
+from grader.spectools import LOCALHOST, bounded, called, loop_reports, step, tcp_server
 
 NAMES = ("a.example.test", "b.example.test")
 
@@ -208,6 +208,41 @@ async def test_splice_both_ways_with_half_close() -> None:
         "hello + 4000 bytes, then write_eof(), to an echo backend: bytes back (length)",
         len(got),
         len(want),
+    )
+
+
+@pytest.mark.points(1)
+async def test_close_leaves_the_event_loop_nothing_to_report() -> None:
+    """close() with one client spliced to its backend and one half-way through its ClientHello
+    leaves no error for the event loop to report: a connection task it cancels ends without
+    raising.
+
+    On Python 3.11 a start_server handler that ends in CancelledError makes asyncio log
+    "Exception in callback ... CancelledError"; a task that failed unseen, or a transport
+    nobody closed, is reported too.
+    """
+    recorder = Recorder(echo=True)
+    hello = build_hello(sni_ext("echo.test"))
+    async with (
+        tcp_server(recorder.handle) as (_, backend_port),
+        running_router({"echo.test": (LOCALHOST, backend_port)}) as (router, port),
+        loop_reports() as reports,
+    ):
+        spliced = await asyncio.open_connection(LOCALHOST, port)
+        spliced[1].write(hello)
+        await bounded(recorder.connected.wait(), 10, "the hello to reach the backend")
+        half = await asyncio.open_connection(LOCALHOST, port)
+        half[1].write(hello[: len(hello) // 2])  # half a hello: the router reads on
+        await half[1].drain()
+        with step("router.close() with a spliced client and one half-way through its hello"):
+            await bounded(router.close(), 10, "router.close()")
+        for reader, writer in (spliced, half):
+            await read_all(reader, "the connection to close after router.close()")
+            writer.close()
+    assert not reports, reports.message(
+        "router.close() with a client spliced to its backend and one half-way through its hello",
+        "a connection task cancelled by close() should end quietly: catch CancelledError in "
+        "the handler, close both sides, and return",
     )
 
 
