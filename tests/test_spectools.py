@@ -342,3 +342,27 @@ def test_loop_reports_lines_are_cut_and_repeats_counted():
         "once",
         "ResourceWarning: unclosed transport <_SelectorSocketTransport fd=7>",
     ]
+
+
+async def test_loop_reports_does_not_blame_the_block_for_garbage_made_before_it():
+    async def fails() -> None:
+        raise ValueError("earlier")
+
+    class Cycle:
+        pass
+
+    loop = asyncio.get_running_loop()
+    seen: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    try:
+        task = asyncio.ensure_future(fails())
+        await asyncio.sleep(0)
+        cycle = Cycle()
+        cycle.self, cycle.task = cycle, task  # only the collector frees it
+        del task, cycle
+        async with loop_reports() as reports:
+            await asyncio.sleep(0)
+        assert not reports, reports.lines()
+        assert [c["message"] for c in seen] == ["Task exception was never retrieved"], seen
+    finally:
+        loop.set_exception_handler(None)
