@@ -5,7 +5,10 @@ have sent (DATA beyond a window, a malformed header block) fails the spec."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import socket
+import struct
 
 import h2.config
 import h2.connection
@@ -15,7 +18,15 @@ import h2.settings
 import pytest
 from http2_server import H2Server, Request, Response
 
-from grader.spectools import CountingLoop, bounded, called, step, tcp_server
+from grader.spectools import (
+    LOCALHOST,
+    CountingLoop,
+    bounded,
+    called,
+    loop_reports,
+    step,
+    tcp_server,
+)
 
 
 class H2Client:
@@ -377,7 +388,10 @@ async def test_app_connection_specific_fields_are_dropped() -> None:
 
     async def app(request: Request) -> Response:
         return Response(
-            200, [*hop, ("X-Kept", "1")], b"ok", trailers=[("Connection", "close"), ("X-Status", "done")]
+            200,
+            [*hop, ("X-Kept", "1")],
+            b"ok",
+            trailers=[("Connection", "close"), ("X-Status", "done")],
         )
 
     async with Session(app) as client:
@@ -621,4 +635,53 @@ def test_idle_connections_cost_no_wakeups() -> None:
         f"event-loop wake-ups over {window} s with {connections} idle connections (with none open: {idle})",
         opened,
         f"at most {limit}",
+    )
+
+
+@pytest.mark.points(1)
+async def test_a_client_reset_mid_request_leaves_the_event_loop_nothing_to_report() -> None:
+    """When a client resets its connection while a request is in the app, handle() ends and
+    leaves no error for the event loop to report: the reset is not an error of the server.
+
+    handle() is served by asyncio.start_server itself here, so an exception it lets out is
+    reported by the loop ("Unhandled exception in client_connected_cb"), as is a request task
+    that failed unseen or a transport nobody closed.
+    """
+    entered, never = asyncio.Event(), asyncio.Event()
+
+    async def waits(request: Request) -> Response:
+        entered.set()
+        await never.wait()  # the response never comes: the reset arrives first
+        return Response(200, [], b"")
+
+    with step("H2Server(app)"):
+        server = H2Server(waits)
+    ended = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await server.handle(reader, writer)
+        finally:
+            ended.set()
+
+    listener = await asyncio.start_server(serve, LOCALHOST, 0)
+    try:
+        async with loop_reports() as reports:
+            port = listener.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection(LOCALHOST, port)
+            client = H2Client(reader, writer, None)
+            client.request("/slow")
+            await bounded(entered.wait(), 8.0, "the request to reach the app")
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # a TCP RST, not a FIN
+            await bounded(ended.wait(), 8.0, "server.handle() to return after the client's reset")
+    finally:
+        listener.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(listener.wait_closed(), 2.0)
+    assert not reports, reports.message(
+        "server.handle() with a request in the app when the client resets the connection",
+        "a reset (ConnectionResetError) ends the connection quietly: catch ConnectionError "
+        "around the reads and writes, cancel and await the connection's request tasks",
     )
