@@ -8,6 +8,9 @@ message classes built at run time, so no code generation is involved.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 
 import grpc
 import h2.errors
@@ -17,6 +20,7 @@ from _helpers import (
     WAIT,
     Exchange,
     Probe,
+    RawClient,
     call,
     grpc_headers,
     prefixed,
@@ -26,9 +30,20 @@ from _helpers import (
     reply_from,
     request_to_bytes,
     running,
+    service,
 )
+from grpc_unary import GrpcServer
 
-from grader.spectools import CountingLoop, FakeClock, FakeSleep, bounded, called, short
+from grader.spectools import (
+    LOCALHOST,
+    CountingLoop,
+    FakeClock,
+    FakeSleep,
+    bounded,
+    called,
+    loop_reports,
+    short,
+)
 
 HELLO = "/kata.Greeter/SayHello"
 WAIT_PATH = "/kata.Greeter/Wait"
@@ -656,3 +671,49 @@ async def test_calls_on_one_connection_run_concurrently():
         probe.release.set()
         ex = await client.finish(first, "Wait once released")
     assert ex.status == "0", called("Wait once released", ex.frames(), "grpc-status 0")
+
+
+@pytest.mark.points(1)
+async def test_a_client_reset_mid_call_leaves_the_event_loop_nothing_to_report():
+    """When a client resets its connection while a call waits in its handler,
+    handle_connection() ends and leaves no error for the event loop to report: the reset is
+    not an error of the server.
+
+    handle_connection() is served by asyncio.start_server itself here, so an exception it lets
+    out is reported by the loop ("Unhandled exception in client_connected_cb"), as is a call
+    task that failed unseen or a transport nobody closed.
+    """
+    probe = Probe()
+    server = GrpcServer(service(probe))
+    ended = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await server.handle_connection(reader, writer)
+        finally:
+            ended.set()
+
+    listener = await asyncio.start_server(serve, LOCALHOST, 0)
+    try:
+        async with loop_reports() as reports:
+            port = listener.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection(LOCALHOST, port)
+            client = RawClient(reader, writer)
+            client.conn.initiate_connection()
+            client.flush()
+            stream_id = client.start(grpc_headers(WAIT_PATH))
+            client.send(stream_id, body(), end_stream=True)
+            await bounded(probe.started.wait(), WAIT, "the call to reach its handler")
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # a TCP RST, not a FIN
+            await bounded(ended.wait(), WAIT, "handle_connection() to return after the reset")
+    finally:
+        listener.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(listener.wait_closed(), 2.0)
+    assert not reports, reports.message(
+        "handle_connection() with a call in its handler when the client resets the connection",
+        "a reset (ConnectionResetError) ends the connection quietly: catch ConnectionError "
+        "around the reads and writes, cancel and await the connection's call tasks",
+    )
