@@ -37,6 +37,7 @@ __all__ = [
     "Host",
     "child_fd",
     "force",
+    "die_with_parent",
     "host",
     "kill_group",
     "marked_pids",
@@ -49,6 +50,14 @@ __all__ = [
 
 FORCE_VAR = "KATA_HOST"  # "linux", "posix" or "portable": take that level's pieces only
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE = 1, 4
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: SIGTERM when the process that started it dies (Linux; a
+    no-op elsewhere). For helpers of the grader that must not outlive it even when it is
+    killed outright: verify's fork server, the CPU burners of ``verify --load``."""
+    with contextlib.suppress(OSError, AttributeError):
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)

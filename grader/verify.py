@@ -38,6 +38,7 @@ from . import zygote
 from .grading import expected_specs, grade_kata
 from .kata import Kata
 from .mutants import Mutant, MutantError, apply, diff, load
+from .portable import die_with_parent
 from .report import columns
 from .runner import Limits, _environment
 from .scoring import KataResult
@@ -558,6 +559,7 @@ def cpu_load(processes: int | None = None) -> Iterator[list[subprocess.Popen]]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent if os.name == "posix" else None,  # even if verify is killed
         )
         for _ in range(processes or os.cpu_count() or 1)
     ]

@@ -35,6 +35,8 @@ import sys
 import threading
 from pathlib import Path
 
+from .portable import die_with_parent
+
 __all__ = ["ForkServer", "available", "preload_modules"]
 
 # What every spec process imports before its first spec: pytest, its plugins and the grader's.
@@ -285,7 +287,7 @@ class ForkServer:
                 cwd=str(self.cwd),
                 env=self.env,
                 pass_fds=(theirs.fileno(),),
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,  # its children die with it: their own signal
             )
         finally:
             theirs.close()
@@ -374,11 +376,3 @@ class ForkServer:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()
-
-
-def _die_with_parent() -> None:
-    """The fork server dies with the grader (its children die with it: their own signal)."""
-    from grader import portable
-
-    with contextlib.suppress(OSError, AttributeError):
-        portable._prctl(portable._PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -188,6 +190,38 @@ def test_cpu_load_runs_the_burners_while_the_body_runs_and_reaps_them():
         assert len(burners) == 2
         assert all(b.poll() is None for b in burners), "a burner stopped early"
     assert all(b.returncode is not None for b in burners), "a burner outlived the body"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_cpu_load_burners_die_with_a_verify_that_is_killed():
+    import signal
+    import subprocess
+    import time
+
+    code = (
+        "import sys, time; from grader.verify import cpu_load\n"
+        "with cpu_load(2) as burners:\n"
+        "    print(*(b.pid for b in burners), flush=True); time.sleep(600)\n"
+    )
+    verify = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in verify.stdout.readline().split()]
+    verify.send_signal(signal.SIGKILL)
+    verify.wait()
+    alive = pids
+    for _ in range(500):  # polled, not timed: each burner gets SIGTERM as its parent dies
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and _state(p) not in "ZX"]
+        if not alive:
+            break
+        time.sleep(0.01)
+    assert len(pids) == 2 and not alive, f"burners {alive} outlived the killed verify"
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "X"
+    return stat[stat.rindex(")") + 2]
 
 
 def test_cpu_load_defaults_to_one_burner_per_core():
