@@ -188,6 +188,10 @@ class TLSTerminator:
         #       backend is unreachable; forward the head with rewrite_headers() and the
         #       Content-Length body; relay the answer without its hop-by-hop fields and the
         #       fields its Connection names, with Connection: close; close.
+        # TODO: copy the body up while you read the answer (a client that sent
+        #       Expect: 100-continue waits for the 100 before it sends its body).
+        # TODO: forward each 1xx head (same fields removed, no Connection: close) to an
+        #       HTTP/1.1 client, none to an HTTP/1.0 client, then the final one; 101 is a 502.
         raise NotImplementedError
 
     async def close(self) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import ipaddress
 import ssl
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
 MAX_HEAD = 16 * 1024  # a request head longer than this: 431
@@ -237,6 +237,58 @@ def _head(first_line: str, headers: Headers) -> bytes:
     )
 
 
+def _status(status_line: str) -> int:
+    """The status code of a response's status line, 0 if it has none."""
+    parts = status_line.split(" ", 2)
+    code = parts[1] if len(parts) > 1 else ""
+    return int(code) if len(code) == 3 and code.isascii() and code.isdigit() else 0
+
+
+async def _read_response_head(up_reader: asyncio.StreamReader) -> tuple[str, Headers]:
+    """The backend's next response head: its status line, and its fields without the
+    hop-by-hop ones and those its Connection names (RFC 9110 §7.6.1). 502 if there is none."""
+    try:
+        head = await up_reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        raise HttpError(502, "Bad Gateway") from None
+    status_line, _, fields = head[:-4].decode("latin-1").partition("\r\n")
+    headers = [
+        (name, value.strip())
+        for name, value in (line.split(":", 1) for line in fields.split("\r\n") if ":" in line)
+    ]
+    drop = HOP_BY_HOP | connection_options(headers)  # the backend's Connection names its own
+    return status_line, [(k, v) for k, v in headers if k.strip().lower() not in drop]
+
+
+async def _copy_body(
+    reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, length: int
+) -> None:
+    """Copy exactly ``length`` body bytes, CHUNK by CHUNK, awaiting drain() after each write."""
+    while length:
+        data = await reader.readexactly(min(length, CHUNK))
+        length -= len(data)
+        up_writer.write(data)
+        await up_writer.drain()
+    await up_writer.drain()
+
+
+async def _together(upload: Awaitable[None], relay: Awaitable[None]) -> None:
+    """Run ``upload`` and ``relay`` at once until ``relay`` is done; the first failure of
+    either ends both and is raised. An upload still running when the answer is complete is
+    abandoned: the connection closes after this exchange anyway."""
+    tasks = [asyncio.ensure_future(upload), asyncio.ensure_future(relay)]
+    try:
+        pending = set(tasks)
+        while not tasks[1].done():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what the task raised
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class TLSTerminator:
     """Terminates TLS for ``backend`` (host, port) with the certificates of ``config``.
 
@@ -363,30 +415,31 @@ class TLSTerminator:
             raise HttpError(502, "Bad Gateway") from None
         try:
             up_writer.write(_head(request_line, rewrite_headers(headers, client_ip, subject)))
-            while length:
-                data = await reader.readexactly(min(length, CHUNK))
-                length -= len(data)
-                up_writer.write(data)
-                await up_writer.drain()
-            await up_writer.drain()
-            await self._relay_response(up_reader, writer)
+            # The body goes up while the answer comes down: a client that sent
+            # "Expect: 100-continue" holds its body back until the backend's 100 reaches it
+            # (RFC 9110 §10.1.1), and a backend may answer before it has read the body.
+            await _together(
+                _copy_body(reader, up_writer, length),
+                self._relay_response(up_reader, writer, request_line.endswith("HTTP/1.1")),
+            )
         finally:
             up_writer.close()
 
     async def _relay_response(
-        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, http11: bool
     ) -> None:
-        try:
-            head = await up_reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            raise HttpError(502, "Bad Gateway") from None
-        status_line, _, fields = head[:-4].decode("latin-1").partition("\r\n")
-        headers = [
-            (name, value.strip())
-            for name, value in (line.split(":", 1) for line in fields.split("\r\n") if ":" in line)
-        ]
-        drop = HOP_BY_HOP | connection_options(headers)  # the backend's Connection names its own
-        kept = [(k, v) for k, v in headers if k.strip().lower() not in drop]
+        status_line, kept = await _read_response_head(up_reader)
+        while 100 <= _status(status_line) < 200:
+            # RFC 9110 §15.2: a proxy MUST forward interim responses (100 Continue, 103 Early
+            # Hints) and the final one follows on the same connection, but a server MUST NOT
+            # send a 1xx to an HTTP/1.0 client. A 101 switches to a protocol nobody asked for:
+            # this proxy removes Upgrade (§7.8), so the backend is broken.
+            if _status(status_line) == 101:
+                raise HttpError(502, "Bad Gateway")
+            if http11:
+                writer.write(_head(status_line, kept))  # no Connection: close, more follows
+                await writer.drain()
+            status_line, kept = await _read_response_head(up_reader)
         writer.write(_head(status_line, [*kept, ("Connection", "close")]))
         while data := await up_reader.read(CHUNK):
             writer.write(data)
