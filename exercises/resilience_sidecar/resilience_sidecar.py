@@ -268,12 +268,15 @@ class Sidecar:
         #       a field without a colon, a Content-Length or a deadline header that is not
         #       1*DIGIT (ASCII digits only: not int(), which takes "+5" and "5_0") gets 400
         #       and is not forwarded. Trim field values of spaces and tabs only.
+        # TODO: an HTTP/1.1 request with a body and Expect: 100-continue gets
+        #       "HTTP/1.1 100 Continue" before you read its body (an HTTP/1.0 one never does).
         # TODO: forward it with Resilience.call; each attempt opens a connection to the upstream
         #       (a failed connect raises ConnectFailed), sends the request with the caller's
         #       fields but its own DEADLINE_HEADER (int(seconds * 1000)) and "connection: close"
         #       (the caller's Connection and the fields it names are not forwarded),
         #       and reads the response to EOF (no complete head, or a status line that is not
-        #       HTTP/1.x: ConnectionResetError, a failure after sending).
+        #       HTTP/1.x: ConnectionResetError, a failure after sending); read past interim
+        #       1xx heads (100, 103) to the final response.
         # TODO: answer with the upstream's response (its framing fields, Connection and the
         #       fields that names removed), or 503 / 504 / 502 as the docstring says.
         raise NotImplementedError

@@ -405,6 +405,13 @@ class Sidecar:
             method = request_line.split(" ", 1)[0]
             headers = [_split_field(line) for line in lines]
             length = _digits(_field(headers, "content-length") or "0")
+            if length and _expects_continue(request_line, headers):
+                # The sidecar must hold the whole body to send it again on a retry, so it wants
+                # the body now and says so itself: "the 100 response indicates that the server
+                # wishes to receive the request content" (RFC 9110 §15.2.1). Never to an
+                # HTTP/1.0 caller, which knows no 1xx (§15.2).
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await writer.drain()
             body = await reader.readexactly(length)
             response = await self._forward(method, request_line, headers, body)
             writer.write(_render(response))
@@ -459,6 +466,12 @@ def _connection_options(headers: list[tuple[str, str]]) -> set[str]:
     } - {""}
 
 
+def _expects_continue(request_line: str, headers: list[tuple[str, str]]) -> bool:
+    """An HTTP/1.1 request whose Expect field is 100-continue (case-insensitive)."""
+    expect = _field(headers, "expect")
+    return request_line.endswith(" HTTP/1.1") and (expect or "").lower() == "100-continue"
+
+
 def _field(headers: list[tuple[str, str]], name: str) -> str | None:
     for key, value in headers:
         if key.lower() == name:
@@ -477,13 +490,21 @@ async def _exchange(upstream: tuple[str, int], request: bytes) -> Response:
         data = await reader.read()
     finally:
         writer.close()
-    head, separator, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    match = _STATUS_LINE.fullmatch(status_line)
+    rest = data
     try:
-        if not separator or match is None:
-            raise ValueError("no complete status line and header section")
-        return Response(int(match.group(1)), [_split_field(line) for line in lines], body)
+        while True:
+            head, separator, rest = rest.partition(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").split("\r\n")
+            match = _STATUS_LINE.fullmatch(status_line)
+            if not separator or match is None:
+                raise ValueError("no complete status line and header section")
+            status = int(match.group(1))
+            if not 100 <= status < 200:
+                return Response(status, [_split_field(line) for line in lines], rest)
+            # An interim response (a 100 Continue to the Expect the caller sent, already met by
+            # the sidecar itself; a 103 Early Hints): the final response follows it (RFC 9110
+            # §15.2). This sidecar answers only once the final response is complete, so it
+            # reads past interim ones.
     except ValueError as error:
         # Closed early, or not HTTP: the request may have been processed, so this is a failure
         # after sending (retried for idempotent methods only), never the caller's fault (400).
