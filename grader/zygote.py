@@ -54,6 +54,12 @@ BASE = (
     "asyncio",
     "unittest.mock",
 )
+# Modules whose C library keeps what the environment said when they were imported: in a
+# forked child they would still follow the server's. SQLite takes its temporary folder
+# from TMPDIR once, when the module is imported (sqlite3_initialize), so a forked spec
+# process would put its sort and index files in the server's TMPDIR, outside its sandbox:
+# "unable to open database file". The spec process imports these itself.
+NOT_PRELOADED = ("sqlite3", "_sqlite3")
 MAX_MESSAGE = 1 << 20
 BOOTSTRAP = (
     f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
@@ -102,10 +108,13 @@ def preload_modules(spec_files: list[Path], local: set[str]) -> list[str]:
 def _preload(names: list[str], local: list[str]) -> None:
     """Import ``names``; a module that fails to is simply left to the spec process. A module
     that starts a thread ends the server (forking a process with threads is unsafe): verify
-    then spawns. A module imported on the way that has the name of a learner or spec module
+    then spawns, and so does one that pulls in a module of NOT_PRELOADED (skipped when
+    named). A module imported on the way that has the name of a learner or spec module
     (the ``hpack`` library under ``h2``, beside a learner's hpack.py) leaves ``sys.modules``
     again, so that name still finds the workspace's file in the spec process."""
     for name in (*BASE, *names):
+        if name.split(".")[0] in NOT_PRELOADED:
+            continue
         before = threading.active_count()
         try:
             importlib.import_module(name)
@@ -115,6 +124,9 @@ def _preload(names: list[str], local: list[str]) -> None:
             raise SystemExit(f"fork server: importing {name} started a thread; not forking")
     for name in [n for n in sys.modules if n.split(".")[0] in local]:
         del sys.modules[name]
+    for name in NOT_PRELOADED:
+        if name in sys.modules:  # pulled in by another module: no undoing it
+            raise SystemExit(f"fork server: {name} was imported on the way; not forking")
     _warm_hypothesis()
 
 
@@ -133,6 +145,18 @@ def _warm_hypothesis() -> None:
     with contextlib.suppress(Exception), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "slow code in plugin": this is not a plugin's start
         _get_local_constants()
+
+
+def _forget_server_folders() -> None:
+    """In a forked child: what a preloaded module took from the server's folder, the
+    child's own now (hypothesis keeps ``.hypothesis`` under the folder it was imported in)."""
+    configuration = sys.modules.get("hypothesis.configuration")
+    if configuration is not None:
+        default = "__hypothesis_home_directory_default"
+        if hasattr(configuration, default):
+            setattr(configuration, default, Path.cwd() / ".hypothesis")
+        with contextlib.suppress(Exception):
+            configuration.set_hypothesis_home_dir(None)
 
 
 def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> None:
@@ -162,6 +186,7 @@ def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> N
         import tempfile
 
         tempfile.tempdir = None  # TMPDIR is the run's now
+        _forget_server_folders()
         if request.get("pytest_args") is not None:  # a plain pytest run: verify's visible tests
             import pytest
 

@@ -27,6 +27,7 @@ OUTSIDE = Path(tempfile.gettempdir()) / "kata-zygote-outside-probe"
 
 PROBE_SPEC = f'''\
 import os
+import sqlite3
 import sys
 import time
 
@@ -47,6 +48,15 @@ def test_identity():
     assert os.getsid(0) == os.getpgid(0), "its own session"
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     assert soft == 4 << 30, f"address space limit {{soft}}"
+
+
+def test_sqlite_sorts_in_the_runs_own_tmpdir():
+    """An index too big to sort in memory: SQLite's temporary files go to the run's TMPDIR."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("PRAGMA temp_store = FILE")
+    conn.execute("CREATE TEMP TABLE t (x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(64),) for _ in range(20000)])
+    conn.execute("CREATE INDEX i ON t (x)")  # raises "unable to open database file" if not
 
 
 def test_writes_outside_are_refused():
@@ -231,7 +241,7 @@ def test_a_forked_listing_lists_what_a_spawned_one_does(probe):
 
     forked, spawned = asyncio.run(_with_server(probe, body))
     assert [s.id for s in forked] == [s.id for s in spawned]
-    assert len(forked) == 4, forked
+    assert len(forked) == 5, forked
 
 
 def test_forked_visible_tests_pass_on_the_solution_and_fail_on_the_stub(probe):
@@ -284,3 +294,22 @@ def test_the_server_reads_hypothesis_constants_of_its_modules_once_for_every_chi
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True"], done.stderr
+
+
+def test_a_forked_spec_process_uses_sqlite_with_its_own_tmpdir(probe):
+    async def body(server):
+        return await _run(
+            probe, server, ["test_adder.py::test_sqlite_sorts_in_the_runs_own_tmpdir"]
+        )
+
+    graded = asyncio.run(_with_server(probe, body))
+    assert graded.result.status == "passed", [s.message for s in graded.result.specs]
+
+
+def test_the_server_never_preloads_sqlite():
+    code = (
+        "import sys; from grader.zygote import _preload; _preload(['sqlite3', 'json'], []);"
+        "print('sqlite3' in sys.modules, 'json' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
