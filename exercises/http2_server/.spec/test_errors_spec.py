@@ -310,7 +310,9 @@ def test_client_max_frame_size_does_not_raise_ours() -> None:
     client = Client()
     client.handshake((0x5, 65_536))  # SETTINGS_MAX_FRAME_SIZE from the client
     client.open(1, POST, end_stream=False)
-    client.send(frame(DATA, 0, 1, b"\0" * 16_385)[:9], "the 9-byte header of a 16,385-byte DATA frame")
+    client.send(
+        frame(DATA, 0, 1, b"\0" * 16_385)[:9], "the 9-byte header of a 16,385-byte DATA frame"
+    )
     connection_error(
         client,
         E.FRAME_SIZE_ERROR,
