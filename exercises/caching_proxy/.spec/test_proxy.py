@@ -311,8 +311,8 @@ UPLOAD_CHUNKS = 512  # 512 chunks of 64 KiB: 32 MiB, more than the socket buffer
 
 
 async def test_refused_upload_still_gets_its_answer() -> None:
-    """A client still sending a chunked body when the proxy answers 501 gets to read that 501:
-    the proxy half-closes and reads on before it closes (RFC 9112 §9.6).
+    """A client still sending a chunked body when the proxy answers 501 gets to read that 501.
+    The proxy half-closes and reads on before it closes (RFC 9112 §9.6).
 
     What urllib, http.client and requests do with a generator body: send it all, then read. A
     proxy that closes with the body unread makes the kernel answer the rest with a reset, and
