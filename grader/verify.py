@@ -241,17 +241,19 @@ VISIBLE_TIMEOUT = -2  # _visible_tests: the run did not finish in time
 
 
 @contextlib.contextmanager
-def _visible_folder(kata: Kata, folder: Callable[[Kata], Path]) -> Iterator[tuple[Path, list]]:
+def _visible_folder(
+    kata: Kata, folder: Callable[[Kata], Path]
+) -> Iterator[tuple[Path, list[str], dict[str, str]]]:
     """A temporary folder holding the visible tests and the learner files in ``folder(kata)``
-    (and those of the katas it builds on, in ``folder(that kata)``), and the pytest arguments
-    that run them as a learner's ``nox -s try`` does."""
+    (and those of the katas it builds on, in ``folder(that kata)``), with the pytest arguments
+    and environment that run them as a learner's ``nox -s try`` does."""
     with tempfile.TemporaryDirectory(prefix="kata-visible-") as tmp:
         shutil.copy(kata.visible_tests, tmp)
         for owner, name in kata.inputs:
             if (folder(owner) / name).is_file():
                 shutil.copy(folder(owner) / name, tmp)
         args = ["-q", "-p", "no:cacheprovider", "-x", "-c", str(kata.root / "pyproject.toml")]
-        yield Path(tmp), [*args, "--rootdir", tmp, tmp]
+        yield Path(tmp), [*args, "--rootdir", tmp, tmp], {**os.environ, "PYTEST_ADDOPTS": ""}
 
 
 def _visible_tests(kata: Kata, folder: Callable[[Kata], Path]) -> int:
@@ -260,8 +262,7 @@ def _visible_tests(kata: Kata, folder: Callable[[Kata], Path]) -> int:
     none, VISIBLE_TIMEOUT when they did not finish in time."""
     if not kata.visible_tests.is_file():
         return -1
-    with _visible_folder(kata, folder) as (tmp, args):
-        env = {**os.environ, "PYTEST_ADDOPTS": ""}
+    with _visible_folder(kata, folder) as (tmp, args, env):
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "pytest", *args],
@@ -278,13 +279,24 @@ def _visible_tests(kata: Kata, folder: Callable[[Kata], Path]) -> int:
 async def _visible_tests_forked(
     kata: Kata, folder: Callable[[Kata], Path], server: ForkServer | None
 ) -> int:
-    """``_visible_tests``, its pytest forked from the kata's fork server when there is one."""
-    if server is None or server.broken or not kata.visible_tests.is_file():
+    """``_visible_tests``, its pytest forked from the kata's fork server when there is one
+    (and started afresh when there is none, or it is gone)."""
+    code = None
+    if server is not None and not server.broken and kata.visible_tests.is_file():
+        code = await _forked_pytest(kata, folder, server)
+    if code is None:
         return await asyncio.to_thread(_visible_tests, kata, folder)
-    with _visible_folder(kata, folder) as (tmp, args):
-        env = {**os.environ, "PYTEST_ADDOPTS": ""}
-        limits = Limits()
-        cpu = int(kata.timeout * 4 + limits.cpu_slack)
+    return code
+
+
+async def _forked_pytest(
+    kata: Kata, folder: Callable[[Kata], Path], server: ForkServer
+) -> int | None:
+    """The visible tests in a child of ``server``: pytest's exit status, VISIBLE_TIMEOUT, or
+    None when the server is gone."""
+    limits = Limits()
+    cpu = int(kata.timeout * 4 + limits.cpu_slack)
+    with _visible_folder(kata, folder) as (tmp, args, env):
         with open(os.devnull, "wb") as sink:
             try:
                 proc = await server.spawn(
@@ -295,21 +307,19 @@ async def _visible_tests_forked(
                     (limits.address_space, limits.file_size, limits.open_files, cpu),
                     pytest_args=args,
                 )
-            except ConnectionError:  # the server is gone: start pytest instead
-                return await asyncio.to_thread(_visible_tests, kata, folder)
+            except ConnectionError:
+                return None
         try:
             code = await asyncio.wait_for(proc.wait(), kata.timeout * 4)
         except TimeoutError:
             code = VISIBLE_TIMEOUT
-        except ConnectionError:  # the server died under it: start pytest instead
+        except ConnectionError:  # the server died under it
             code = None
         finally:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # its own session: leftovers go too
         with contextlib.suppress(ConnectionError):
             await proc.wait()
-    if code is None:
-        return await asyncio.to_thread(_visible_tests, kata, folder)
     return code
 
 
@@ -424,9 +434,8 @@ async def verify_kata(
             async with servers or contextlib.nullcontext():
                 server = await _fork_server(kata, Path(tmp))
                 try:
-                    with contextlib.suppress(
-                        Exception
-                    ):  # a broken listing is grade_kata's to report
+                    # a listing that fails is grade_kata's to report, on the first run
+                    with contextlib.suppress(Exception):
                         await expected_specs(kata, fork_server=server)
                     first = await job(solutions(kata.root), coverage=True)
                     data = first.run.coverage if first.run else None

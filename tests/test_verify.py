@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -12,8 +13,10 @@ import pytest
 
 from grader import mutants
 from grader.cli import main
+from grader.grading import grade_kata
 from grader.kata import discover
 from grader.verify import cpu_load
+from grader.workspace import Source
 
 from .conftest import ADDER_SOLUTION, ADDER_SPEC
 
@@ -285,19 +288,14 @@ def test_two_edits_far_apart_run_the_specs_covering_each_not_every_spec(course, 
     assert both["scope"].endswith("covering spec(s)"), both["scope"]
 
 
-def _mutant_run(kata, tmp_path, solution: str, select: list[str], **options):
+def _mutant_run(kata, tmp_path, solution: str, select: list[str], *, exitfirst: bool = True):
     """Grade ``solution`` (as adder.py) the way verify grades a mutant: selected specs,
-    stopping at the first failure."""
-    import asyncio
-
-    from grader.grading import grade_kata
-    from grader.workspace import Source
-
+    stopping at the first failure (``exitfirst=False``: as a grade runs them)."""
     folder = tmp_path / "mutant"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     (folder / "adder.py").write_text(solution)
     source = Source("mutant", lambda k: [folder, k.solution_dir])
-    return asyncio.run(grade_kata(kata, source, select=select, exitfirst=True, **options))
+    return asyncio.run(grade_kata(kata, source, select=select, exitfirst=exitfirst))
 
 
 def test_a_mutant_run_takes_the_selected_specs_in_the_order_given(adder, tmp_path):
@@ -327,23 +325,14 @@ def test_add_one(x):
 
 
 def test_a_mutant_run_stops_at_the_first_failing_example_without_shrinking(course, tmp_path):
-    import asyncio
-
-    from grader.grading import grade_kata
-    from grader.workspace import Source
-
     course.add_adder(specs={"test_adder.py": PROPERTY_SPEC})
     (kata,) = discover(course.root)
-    folder = tmp_path / "wrong"
-    folder.mkdir()
-    (folder / "adder.py").write_text(
-        ADDER_SOLUTION.replace("return a + b", "return a + b + (a > 5000)")
-    )
-    source = Source("wrong", lambda k: [folder, k.solution_dir])
-    spec = "test_adder.py::test_add_one"
+    wrong = ADDER_SOLUTION.replace("return a + b", "return a + b + (a > 5000)")
 
     def calls(exitfirst: bool) -> int:
-        graded = asyncio.run(grade_kata(kata, source, select=[spec], exitfirst=exitfirst))
+        graded = _mutant_run(
+            kata, tmp_path, wrong, ["test_adder.py::test_add_one"], exitfirst=exitfirst
+        )
         (result,) = graded.result.specs
         assert result.outcome == "failed", result
         return int(re.search(r"call (\d+)", result.message).group(1))
