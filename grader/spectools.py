@@ -34,6 +34,7 @@ import hmac
 import secrets
 import socket
 import ssl
+import sys
 import tracemalloc
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -671,11 +672,15 @@ async def send_whole_then_read(
 
 # -- Lifecycle hygiene: what a close() leaves the event loop to report -----------------------
 #
-# A close() that cancels a connection task which then ends in CancelledError makes Python 3.11's
-# start_server log "Exception in callback ...", a task that failed unseen is logged as "Task
-# exception was never retrieved" when it is collected, a transport dropped without close()
-# warns "unclosed transport" (ResourceWarning). Nothing fails, so only a spec that listens to
-# the loop's exception handler notices.
+# A close() that cancels a connection task which then ends in CancelledError makes Python 3.11.7
+# and 3.12.1's start_server log "Exception in callback ..." (the done-callback added for
+# gh-110894 calls task.exception() on the cancelled task; since gh-113538, in 3.13, it closes
+# the transport silently instead; before gh-110894 nothing watched the task). A task that
+# failed unseen is logged as "Task exception was never retrieved" when it is collected, a
+# transport dropped without close() warns "unclosed transport" (ResourceWarning). Nothing
+# fails, so only a spec that listens to the loop's exception handler notices. What asyncio logs
+# differs between versions, so loop_reports also watches the start_server connection tasks
+# made during the block itself and reports one that ended cancelled or failed, on every version.
 
 
 class LoopReports:
@@ -686,9 +691,10 @@ class LoopReports:
     def __init__(self) -> None:
         self.contexts: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self.handlers: list[str] = []  # connection tasks that ended cancelled or failed
 
     def __len__(self) -> int:
-        return len(self.contexts) + len(self.warnings)
+        return len(self.contexts) + len(self.warnings) + len(self.handlers)
 
     def lines(self) -> list[str]:
         """Each report in a line, the exception first (the loop's message names a long callback
@@ -702,6 +708,7 @@ class LoopReports:
                 line = f"{name} in: {line}"
             out.append(line)
         out += [f"ResourceWarning: {w}" for w in self.warnings]
+        out += self.handlers
         cut = [line if len(line) <= 160 else line[:157] + "..." for line in out]
         counts = {line: cut.count(line) for line in cut}  # in order of first report
         return [line if n == 1 else f"{line} (x{n})" for line, n in counts.items()]
@@ -724,15 +731,31 @@ async def loop_reports(turns: int = 10) -> AsyncIterator[LoopReports]:
     ``async with loop_reports() as reports: ... await server.close()`` then
     ``assert not reports, reports.message("server.close() with a client waiting")``.
 
+    It also reports, on every Python version, a connection task that ``asyncio.start_server``
+    made during the block (the task running its ``client_connected_cb``) and that ended
+    cancelled or with an exception: nothing awaits that task, so what it raises goes to asyncio,
+    which logs it or not depending on the version (a cancelled one is logged by 3.11.7 and
+    3.12.1, not by 3.13). A task still running at the end is not reported here.
+
     Garbage made before the block is collected before listening starts, so a leak of earlier
-    code is not blamed on the block. The loop's own handler and the warning filters are put
-    back on exit; an exception from the body passes through unchanged (the turns are not run
-    then)."""
+    code is not blamed on the block. The loop's own handler, task factory and the warning
+    filters are put back on exit; an exception from the body passes through unchanged (the
+    turns are not run then)."""
     loop = asyncio.get_running_loop()
     reports = LoopReports()
     gc.collect()  # what earlier code left for the collector reports now, not in our window
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reports.contexts.append(context))
+    handlers: list[asyncio.Task[Any]] = []
+    factory = loop.get_task_factory()
+
+    def watch(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        task = factory(loop, coro, **kwargs) if factory else asyncio.Task(coro, loop=loop, **kwargs)
+        if _made_by_start_server() and isinstance(task, asyncio.Task):
+            handlers.append(task)
+        return task
+
+    loop.set_task_factory(watch)
     with warnings.catch_warnings():
         warnings.simplefilter("always", ResourceWarning)
         shown = warnings.showwarning
@@ -751,5 +774,43 @@ async def loop_reports(turns: int = 10) -> AsyncIterator[LoopReports]:
             gc.collect()
             for _ in range(turns):
                 await asyncio.sleep(0)
+            reports.handlers += _handler_endings(handlers, reports.contexts)
         finally:
+            loop.set_task_factory(factory)
             loop.set_exception_handler(previous)
+
+
+def _made_by_start_server() -> bool:
+    """Whether the task being made runs a start_server ``client_connected_cb``: in 3.11 to 3.13
+    ``StreamReaderProtocol.connection_made`` creates it (``self._loop.create_task(res)``)."""
+    frame = sys._getframe(2)
+    for _ in range(4):  # watch() <- create_task() <- connection_made()
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "connection_made" and isinstance(
+            frame.f_locals.get("self"), asyncio.StreamReaderProtocol
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _handler_endings(tasks: list[asyncio.Task[Any]], contexts: list[dict[str, Any]]) -> list[str]:
+    """A line for each connection task that ended cancelled or failed (a failure the loop has
+    already reported is not repeated)."""
+    heard = {id(context.get("exception")) for context in contexts}
+    out = []
+    for task in tasks:
+        if not task.done():
+            continue
+        name = getattr(task.get_coro(), "__qualname__", repr(task.get_coro()))
+        if task.cancelled():
+            out.append(
+                f"CancelledError ended {name}(), a start_server connection task (Python 3.11.7 "
+                "logs it, 3.13 does not)"
+            )
+        elif (exc := task.exception()) is not None and id(exc) not in heard:
+            out.append(
+                f"{type(exc).__name__}: {exc} ended {name}(), a start_server connection task"
+            )
+    return out

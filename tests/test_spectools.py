@@ -366,3 +366,77 @@ async def test_loop_reports_does_not_blame_the_block_for_garbage_made_before_it(
         assert [c["message"] for c in seen] == ["Task exception was never retrieved"], seen
     finally:
         loop.set_exception_handler(None)
+
+
+async def _serve_until_cancelled(started: asyncio.Event, tasks: list) -> asyncio.Server:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.append(asyncio.current_task())
+        started.set()
+        try:
+            await reader.read()  # the client never sends: only cancel() ends this
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handler, LOCALHOST, 0)
+
+
+async def test_loop_reports_names_a_start_server_connection_task_that_ended_cancelled():
+    # Whatever this Python's asyncio logs for it (3.11.7 does, 3.13 does not), the cancelled
+    # connection task is reported; a cancelled task of the block's own is not.
+    loop = asyncio.get_running_loop()
+    started, tasks = asyncio.Event(), []
+    server = await _serve_until_cancelled(started, tasks)
+    try:
+        async with loop_reports() as reports:
+            _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+            await bounded(started.wait(), 5.0, "the connection task to start")
+            own = asyncio.ensure_future(asyncio.sleep(3600))
+            own.cancel()
+            tasks[0].cancel()  # ends in CancelledError: nothing awaits it but asyncio
+            await asyncio.wait([own, tasks[0]])
+            writer.close()
+        assert loop.get_task_factory() is None
+    finally:
+        server.close()
+    assert reports.handlers == [
+        "CancelledError ended _serve_until_cancelled.<locals>.handler(), a start_server "
+        "connection task (Python 3.11.7 logs it, 3.13 does not)"
+    ], reports.lines()
+    assert reports.handlers[0] in reports.lines(), reports.lines()
+
+
+async def test_loop_reports_names_a_failed_connection_task_once_and_not_one_that_ended_well_or_runs_on():
+    ended = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.read(1)
+        try:
+            if first == b"x":
+                raise ValueError("boom")
+            if first == b"w":
+                await reader.read()  # runs on past the block: not a report of its own
+        finally:
+            writer.close()
+            ended.set()
+
+    server = await asyncio.start_server(handler, LOCALHOST, 0)
+    address = server.sockets[0].getsockname()[:2]
+    writers = []
+    try:
+        async with loop_reports() as reports:
+            for first in (b"o", b"x", b"w"):
+                reader, writer = await asyncio.open_connection(*address)
+                writers.append(writer)
+                ended.clear()
+                writer.write(first)
+                if first != b"w":
+                    await bounded(ended.wait(), 5.0, "the connection task to end")
+                    await bounded(reader.read(), 5.0, "the connection to close")
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+    lines = reports.lines()
+    # 3.11.7 and later log the failure ('Unhandled exception in client_connected_cb'), earlier
+    # versions do not: either way it is one line, never two.
+    assert len(lines) == 1 and lines[0].startswith("ValueError: boom "), lines
