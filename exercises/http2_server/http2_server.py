@@ -271,6 +271,8 @@ class H2Connection:
         TODO: pieces no larger than the client's SETTINGS_MAX_FRAME_SIZE; END_HEADERS on the
               last; END_STREAM on the HEADERS frame when ``end_stream``.
         TODO: a stream that is closed, reset or already ended on our side -> ValueError.
+        TODO: called again after the response's HEADERS -> ValueError, nothing sent: a second
+              HEADERS is only valid as trailers, with END_STREAM (§8.1); use send_trailers.
         TODO: a connection-specific field (connection, keep-alive, proxy-connection,
               transfer-encoding, upgrade; te, which only a request may carry) -> ValueError,
               nothing sent (§8.2.2).
@@ -363,7 +365,11 @@ class H2Server:
         TODO: collect each request (headers, body, trailers); acknowledge body bytes as you
               take them, or the client's window runs dry.
         TODO: on StreamEnded, run the app in its own task: requests are concurrent.
-        TODO: a raising app -> 500; a stream the client resets -> cancel its task.
+        TODO: a raising app, or a response that cannot be sent (not a Response, a field value
+              outside latin-1, a body that is not bytes, trailers send_trailers refuses) -> a
+              500 if its HEADERS have not gone out yet, else RST_STREAM INTERNAL_ERROR: the
+              stream always ends (RFC 9113 §5.4.2, §7). The connection keeps serving.
+        TODO: a stream the client resets -> cancel its task.
         TODO: response field names in lowercase (§8.2.1); ":status" first; the app's
               connection-specific fields (Connection, Transfer-Encoding...) left out (§8.2.2).
         TODO: no body and no trailers in a response to HEAD, or with status 204 or 304

@@ -455,6 +455,13 @@ class H2Connection:
     ) -> None:
         """Queue the response header block (HEADERS, then CONTINUATION if it is larger than a frame)."""
         stream = self._sendable(stream_id)
+        # One response HEADERS per stream: after it, a header block is only valid as the
+        # trailers, which carry END_STREAM (§8.1).
+        if stream.headers_sent:
+            raise ValueError(
+                f"stream {stream_id}: the response's HEADERS were already sent; "
+                "trailers go through send_trailers (§8.1)"
+            )
         headers = list(headers)
         if (problem := _response_problem(headers, trailers=False)) is not None:
             raise ValueError(f"stream {stream_id}: {problem} (RFC 9113 §8.2.2)")
@@ -950,6 +957,7 @@ class Response:
 
 
 App = Callable[[Request], Awaitable[Response]]
+INTERNAL_ERROR_FIELDS = [(b"content-type", b"text/plain")]  # the 500 of an app that failed
 
 
 def _text(value: bytes) -> str:
@@ -1007,22 +1015,32 @@ class H2Server:
                 writer.write(data)
 
         async def respond(stream_id: int, request: Request) -> None:
+            started = False  # has the response's HEADERS frame been queued?
             try:
                 response = await self._app(request)
+                headers = [(b":status", str(response.status).encode()), *_fields(response.headers)]
+                trailers = _fields(response.trailers)
+                # RFC 9110 §6.4.1: a response to HEAD, a 204 and a 304 have no content (and so no
+                # trailers); the app's content-length and other fields still go out (§9.3.2).
+                bodyless = request.method == "HEAD" or response.status in (204, 304)
+                if not bodyless and (response.body or trailers):
+                    conn.send_headers(stream_id, headers)
+                    started = True
+                    conn.send_data(stream_id, response.body, end_stream=not trailers)
+                    if trailers:
+                        conn.send_trailers(stream_id, trailers)
+                else:
+                    conn.send_headers(stream_id, headers, end_stream=True)
             except Exception:
-                response = Response(500, [("content-type", "text/plain")], b"internal server error")
-            headers = [(b":status", str(response.status).encode()), *_fields(response.headers)]
-            trailers = _fields(response.trailers)
-            # RFC 9110 §6.4.1: a response to HEAD, a 204 and a 304 have no content (and so no
-            # trailers); the app's content-length and other fields still go out (§9.3.2).
-            bodyless = request.method == "HEAD" or response.status in (204, 304)
-            if not bodyless and (response.body or trailers):
-                conn.send_headers(stream_id, headers)
-                conn.send_data(stream_id, response.body, end_stream=not trailers)
-                if trailers:
-                    conn.send_trailers(stream_id, trailers)
-            else:
-                conn.send_headers(stream_id, headers, end_stream=True)
+                # The app raised, or answered something that cannot be sent (not a Response, a
+                # field outside latin-1, a str body, trailers send_trailers refuses). The stream
+                # must still end, or the client waits for ever: a 500 while nothing has gone
+                # out, else RST_STREAM INTERNAL_ERROR (RFC 9113 §5.4.2, §7).
+                if not started:
+                    conn.send_headers(stream_id, [(b":status", b"500"), *INTERNAL_ERROR_FIELDS])
+                    conn.send_data(stream_id, b"internal server error", end_stream=True)
+                else:
+                    conn.reset_stream(stream_id, ErrorCode.INTERNAL_ERROR)
             flush()
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
