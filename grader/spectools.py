@@ -12,28 +12,36 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
 * count, never time: :func:`spy_on` records every call of a function however the learner
   reaches it (:func:`spy_compare_digest` for constant-time comparisons), and
   :class:`CountingLoop` counts an event loop's wake-ups;
+* a clock a spec moves for code that times itself with asyncio's timers: :class:`SkippingLoop`,
+  and on it :class:`LingeringClient`, which watches a server's lingering close end;
 * doubles for what a server is handed: a :class:`Gauge` for its metrics callback, a
   :class:`FakeSleep` for its ``sleep``;
 * a disk for storage katas: :class:`CountingDisk` logs reads and counts bytes written;
 * the far side of a proxy: :class:`H11Origin` (an origin h11 reads, served by
   :func:`running_h11_origin`), :class:`BigPeer`, :class:`StalledSink`, :func:`slow_reader`,
   :func:`read_digest` and :func:`memory_held` for back-pressure specs that count memory, never time;
-* a client that sends a whole request body before it reads: :func:`send_whole_then_read`;
+* a client that sends a whole request body before it reads: :func:`send_whole_then_read`, and
+  :class:`WholeUpload`, a 32 MiB body a server refuses from the head alone;
+* interim (1xx) responses: :func:`raw_origin` and :class:`ContinuingOrigin` write them as
+  http.server does, :func:`response_heads` reads every head back;
 * lifecycle hygiene: :func:`loop_reports` records what the event loop's exception handler
   receives (and the ResourceWarnings of unclosed transports) while a block runs and for a few
-  loop turns after it, so a spec can assert that ``close()`` left nothing for the loop to report.
+  loop turns after it, so a spec can assert that ``close()`` left nothing for the loop to report;
+  :func:`reset_mid_request` does the same for a client that resets its connection mid-request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import hmac
 import secrets
 import socket
 import ssl
+import struct
 import sys
 import tracemalloc
 import warnings
@@ -47,16 +55,25 @@ __all__ = [
     "StalledSink",
     "CountingLoop",
     "FakeClock",
+    "INTERIM",
+    "ContinuingOrigin",
     "FakeSleep",
     "Gauge",
     "H11Origin",
+    "LingeringClient",
     "LoopReports",
+    "ResponseHead",
+    "SkippingLoop",
+    "WholeUpload",
     "answer_with",
     "bounded",
     "called",
     "loop_reports",
     "memory_held",
+    "raw_origin",
     "read_digest",
+    "reset_mid_request",
+    "response_heads",
     "running_h11_origin",
     "send_whole_then_read",
     "short",
@@ -229,6 +246,64 @@ class CountingLoop(asyncio.SelectorEventLoop):
     def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def]
         self.wakeups += 1
         return super().call_soon(callback, *args, context=context)
+
+
+class SkippingLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock a spec moves forward by hand: ``time()`` is the real monotonic
+    clock plus every :meth:`skip` so far. What a server times with asyncio's own timers
+    (``asyncio.timeout``, ``wait_for``, ``sleep``, ``call_later``: all read ``loop.time()``)
+    sees the skipped seconds pass at once, and the next loop turn runs the timers that came due.
+    So a spec checks a 30-second bound in no real time, and never reads the wall clock.
+
+    Real time still passes as well: check a bound with room on both sides (what must still be
+    running a good part below the bound, what must have ended above it). A spec's own
+    :func:`bounded` waits run on this clock too: skip only while none is pending.
+
+    It keeps the transport of every connection its servers accepted, in order (``accepted``),
+    so a spec can see whether a server closed a connection (``is_closing()``) from the server's
+    side; :meth:`turns_until` spins a counted number of loop turns for it. Run a spec on it as
+    ``with asyncio.Runner(loop_factory=SkippingLoop) as runner: runner.run(main())``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped = 0.0
+        self.accepted: list[asyncio.Transport] = []
+
+    def time(self) -> float:
+        return super().time() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward; the timers that came due run on the next turn."""
+        if seconds < 0:
+            raise ValueError("a monotonic clock never goes backwards")
+        self.skipped += seconds
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):  # type: ignore[no-untyped-def]
+        transport = super()._make_socket_transport(
+            sock, protocol, waiter, extra=extra, server=server
+        )
+        if server is not None:
+            self.accepted.append(transport)
+        return transport
+
+    def accepted_from(self, writer: asyncio.StreamWriter) -> asyncio.Transport:
+        """The server's side of the spec's connection ``writer``: the accepted transport whose
+        peer is the writer's own address."""
+        own = writer.get_extra_info("sockname")
+        for transport in self.accepted:
+            if transport.get_extra_info("peername") == own:
+                return transport
+        raise AssertionError(f"no server on this loop accepted the connection from {own}")
+
+    async def turns_until(self, done: Callable[[], bool], turns: int = 200) -> bool:
+        """Run up to ``turns`` loop turns until ``done()``; return whether it came true. Counted,
+        never timed."""
+        for _ in range(turns):
+            if done():
+                return True
+            await asyncio.sleep(0)
+        return done()
 
 
 # -- Doubles for what a server is handed: a gauge it reports to, a sleep it waits on ---------
@@ -670,6 +745,229 @@ async def send_whole_then_read(
     return received, None
 
 
+@dataclasses.dataclass(frozen=True)
+class WholeUpload:
+    """A request whose body is far bigger than the socket buffers between a spec and a server
+    (``pieces`` of 64 KiB, 32 MiB by default), framed by Content-Length or, with ``chunked``,
+    as 64 KiB chunks; sent whole before reading, as urllib, http.client and requests do.
+
+    For the specs of an answer a server gives from the head alone (413, 501, 404...): a server
+    that closes with the body unread makes the client fail on a write instead of reading the
+    answer; one that closes in stages (RFC 9112 §9.6) gets it read. ``head`` is the request line,
+    ``Host`` and the framing field; :meth:`answer` sends it all and returns what came back."""
+
+    PIECE = b"x" * 65536
+
+    request_line: str
+    host: str
+    chunked: bool = False
+    pieces: int = 512
+
+    @property
+    def framing(self) -> str:
+        """The framing field, as sent: ``Content-Length: 33554432`` or ``Transfer-Encoding: chunked``."""
+        if self.chunked:
+            return "Transfer-Encoding: chunked"
+        return f"Content-Length: {self.pieces * len(self.PIECE)}"
+
+    @property
+    def head(self) -> bytes:
+        return f"{self.request_line}\r\nHost: {self.host}\r\n{self.framing}\r\n\r\n".encode()
+
+    @property
+    def piece(self) -> bytes:
+        """What is written ``pieces`` times: 64 KiB, or a chunk of 64 KiB."""
+        return b"10000\r\n" + self.PIECE + b"\r\n" if self.chunked else self.PIECE
+
+    @property
+    def tail(self) -> bytes:
+        """What ends the body: the last chunk, or nothing."""
+        return b"0\r\n\r\n" if self.chunked else b""
+
+    async def answer(self, port: int, what: str, status: int) -> bytes:
+        """Send it all to 127.0.0.1:``port`` (:func:`send_whole_then_read`), then read the answer
+        to the close; return it. A reset fails the spec with "Called ``what``; returned the
+        connection was reset: ...; expected 'HTTP/1.1 ``status`` ...'"."""
+        raw, failure = await send_whole_then_read(
+            port, self.head, self.piece, self.pieces, self.tail
+        )
+        assert failure is None, called(
+            what, f"the connection was reset: {failure!r}", f"HTTP/1.1 {status} ..."
+        )
+        return raw
+
+
+class LingeringClient:
+    """The client of a lingering close (RFC 9112 §9.6), on a :class:`SkippingLoop`: it sent a
+    request the server refuses from the head alone, read the answer's head, and now holds its
+    end open while the server half-closes and reads on, bounded (nginx: ``lingering_timeout``
+    without a byte, ``lingering_time`` in all).
+
+    Open it with :meth:`refused`; :meth:`held_after` moves the loop's clock and says whether the
+    server still holds the connection; :meth:`close` ends the client's side. Nothing is timed:
+    the server's side is watched through the loop (``SkippingLoop.accepted``), counting turns.
+    """
+
+    def __init__(
+        self,
+        loop: SkippingLoop,
+        writer: asyncio.StreamWriter,
+        server_side: asyncio.Transport,
+        head: bytes,
+    ) -> None:
+        self.loop = loop
+        self.writer = writer
+        self.server_side = server_side
+        self.head = head
+        self.sent = 0
+
+    @classmethod
+    async def refused(cls, port: int, request: bytes, what: str) -> LingeringClient:
+        """Connect to 127.0.0.1:``port``, send ``request`` (a head the server refuses, maybe a
+        little body), and read the answer's head (``what`` names the request in the failure
+        message)."""
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, SkippingLoop):
+            raise TypeError("a LingeringClient runs on a SkippingLoop")
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        try:
+            writer.write(request)
+            head = await bounded(reader.readuntil(b"\r\n\r\n"), 10, f"the answer to {what}")
+            return cls(loop, writer, loop.accepted_from(writer), head)
+        except BaseException:
+            writer.close()
+            raise
+
+    @property
+    def held(self) -> bool:
+        """Whether the server still holds its side of the connection (has not closed it)."""
+        return not self.server_side.is_closing()
+
+    async def held_after(self, seconds: float, *, every: float | None = None) -> bool:
+        """Move the clock ``seconds`` forward, in steps of ``every`` with a byte of body sent
+        after each step (a client still sending), or at once (a client that sends nothing);
+        after each step the loop runs until the server closes, or 200 turns. Return whether the
+        server still holds the connection at the end."""
+        step = seconds if every is None else every
+        left = seconds
+        while left > 1e-9:
+            self.loop.skip(min(step, left))
+            left -= step
+            if await self.loop.turns_until(lambda: not self.held):
+                return False
+            if every is not None:
+                with contextlib.suppress(ConnectionError):
+                    self.writer.write(b"x")
+                    self.sent += 1
+                for _ in range(20):  # the server reads the byte
+                    await asyncio.sleep(0)
+        return self.held
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# -- Interim (1xx) responses: an origin that sends them, a parser that keeps them ------------
+#
+# forward_proxy, tls_termination and resilience_sidecar each face an origin that writes raw
+# bytes as Python's http.server does for curl's Expect: 100-continue: interim heads, then the
+# final answer (RFC 9110 §15.2). h11 cannot be that origin (it never sends a 103), so these
+# write the bytes themselves, and :func:`response_heads` reads every head back, 1xx included.
+
+INTERIM = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+)
+
+
+def raw_origin(answer: bytes, *, hold: bool = False) -> Handler:
+    """A raw origin handler (serve it with :func:`tcp_server`): it reads a request head, then
+    writes ``answer`` at once, bytes no HTTP library would send: ``INTERIM + final`` (a 100
+    Continue and a 103 Early Hints with a Link, then a whole final response), or a 101 and what
+    follows it. With ``hold`` it then reads until the proxy closes, so only the proxy can end
+    the connection; without, it returns (and its server closes the connection)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        if hold:
+            await reader.read(-1)
+
+    return handle
+
+
+class ContinuingOrigin:
+    """A raw origin that answers an upload as http.server does: it reads a request head, writes
+    ``HTTP/1.1 100 Continue`` (when the head has an Expect field, or always with ``always``),
+    reads the ``Content-Length`` body, then writes ``answer``. With ``hold`` it then reads until
+    the proxy closes. ``requests`` keeps each (head as text, body). Serve ``handle``."""
+
+    def __init__(
+        self,
+        answer: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nstored!",
+        *,
+        always: bool = False,
+        hold: bool = False,
+    ) -> None:
+        self.answer = answer
+        self.always = always
+        self.hold = hold
+        self.requests: list[tuple[str, bytes]] = []
+
+    @property
+    def bodies(self) -> list[bytes]:
+        """The body of each request read, in order."""
+        return [body for _, body in self.requests]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        fields = [line.partition(":") for line in head.split("\r\n")[1:]]
+        if self.always or any(k.strip().lower() == "expect" for k, _, _ in fields):
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+        length = sum(int(v) for k, _, v in fields if k.strip().lower() == "content-length")
+        self.requests.append((head, await reader.readexactly(length)))
+        writer.write(self.answer)
+        await writer.drain()
+        if self.hold:
+            await reader.read(-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResponseHead:
+    """One response head as sent: its status line, its status (0 when the line has none), and
+    its fields in order as (lower-case name, value without surrounding white space)."""
+
+    status_line: str
+    status: int
+    fields: tuple[tuple[str, str], ...]
+
+    def values(self, name: str) -> list[str]:
+        """Every value of field ``name`` (any case), in order."""
+        return [v for k, v in self.fields if k == name.lower()]
+
+
+def response_heads(raw: bytes) -> tuple[list[ResponseHead], bytes]:
+    """The response heads at the start of ``raw``, up to and including the first that is not a
+    1xx, and what follows that head (the final body). Reads raw bytes without judging them, so a
+    spec sees every interim head a proxy relayed, or failed to."""
+    heads = []
+    rest = raw
+    while rest.startswith(b"HTTP/"):
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        fields = tuple(
+            (k.strip().lower(), v.strip()) for k, _, v in (x.partition(":") for x in lines[1:])
+        )
+        heads.append(ResponseHead(lines[0], status, fields))
+        if not 100 <= status < 200:
+            break
+    return heads, rest
+
+
 # -- Lifecycle hygiene: what a close() leaves the event loop to report -----------------------
 #
 # A close() that cancels a connection task which then ends in CancelledError makes Python 3.11.7
@@ -814,3 +1112,45 @@ def _handler_endings(tasks: list[asyncio.Task[Any]], contexts: list[dict[str, An
                 f"{type(exc).__name__}: {exc} ended {name}(), a start_server connection task"
             )
     return out
+
+
+Begin = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def reset_mid_request(
+    handle: Handler, begin: Begin, what: str, timeout: float = 8.0
+) -> LoopReports:
+    """What the event loop reports when a client resets its connection while the server is busy
+    with its request: the reset is not an error of the server, so a server should leave none.
+
+    ``handle`` (the learner's connection handler) is served by ``asyncio.start_server`` itself
+    on 127.0.0.1, port 0, so an exception it lets out is reported by the loop ("Unhandled
+    exception in client_connected_cb"), as is a task that failed unseen or a transport nobody
+    closed. One client connects; ``begin(reader, writer)`` sends its request and waits (bounded)
+    until the request is in the server's hands; then the client resets the connection (a TCP
+    RST, not a FIN) and the server is given ``timeout`` seconds to return from ``handle``
+    (``what`` names that wait in the failure message). Returns the :func:`loop_reports` of it
+    all: ``assert not reports, reports.message(...)``."""
+    ended = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handle(reader, writer)
+        finally:
+            ended.set()
+
+    listener = await asyncio.start_server(serve, LOCALHOST, 0)
+    try:
+        async with loop_reports() as reports:
+            port = listener.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection(LOCALHOST, port)
+            await begin(reader, writer)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # a TCP RST, not a FIN
+            await bounded(ended.wait(), timeout, what)
+    finally:
+        listener.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(listener.wait_closed(), 2.0)
+    return reports

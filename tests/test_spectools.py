@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import secrets
 import types
@@ -10,18 +11,26 @@ import types
 import pytest
 
 from grader.spectools import (
+    INTERIM,
     LOCALHOST,
     BigPeer,
+    ContinuingOrigin,
     CountingLoop,
     FakeClock,
+    LingeringClient,
     LoopReports,
+    SkippingLoop,
     StalledSink,
+    WholeUpload,
     answer_with,
     bounded,
     called,
     loop_reports,
     memory_held,
+    raw_origin,
     read_digest,
+    reset_mid_request,
+    response_heads,
     running_h11_origin,
     send_whole_then_read,
     short,
@@ -233,26 +242,29 @@ async def test_memory_held_is_the_peak_above_the_start():
         await memory_held(asyncio.Event().wait(), 0.01, "nothing")
 
 
+REFUSAL = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"
+
+
+async def _refuses_then_lingers(reader, writer):
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(REFUSAL)
+    writer.write_eof()
+    while await reader.read(65536):
+        pass
+    writer.close()
+
+
+async def _refuses_then_closes(reader, writer):
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(REFUSAL)
+    writer.close()
+
+
 async def test_send_whole_then_read_gets_the_answer_of_a_server_that_reads_on_and_the_reset_of_one_that_does_not():
-    answer = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"
-
-    async def lingering(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        writer.write_eof()
-        while await reader.read(65536):
-            pass
-        writer.close()
-
-    async def closing(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        writer.close()
-
     head, piece = b"POST / HTTP/1.1\r\nContent-Length: 33554432\r\n\r\n", b"x" * 65536
-    async with tcp_server(lingering) as (_, port):
-        assert await send_whole_then_read(port, head, piece, 512) == (answer, None)
-    async with tcp_server(closing) as (_, port):
+    async with tcp_server(_refuses_then_lingers) as (_, port):
+        assert await send_whole_then_read(port, head, piece, 512) == (REFUSAL, None)
+    async with tcp_server(_refuses_then_closes) as (_, port):
         received, error = await send_whole_then_read(port, head, piece, 512)
     assert isinstance(error, ConnectionError), (received, error)
 
@@ -368,6 +380,145 @@ async def test_loop_reports_does_not_blame_the_block_for_garbage_made_before_it(
         loop.set_exception_handler(None)
 
 
+def test_response_heads_keeps_every_interim_head_then_the_final_one_and_its_body():
+    raw = INTERIM + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n Connection : close\r\n\r\nfinal"
+    heads, rest = response_heads(raw)
+    assert [(h.status_line, h.status) for h in heads] == [
+        ("HTTP/1.1 100 Continue", 100),
+        ("HTTP/1.1 103 Early Hints", 103),
+        ("HTTP/1.1 200 OK", 200),
+    ], heads
+    assert heads[1].values("LINK") == ["</style.css>; rel=preload"], heads[1]
+    assert heads[2].fields == (("content-length", "5"), ("connection", "close")), heads[2]
+    assert rest == b"final", rest
+    # The first head that is not a 1xx ends the heads, even one that looks like a response.
+    heads, rest = response_heads(b"HTTP/1.1 xyz\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
+    assert [h.status for h in heads] == [0] and rest == b"HTTP/1.1 200 OK\r\n\r\n", heads
+    assert response_heads(b"hello") == ([], b"hello")
+
+
+async def _exchange(port: int, request: bytes, *, half_close: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection(LOCALHOST, port)
+    try:
+        writer.write(request)
+        if half_close:
+            writer.write_eof()
+        return await bounded(reader.read(), 5, "the origin's answer and its close")
+    finally:
+        writer.close()
+
+
+async def test_raw_origin_writes_its_answer_after_the_head_and_holds_on_request():
+    final = b"HTTP/1.1 204 No Content\r\n\r\n"
+    async with tcp_server(raw_origin(INTERIM + final)) as (_, port):
+        # Without hold it answers and closes though the client never ends its side.
+        got = await _exchange(port, b"GET / HTTP/1.1\r\n\r\n", half_close=False)
+    assert got == INTERIM + final, got
+    ended = asyncio.Event()
+    held = raw_origin(final, hold=True)
+
+    async def watched(reader, writer):
+        await held(reader, writer)
+        ended.set()
+
+    async with tcp_server(watched) as (_, port):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        try:
+            writer.write(b"GET / HTTP/1.1\r\n\r\n")
+            assert await bounded(reader.readexactly(len(final)), 5, "the answer") == final
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert not ended.is_set(), "a holding origin returned before the client closed"
+            writer.write_eof()
+            await bounded(ended.wait(), 5, "the origin to return after the client's EOF")
+        finally:
+            writer.close()
+
+
+async def test_continuing_origin_says_continue_when_expected_reads_the_body_and_keeps_it():
+    origin = ContinuingOrigin()
+    async with tcp_server(origin.handle) as (_, port):
+        plain = await _exchange(port, b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+        expecting = await _exchange(
+            port, b"POST / HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\nhi"
+        )
+    stored = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nstored!"
+    assert (plain, expecting) == (stored, b"HTTP/1.1 100 Continue\r\n\r\n" + stored)
+    assert origin.bodies == [b"abc", b"hi"], origin.requests
+    assert origin.requests[0][0] == "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
+    always = ContinuingOrigin(b"HTTP/1.1 201 Created\r\n\r\n", always=True)
+    async with tcp_server(always.handle) as (_, port):
+        got = await _exchange(port, b"PUT / HTTP/1.1\r\nContent-Length: 1\r\n\r\nz")
+    assert got == b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n\r\n", got
+
+
+async def test_whole_upload_frames_its_body_and_fails_with_a_readable_reset():
+    upload = WholeUpload("POST /up HTTP/1.1", "h")
+    assert upload.head == b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 33554432\r\n\r\n"
+    assert (upload.piece, upload.tail) == (b"x" * 65536, b"")
+    chunked = WholeUpload("POST /up HTTP/1.1", "h", chunked=True, pieces=2)
+    assert chunked.framing == "Transfer-Encoding: chunked"
+    body = chunked.piece * chunked.pieces + chunked.tail
+    assert body == (b"10000\r\n" + b"x" * 65536 + b"\r\n") * 2 + b"0\r\n\r\n"
+    async with tcp_server(_refuses_then_lingers) as (_, port):
+        assert await upload.answer(port, "the upload", 413) == REFUSAL
+    async with tcp_server(_refuses_then_closes) as (_, port):
+        with pytest.raises(AssertionError) as failed:
+            await upload.answer(port, "the upload", 413)
+    message = str(failed.value)
+    assert message.startswith('Called the upload; returned "the connection was reset: '), message
+    assert message.endswith("; expected 'HTTP/1.1 413 ...'"), message
+
+
+async def _reset_reports(handle) -> LoopReports:
+    arrived = asyncio.Event()
+
+    async def wrapped(reader, writer):
+        arrived.set()
+        await handle(reader, writer)
+
+    async def begin(reader, writer):
+        writer.write(b"ping")
+        await bounded(arrived.wait(), 5, "the connection to be served")
+
+    return await reset_mid_request(wrapped, begin, "the handler to return", 5)
+
+
+async def test_reset_mid_request_hears_nothing_from_a_quiet_handler_and_quotes_a_loud_one():
+    async def quiet(reader, writer):
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    async def loud(reader, writer):
+        while await reader.read(65536):
+            pass
+        raise RuntimeError("the reset escaped")  # the reset may come as EOF or as an error
+
+    assert not await _reset_reports(quiet)
+    reports = await _reset_reports(loud)
+    errors = [type(c.get("exception")) for c in reports.contexts]
+    assert errors and set(errors) <= {ConnectionResetError, RuntimeError}, reports.lines()
+
+
+async def test_reset_mid_request_fails_readably_when_the_handler_never_returns():
+    release = asyncio.Event()
+
+    async def stuck(reader, writer):
+        await release.wait()
+
+    async def begin(reader, writer):
+        pass
+
+    try:
+        with pytest.raises(AssertionError, match="waited 0.2 s for the handler to return"):
+            await reset_mid_request(stuck, begin, "the handler to return", 0.2)
+    finally:
+        release.set()
+        await asyncio.sleep(0)
+
+
 async def _serve_until_cancelled(started: asyncio.Event, tasks: list) -> asyncio.Server:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tasks.append(asyncio.current_task())
@@ -440,3 +591,79 @@ async def test_loop_reports_names_a_failed_connection_task_once_and_not_one_that
     # 3.11.7 and later log the failure ('Unhandled exception in client_connected_cb'), earlier
     # versions do not: either way it is one line, never two.
     assert len(lines) == 1 and lines[0].startswith("ValueError: boom "), lines
+
+
+def test_skipping_loop_moves_asyncio_timers_and_keeps_what_its_servers_accept():
+    loop = SkippingLoop()
+
+    async def main() -> None:
+        slept = asyncio.ensure_future(asyncio.sleep(3600))
+        assert not await loop.turns_until(slept.done, 50), "an hour passed in 50 turns"
+        loop.skip(3600)
+        assert await loop.turns_until(slept.done, 50), "skip(3600) did not end sleep(3600)"
+        with pytest.raises(ValueError):
+            loop.skip(-1)
+        async with tcp_server(lambda reader, writer: reader.read()) as (_, port):
+            reader, writer = await asyncio.open_connection(LOCALHOST, port)
+            try:
+                await bounded(loop.turns_until(lambda: bool(loop.accepted)), 5, "the accept")
+                server_side = loop.accepted_from(writer)
+                assert server_side.get_extra_info("sockname")[1] == port
+                assert not server_side.is_closing()
+            finally:
+                writer.close()
+            assert await loop.turns_until(server_side.is_closing), "the server never closed"
+        stranger = types.SimpleNamespace(get_extra_info=lambda name: (LOCALHOST, 1))
+        with pytest.raises(AssertionError, match="no server on this loop accepted"):
+            loop.accepted_from(stranger)
+
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(main())
+
+
+async def _linger_5_and_30(reader, writer):
+    """A server that refuses at once, then closes in stages: 5 s without a byte, 30 s in all."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(REFUSAL)
+    writer.write_eof()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(30):
+            while await asyncio.wait_for(reader.read(65536), 5):
+                pass
+    writer.close()
+
+
+async def _linger_forever(reader, writer):
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(REFUSAL)
+    writer.write_eof()
+    while await reader.read(65536):
+        pass
+    writer.close()
+
+
+def _held(handler, *moves) -> tuple[tuple[bool, ...], bytes, int]:
+    async def main():
+        async with tcp_server(handler) as (_, port):
+            client = await LingeringClient.refused(port, b"POST / HTTP/1.1\r\n\r\n", "POST /")
+            try:
+                got = tuple([await client.held_after(s, every=e) for s, e in moves])
+                return got, client.head, client.sent
+            finally:
+                client.close()
+
+    with asyncio.Runner(loop_factory=SkippingLoop) as runner:
+        return runner.run(main())
+
+
+def test_lingering_client_sees_a_bounded_linger_end_and_an_endless_one_go_on():
+    head = REFUSAL
+    assert _held(_linger_5_and_30, (2, None), (4, None)) == ((True, False), head, 0)
+    assert _held(_linger_5_and_30, (20, 2), (12, 2)) == ((True, False), head, 14)
+    assert _held(_linger_forever, (2, None), (4, None)) == ((True, True), head, 0)
+    assert _held(_linger_forever, (20, 2), (12, 2)) == ((True, True), head, 16)
+
+
+async def test_lingering_client_wants_a_skipping_loop():
+    with pytest.raises(TypeError, match="SkippingLoop"):
+        await LingeringClient.refused(1, b"", "nothing")
