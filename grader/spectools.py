@@ -13,7 +13,8 @@ so that every spec follows the same rules (DESIGN.md, "Writing specs"):
   reaches it (:func:`spy_compare_digest` for constant-time comparisons), and
   :class:`CountingLoop` counts an event loop's wake-ups;
 * a clock a spec moves for code that times itself with asyncio's timers: :class:`SkippingLoop`,
-  and on it :class:`LingeringClient`, which watches a server's lingering close end;
+  and on it :class:`LingeringClient` (run by :func:`linger_holds`), which watches a server's
+  lingering close end;
 * doubles for what a server is handed: a :class:`Gauge` for its metrics callback, a
   :class:`FakeSleep` for its ``sleep``;
 * a disk for storage katas: :class:`CountingDisk` logs reads and counts bytes written;
@@ -68,6 +69,7 @@ __all__ = [
     "answer_with",
     "bounded",
     "called",
+    "linger_holds",
     "loop_reports",
     "memory_held",
     "raw_origin",
@@ -865,6 +867,32 @@ class LingeringClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def linger_holds(
+    serve: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+    request: bytes,
+    what: str,
+    *moves: tuple[float, float | None],
+) -> tuple[bool, ...]:
+    """Whether a server still holds a refused client's connection after each move of the clock.
+
+    Runs on a fresh :class:`SkippingLoop` (call it from a plain, not an async, spec): ``serve()``
+    starts the learner's server (an async context manager yielding something with a ``port``);
+    a :class:`LingeringClient` sends ``request`` and reads the answer's head; then each move
+    ``(seconds, every)`` is :meth:`LingeringClient.held_after` (``every``: how often the client
+    sends a byte of body meanwhile, or None: never)."""
+
+    async def main() -> tuple[bool, ...]:
+        async with serve() as server:
+            client = await LingeringClient.refused(server.port, request, what)
+            try:
+                return tuple([await client.held_after(s, every=e) for s, e in moves])
+            finally:
+                client.close()
+
+    with asyncio.Runner(loop_factory=SkippingLoop) as runner:
+        return runner.run(main())
 
 
 # -- Interim (1xx) responses: an origin that sends them, a parser that keeps them ------------

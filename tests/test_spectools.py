@@ -25,6 +25,7 @@ from grader.spectools import (
     answer_with,
     bounded,
     called,
+    linger_holds,
     loop_reports,
     memory_held,
     raw_origin,
@@ -633,35 +634,36 @@ async def _linger_5_and_30(reader, writer):
     writer.close()
 
 
-async def _linger_forever(reader, writer):
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(REFUSAL)
-    writer.write_eof()
-    while await reader.read(65536):
-        pass
-    writer.close()
+@contextlib.asynccontextmanager
+async def _served(handler):
+    async with tcp_server(handler) as (_, port):
+        yield types.SimpleNamespace(port=port)
 
 
-def _held(handler, *moves) -> tuple[tuple[bool, ...], bytes, int]:
+def _held(handler, *moves) -> tuple[bool, ...]:
+    request = b"POST / HTTP/1.1\r\n\r\n"
+    return linger_holds(lambda: _served(handler), request, "POST /", *moves)
+
+
+def test_linger_holds_sees_a_bounded_linger_end_and_an_endless_one_go_on():
+    assert _held(_linger_5_and_30, (2, None), (4, None)) == (True, False)
+    assert _held(_linger_5_and_30, (20, 2), (12, 2)) == (True, False)
+    assert _held(_refuses_then_lingers, (2, None), (4, None)) == (True, True)
+    assert _held(_refuses_then_lingers, (20, 2), (12, 2)) == (True, True)
+
+
+def test_lingering_client_keeps_the_answer_head_and_counts_the_bytes_it_sends():
     async def main():
-        async with tcp_server(handler) as (_, port):
+        async with tcp_server(_refuses_then_lingers) as (_, port):
             client = await LingeringClient.refused(port, b"POST / HTTP/1.1\r\n\r\n", "POST /")
             try:
-                got = tuple([await client.held_after(s, every=e) for s, e in moves])
-                return got, client.head, client.sent
+                held = await client.held_after(6, every=2)
+                return held, client.head, client.sent
             finally:
                 client.close()
 
     with asyncio.Runner(loop_factory=SkippingLoop) as runner:
-        return runner.run(main())
-
-
-def test_lingering_client_sees_a_bounded_linger_end_and_an_endless_one_go_on():
-    head = REFUSAL
-    assert _held(_linger_5_and_30, (2, None), (4, None)) == ((True, False), head, 0)
-    assert _held(_linger_5_and_30, (20, 2), (12, 2)) == ((True, False), head, 14)
-    assert _held(_linger_forever, (2, None), (4, None)) == ((True, True), head, 0)
-    assert _held(_linger_forever, (20, 2), (12, 2)) == ((True, True), head, 16)
+        assert runner.run(main()) == (True, REFUSAL, 3)
 
 
 async def test_lingering_client_wants_a_skipping_loop():
