@@ -22,7 +22,7 @@ from _helpers import (
 )
 from httpx_sse import aconnect_sse
 
-from grader.spectools import send_whole_then_read
+from grader.spectools import WholeUpload, linger_holds
 
 # The lesson's limit (the stub's MAX_HEAD), written here: specs are listed without learner code.
 MAX_HEAD = 8192
@@ -267,21 +267,10 @@ async def test_error_responses_carry_content_length_zero_and_connection_close(
     assert got == want, called(f"sending {what}: (Content-Length, Connection, body)", got, want)
 
 
-UPLOAD = 512  # pieces of 64 KiB: 32 MiB, far more than the socket buffers between us
-PIECE = b"x" * 65536
+# 32 MiB sent whole before reading: far more than the socket buffers between us.
 REFUSED_UPLOADS = {
-    "post": (
-        b"POST /events HTTP/1.1\r\nHost: s\r\nContent-Length: 33554432\r\n\r\n",
-        PIECE,
-        b"",
-        405,
-    ),
-    "chunked_elsewhere": (
-        b"POST /upload HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"10000\r\n" + PIECE + b"\r\n",
-        b"0\r\n\r\n",
-        404,
-    ),
+    "post": (WholeUpload("POST /events HTTP/1.1", "s"), 405),
+    "chunked_elsewhere": (WholeUpload("POST /upload HTTP/1.1", "s", chunked=True), 404),
 }
 
 
@@ -294,15 +283,12 @@ async def test_a_client_still_sending_a_body_gets_the_error_answer(case: str) ->
     What urllib, http.client and requests do with a body: send it all, then read. A server that
     closes with the body unread makes the kernel answer the rest with a reset, and the client
     fails with 'Connection reset by peer' or 'Broken pipe' instead of reading the answer."""
-    head, piece, tail, status = REFUSED_UPLOADS[case]
-    async with running() as srv:
-        raw, failure = await send_whole_then_read(srv.port, head, piece, UPLOAD, tail)
-    request_line, _, rest = head.partition(b"\r\n")
-    framing = rest.split(b"\r\n")[1].decode()
-    what = f"{request_line.decode()} with {framing} and a 32 MiB body, sent whole before reading"
-    assert failure is None, called(
-        what, f"the connection was reset: {failure!r}", f"HTTP/1.1 {status} ..."
+    upload, status = REFUSED_UPLOADS[case]
+    what = (
+        f"{upload.request_line} with {upload.framing} and a 32 MiB body, sent whole before reading"
     )
+    async with running() as srv:
+        raw = await upload.answer(srv.port, what, status)
     status_line = raw.split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 %d " % status), called(
         f"{what} (the status line the client read)", status_line, f"HTTP/1.1 {status} ..."
@@ -452,3 +438,47 @@ async def test_clients_that_keep_reconnecting_see_every_event_once() -> None:
             seen,
             want,
         )
+
+
+# A lingering close must end: the server reads on after its answer, but not forever. The specs
+# run on a loop whose clock they move (spectools.SkippingLoop), so the 5 s and 30 s bounds are
+# checked in no real time; what happened is seen from the server's side of the connection.
+LINGERING = b"POST /events HTTP/1.1\r\nHost: s\r\nContent-Length: 33554432\r\n\r\n"
+LINGERING_WHAT = "POST /events with Content-Length: 33554432"
+
+
+def _held(*moves: tuple[float, float | None]) -> tuple[bool, ...]:
+    return linger_holds(running, LINGERING, LINGERING_WHAT, *moves)
+
+
+def test_a_lingering_close_ends_5_s_after_the_last_byte() -> None:
+    """A client answered with an error that sends nothing more is dropped once 5 s pass without
+    a byte (nginx's lingering_timeout): the server half-closes and reads on, but not forever.
+
+    The clock is the event loop's: the spec moves it 2 s (the server must still be reading),
+    then 4 s more (6 s without a byte: the server must have closed)."""
+    got = _held((2, None), (4, None))
+    want = (True, False)
+    assert got == want, called(
+        f"{LINGERING_WHAT}, answered 405; then the client sends nothing and keeps its end open "
+        "(does the server still hold the connection after 2 s, after 6 s of silence?)",
+        got,
+        want,
+    )
+
+
+def test_a_lingering_close_ends_30_s_after_it_began() -> None:
+    """A client answered with an error that keeps sending its body is dropped 30 s after the
+    answer at most (nginx's lingering_time), though it never pauses 5 s: a trickle cannot hold
+    a connection.
+
+    The clock is the event loop's: the spec moves it 2 s at a time, sending a byte of body
+    after each step; the server must still be reading after 20 s and have closed by 32 s."""
+    got = _held((20, 2), (12, 2))
+    want = (True, False)
+    assert got == want, called(
+        f"{LINGERING_WHAT}, answered 405; then the client sends a byte every 2 s "
+        "(does the server still hold the connection after 20 s, after 32 s?)",
+        got,
+        want,
+    )
