@@ -22,6 +22,7 @@ Standard library only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import re
 import time
@@ -444,6 +445,42 @@ def _format_date(when: float) -> str:
 # -- the proxy --------------------------------------------------------------------------------
 
 
+@dataclass
+class _Upload:
+    """A request body still in the client's socket: the client sent ``Expect: 100-continue``.
+
+    RFC 9110 §10.1.1: a proxy that gets such a request MUST forward its head to the next
+    server at once (or answer it itself), not wait for the body: the client may be waiting for
+    a 100 (Continue) before it sends any. The body is then copied to the origin as it arrives,
+    and the origin's 100 goes back to the client, which asked for it (§15.2: a proxy forwards
+    the 1xx responses it did not ask for itself).
+    """
+
+    reader: asyncio.StreamReader  # the client's
+    writer: asyncio.StreamWriter  # the client's: where the 100 (Continue) goes
+    length: int
+    continued: bool = False  # the 100 went to the client
+    complete: bool = False  # every byte of the body was read from the client
+
+    def relay_continue(self) -> None:
+        if not self.continued:
+            self.continued = True
+            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def pump(self, origin: asyncio.StreamWriter) -> None:
+        """Copy the body from the client to the origin as it arrives."""
+        left = self.length
+        with contextlib.suppress(ConnectionError):
+            while left:
+                chunk = await self.reader.read(min(left, 65536))
+                if not chunk:
+                    return  # the client gave up: the origin's answer (or timeout) decides
+                origin.write(chunk)
+                left -= len(chunk)
+                await origin.drain()
+            self.complete = True
+
+
 class _BadMessage(Exception):
     """A message the proxy can't read: answered with ``status`` (origin side: 502)."""
 
@@ -469,6 +506,7 @@ class CachingProxy:
         self._server: asyncio.Server | None = None
         self._inflight: dict[str, asyncio.Future[None]] = {}  # target -> its one origin fetch
         self._background: dict[str, asyncio.Task[None]] = {}  # target -> its revalidation
+        self._uploads: dict[int, _Upload] = {}  # id(request) -> its body, still with the client
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on (host, port); return the address actually bound."""
@@ -538,23 +576,31 @@ class CachingProxy:
             return None
 
     async def _exchange(self, request: Request) -> Response:
+        upload = self._uploads.get(id(request))  # a body the client sends after the head
+        length = upload.length if upload is not None else len(request.body)
         reader, writer = await asyncio.open_connection(*self.origin)
+        pump: asyncio.Task[None] | None = None
         try:
             headers = [
                 (k, v) for k, v in _end_to_end(request.headers) if k.lower() != "content-length"
             ]
-            if request.body or request.method in ("POST", "PUT", "PATCH"):
-                headers.append(("Content-Length", str(len(request.body))))
+            if length or request.method in ("POST", "PUT", "PATCH"):
+                headers.append(("Content-Length", str(length)))
             headers.append(("Connection", "close"))
             writer.write(
                 _head(f"{request.method} {request.target} HTTP/1.1", headers) + request.body
             )
             await writer.drain()
+            if upload is not None:
+                pump = asyncio.create_task(upload.pump(writer))
             status, fields = await _read_status(reader)
             while 100 <= status < 200:
                 # RFC 9110 §15.2: an interim response (100 Continue to the client's Expect,
                 # 103 Early Hints) comes before the final one. This proxy answers with one whole
-                # response, so it reads past them; a streaming proxy would forward them.
+                # response, so it reads past them, except the 100 that a client waiting to send
+                # its body asked for; a streaming proxy would forward them all.
+                if status == 100 and upload is not None:
+                    upload.relay_continue()
                 status, fields = await _read_status(reader)
             response = Response(status, fields)
             if request.method == "HEAD" or status in (204, 304):
@@ -576,20 +622,34 @@ class CachingProxy:
                 raise _BadMessage(f"Content-Length: {length}")
             return response
         finally:
+            if pump is not None:  # the origin answered (or failed) before taking the whole body
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
             writer.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             try:
-                request = await _read_request(reader)
+                request, pending = await _read_request(reader)
             except _BadMessage as error:
                 writer.write(
                     _response_bytes(Response(error.status, body=f"{error}\n".encode()), "GET")
                 )
                 await _linger(reader, writer)
                 return
-            response = await self.handle(request)
+            upload = None
+            if pending:
+                upload = self._uploads[id(request)] = _Upload(reader, writer, pending)
+            try:
+                response = await self.handle(request)
+            finally:
+                self._uploads.pop(id(request), None)
             writer.write(_response_bytes(response, request.method))
+            if upload is not None and not upload.complete:
+                # Answered before the body was read (from the cache, or the origin's early
+                # answer): the client may still send it, so close in stages (RFC 9112 §9.6).
+                await _linger(reader, writer)
+                return
             await writer.drain()
         except (
             ConnectionError,
@@ -657,7 +717,9 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     return bytes(body)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> Request:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[Request, int]:
+    """The request, and how many body bytes are left in ``reader``: those of a request with
+    ``Expect: 100-continue``, which go to the origin only once the head has (RFC 9110 §10.1.1)."""
     request_line, fields = await _read_head(reader)
     parts = request_line.split(" ")
     if len(parts) != 3 or not parts[1].startswith("/") or parts[2] != "HTTP/1.1":
@@ -669,8 +731,15 @@ async def _read_request(reader: asyncio.StreamReader) -> Request:
     if length is not None:
         if not _DELTA.fullmatch(length):
             raise _BadMessage(f"Content-Length: {length}")
+        if int(length) and _expects_continue(request):
+            return request, int(length)
         request.body = await reader.readexactly(int(length))
-    return request
+    return request, 0
+
+
+def _expects_continue(request: Request) -> bool:
+    expect = request.header("expect") or ""
+    return "100-continue" in (member.strip().lower() for member in expect.split(","))
 
 
 def _reason(status: int) -> str:
