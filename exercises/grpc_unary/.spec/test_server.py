@@ -8,9 +8,6 @@ message classes built at run time, so no code generation is involved.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 
 import grpc
 import h2.errors
@@ -35,13 +32,12 @@ from _helpers import (
 from grpc_unary import GrpcServer
 
 from grader.spectools import (
-    LOCALHOST,
     CountingLoop,
     FakeClock,
     FakeSleep,
     bounded,
     called,
-    loop_reports,
+    reset_mid_request,
     short,
 )
 
@@ -685,33 +681,21 @@ async def test_a_client_reset_mid_call_leaves_the_event_loop_nothing_to_report()
     """
     probe = Probe()
     server = GrpcServer(service(probe))
-    ended = asyncio.Event()
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await server.handle_connection(reader, writer)
-        finally:
-            ended.set()
+    async def begin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = RawClient(reader, writer)
+        client.conn.initiate_connection()
+        client.flush()
+        stream_id = client.start(grpc_headers(WAIT_PATH))
+        client.send(stream_id, body(), end_stream=True)
+        await bounded(probe.started.wait(), WAIT, "the call to reach its handler")
 
-    listener = await asyncio.start_server(serve, LOCALHOST, 0)
-    try:
-        async with loop_reports() as reports:
-            port = listener.sockets[0].getsockname()[1]
-            reader, writer = await asyncio.open_connection(LOCALHOST, port)
-            client = RawClient(reader, writer)
-            client.conn.initiate_connection()
-            client.flush()
-            stream_id = client.start(grpc_headers(WAIT_PATH))
-            client.send(stream_id, body(), end_stream=True)
-            await bounded(probe.started.wait(), WAIT, "the call to reach its handler")
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()  # a TCP RST, not a FIN
-            await bounded(ended.wait(), WAIT, "handle_connection() to return after the reset")
-    finally:
-        listener.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(listener.wait_closed(), 2.0)
+    reports = await reset_mid_request(
+        server.handle_connection,
+        begin,
+        "handle_connection() to return after the reset",
+        WAIT,
+    )
     assert not reports, reports.message(
         "handle_connection() with a call in its handler when the client resets the connection",
         "a reset (ConnectionResetError) ends the connection quietly: catch ConnectionError "
