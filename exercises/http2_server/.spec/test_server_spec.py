@@ -5,10 +5,7 @@ have sent (DATA beyond a window, a malformed header block) fails the spec."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import socket
-import struct
 
 import h2.config
 import h2.connection
@@ -19,11 +16,10 @@ import pytest
 from http2_server import H2Server, Request, Response
 
 from grader.spectools import (
-    LOCALHOST,
     CountingLoop,
     bounded,
     called,
-    loop_reports,
+    reset_mid_request,
     step,
     tcp_server,
 )
@@ -656,30 +652,15 @@ async def test_a_client_reset_mid_request_leaves_the_event_loop_nothing_to_repor
 
     with step("H2Server(app)"):
         server = H2Server(waits)
-    ended = asyncio.Event()
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await server.handle(reader, writer)
-        finally:
-            ended.set()
+    async def begin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = H2Client(reader, writer, None)
+        client.request("/slow")
+        await bounded(entered.wait(), 8.0, "the request to reach the app")
 
-    listener = await asyncio.start_server(serve, LOCALHOST, 0)
-    try:
-        async with loop_reports() as reports:
-            port = listener.sockets[0].getsockname()[1]
-            reader, writer = await asyncio.open_connection(LOCALHOST, port)
-            client = H2Client(reader, writer, None)
-            client.request("/slow")
-            await bounded(entered.wait(), 8.0, "the request to reach the app")
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()  # a TCP RST, not a FIN
-            await bounded(ended.wait(), 8.0, "server.handle() to return after the client's reset")
-    finally:
-        listener.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(listener.wait_closed(), 2.0)
+    reports = await reset_mid_request(
+        server.handle, begin, "server.handle() to return after the client's reset", 8.0
+    )
     assert not reports, reports.message(
         "server.handle() with a request in the app when the client resets the connection",
         "a reset (ConnectionResetError) ends the connection quietly: catch ConnectionError "
