@@ -54,12 +54,11 @@ BASE = (
     "asyncio",
     "unittest.mock",
 )
-# Modules whose C library keeps what the environment said when they were imported: in a
-# forked child they would still follow the server's. SQLite takes its temporary folder
-# from TMPDIR once, when the module is imported (sqlite3_initialize), so a forked spec
-# process would put its sort and index files in the server's TMPDIR, outside its sandbox:
-# "unable to open database file". The spec process imports these itself.
-NOT_PRELOADED = ("sqlite3", "_sqlite3")
+# SQLite takes its temporary folder (SQLITE_TMPDIR, else TMPDIR) from the environment once,
+# when the module is imported (sqlite3_initialize), so a forked spec process would put its
+# sort and index files in the server's TMPDIR, outside its sandbox: "unable to open database
+# file". A forked child points SQLite at its own run's folder instead (_sqlite_follows_tmpdir);
+# a server whose SQLite refuses to be pointed does not fork.
 MAX_MESSAGE = 1 << 20
 BOOTSTRAP = (
     f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
@@ -108,13 +107,10 @@ def preload_modules(spec_files: list[Path], local: set[str]) -> list[str]:
 def _preload(names: list[str], local: list[str]) -> None:
     """Import ``names``; a module that fails to is simply left to the spec process. A module
     that starts a thread ends the server (forking a process with threads is unsafe): verify
-    then spawns, and so does one that pulls in a module of NOT_PRELOADED (skipped when
-    named). A module imported on the way that has the name of a learner or spec module
+    then spawns. A module imported on the way that has the name of a learner or spec module
     (the ``hpack`` library under ``h2``, beside a learner's hpack.py) leaves ``sys.modules``
     again, so that name still finds the workspace's file in the spec process."""
     for name in (*BASE, *names):
-        if name.split(".")[0] in NOT_PRELOADED:
-            continue
         before = threading.active_count()
         try:
             importlib.import_module(name)
@@ -124,10 +120,28 @@ def _preload(names: list[str], local: list[str]) -> None:
             raise SystemExit(f"fork server: importing {name} started a thread; not forking")
     for name in [n for n in sys.modules if n.split(".")[0] in local]:
         del sys.modules[name]
-    for name in NOT_PRELOADED:
-        if name in sys.modules:  # pulled in by another module: no undoing it
-            raise SystemExit(f"fork server: {name} was imported on the way; not forking")
+    if "sqlite3" in sys.modules and not _sqlite_follows_tmpdir(os.environ):
+        raise SystemExit("fork server: SQLite's temporary folder can't be set; not forking")
     _warm_hypothesis()
+
+
+def _sqlite_follows_tmpdir(env: dict[str, str]) -> bool:
+    """Point a preloaded SQLite's temporary files at the folder a process started with
+    ``env`` would use (SQLITE_TMPDIR, else TMPDIR, else the system's), with the one setting
+    that outranks what SQLite read at import (``PRAGMA temp_store_directory``, process-wide);
+    False when this SQLite ignores it (a build without deprecated pragmas)."""
+    import sqlite3
+    import tempfile
+
+    folder = env.get("SQLITE_TMPDIR") or env.get("TMPDIR") or tempfile.gettempdir()
+    quoted = folder.replace("'", "''")
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            conn.execute(f"PRAGMA temp_store_directory = '{quoted}'")
+            (now,) = conn.execute("PRAGMA temp_store_directory").fetchone() or ("",)
+    except sqlite3.Error:
+        return False
+    return now == folder
 
 
 def _warm_hypothesis() -> None:
@@ -145,6 +159,20 @@ def _warm_hypothesis() -> None:
     with contextlib.suppress(Exception), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "slow code in plugin": this is not a plugin's start
         _get_local_constants()
+
+
+def _freeze_heap() -> None:
+    """Move what the server has imported out of the collector's sight (``gc.freeze``): a
+    forked child's collections then walk only the objects it makes itself, not the whole
+    preloaded heap of pytest, hypothesis and the oracles. pytest alone collects several times
+    per run (its unraisable-exception check at exit). Garbage is collected first, so nothing
+    frozen is garbage; the frozen objects are the live modules a spawned process would also
+    hold for its whole life. Collecting them less often also spares their pages the copy that
+    a collection's reference-count writes would cause in each child."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _forget_server_folders() -> None:
@@ -186,6 +214,8 @@ def _become_spec_process(request: dict, fds: list[int], closing: list[int]) -> N
         import tempfile
 
         tempfile.tempdir = None  # TMPDIR is the run's now
+        if "sqlite3" in sys.modules and not _sqlite_follows_tmpdir(os.environ):
+            raise RuntimeError("SQLite's temporary folder can't be set to the run's")
         _forget_server_folders()
         if request.get("pytest_args") is not None:  # a plain pytest run: verify's visible tests
             import pytest
@@ -216,6 +246,7 @@ def serve(fd: int, plan: str) -> None:
     sock = socket.socket(fileno=fd)
     plan = json.loads(plan)
     _preload(plan["preload"], plan["local"])
+    _freeze_heap()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)

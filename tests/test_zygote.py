@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -298,6 +299,7 @@ def test_the_server_reads_hypothesis_constants_of_its_modules_once_for_every_chi
 
 def test_a_forked_spec_process_uses_sqlite_with_its_own_tmpdir(probe):
     async def body(server):
+        assert "sqlite3" in server.preload, "the probe's server preloads sqlite3"
         return await _run(
             probe, server, ["test_adder.py::test_sqlite_sorts_in_the_runs_own_tmpdir"]
         )
@@ -306,10 +308,23 @@ def test_a_forked_spec_process_uses_sqlite_with_its_own_tmpdir(probe):
     assert graded.result.status == "passed", [s.message for s in graded.result.specs]
 
 
-def test_the_server_never_preloads_sqlite():
+def test_the_server_preloads_sqlite_and_a_child_points_it_at_its_own_tmpdir(tmp_path):
+    server_tmp, child_tmp = tmp_path / "server", tmp_path / "child"
+    server_tmp.mkdir()
+    child_tmp.mkdir()
     code = (
-        "import sys; from grader.zygote import _preload; _preload(['sqlite3', 'json'], []);"
-        "print('sqlite3' in sys.modules, 'json' in sys.modules)"
+        "import os, sys, sqlite3; from grader.zygote import _preload, _sqlite_follows_tmpdir;"
+        "_preload(['sqlite3'], []);"
+        "os.environ['TMPDIR'] = sys.argv[1];"  # what a forked child's environment says
+        "ok = _sqlite_follows_tmpdir(os.environ);"
+        "now = sqlite3.connect(':memory:').execute('PRAGMA temp_store_directory').fetchone()[0];"
+        "print('sqlite3' in sys.modules, ok, now == sys.argv[1])"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["False", "True"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(child_tmp)],
+        env={**os.environ, "TMPDIR": str(server_tmp)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr
