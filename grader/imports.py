@@ -127,8 +127,23 @@ def guard_imports(
     original_import_module = importlib.import_module
     original_bootstrap_import = importlib.__import__
 
+    # Every import statement that runs goes through here, in every module (hypothesis runs
+    # imports inside functions it calls per example): thousands per spec run. So the caller's
+    # file is looked up in a dict, resolved once per file name, and anything but a learner
+    # file goes straight through.
+    verdicts: dict[str, bool] = {}
+
     def learner_file(*files: str | None) -> str:
-        return next((f for f in files if isinstance(f, str) and _real(f) in learner), "")
+        for f in files:
+            if isinstance(f, str):
+                mine = verdicts.get(f)
+                if mine is None:
+                    if len(verdicts) > 4096:  # file names made up at run time: keep it bounded
+                        verdicts.clear()
+                    mine = verdicts[f] = _real(f) in learner
+                if mine:
+                    return f
+        return ""
 
     def check(name: str, *callers: str | None) -> None:
         caller = learner_file(*callers)
@@ -139,10 +154,13 @@ def guard_imports(
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
         if level == 0:
-            callers = ((globals or {}).get("__file__"), sys._getframe(1).f_code.co_filename)
-            check(name, *callers)
-            for sub in fromlist or ():
-                check(f"{name}.{sub}", *callers)
+            caller = learner_file(
+                (globals or {}).get("__file__"), sys._getframe(1).f_code.co_filename
+            )
+            if caller:
+                check(name, caller)
+                for sub in fromlist or ():
+                    check(f"{name}.{sub}", caller)
         return original_import(name, globals, locals, fromlist, level)
 
     def guarded_import_module(name, package=None):
