@@ -10,38 +10,25 @@ import asyncio
 import pytest
 from _helpers import exchange, loopback_policy, running_proxy, serve
 
-from grader.spectools import LOCALHOST, bounded, called
-
-INTERIM = (
-    b"HTTP/1.1 100 Continue\r\n\r\n"
-    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+from grader.spectools import (
+    INTERIM,
+    LOCALHOST,
+    ContinuingOrigin,
+    bounded,
+    called,
+    raw_origin,
+    response_heads,
 )
+
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+# Only the proxy ends a connection to these origins.
+interim_then_final = raw_origin(INTERIM + FINAL, hold=True)
 
 
 def responses(raw: bytes) -> tuple[list[tuple[int, list[str]]], bytes]:
     """The responses in ``raw`` as (status, Link values) for each head, and the final body."""
-    heads = []
-    rest = raw
-    while rest.startswith(b"HTTP/"):
-        head, _, rest = rest.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-        links = [
-            v.strip() for k, _, v in (x.partition(":") for x in lines[1:]) if k.lower() == "link"
-        ]
-        heads.append((status, links))
-        if not 100 <= status < 200:
-            break
-    return heads, rest
-
-
-async def interim_then_final(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(INTERIM + FINAL)
-    await writer.drain()
-    await reader.read(-1)  # only the proxy ends this connection
+    heads, rest = response_heads(raw)
+    return [(h.status, h.values("link")) for h in heads], rest
 
 
 @pytest.mark.points(2)
@@ -89,19 +76,9 @@ async def test_expect_100_continue_gets_the_100_before_sending_the_body() -> Non
     gets the origin's 100 while the proxy still waits for that body, then the final answer
     (RFC 9110 §10.1.1: the body goes up while the answer comes down)."""
     body = b"x" * 3000
-    received: list[bytes] = []
-
-    async def origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        await writer.drain()
-        received.append(await reader.readexactly(len(body)))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nstored!")
-        await writer.drain()
-        await reader.read(-1)
-
+    origin = ContinuingOrigin(always=True, hold=True)
     async with (
-        serve(origin) as origin_port,
+        serve(origin.handle) as origin_port,
         running_proxy(loopback_policy(origin_port)) as (proxy, port),
     ):
         reader, writer = await asyncio.open_connection(LOCALHOST, port)
@@ -122,7 +99,7 @@ async def test_expect_100_continue_gets_the_100_before_sending_the_body() -> Non
             rest = await bounded(reader.read(-1), 10, "the final answer after the body was sent")
         finally:
             writer.close()
-    got = (responses(first)[0], responses(rest), received == [body])
+    got = (responses(first)[0], responses(rest), origin.bodies == [body])
     want = ([(100, [])], ([(200, [])], b"stored!"), True)
     assert got == want, called(
         "POST with Expect: 100-continue, the body sent after the first answer "
@@ -136,15 +113,9 @@ async def test_switching_protocols_from_the_origin_is_502() -> None:
     """An origin that answers 101 Switching Protocols, though the proxy removed Upgrade and never
     asked to switch, gets the client a 502 (RFC 9110 §7.8: a server switches only to a protocol
     the request's Upgrade named)."""
-
-    async def origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
-        await writer.drain()
-        await reader.read(-1)
-
+    switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
     async with (
-        serve(origin) as origin_port,
+        serve(raw_origin(switching, hold=True)) as origin_port,
         running_proxy(loopback_policy(origin_port)) as (proxy, port),
     ):
         data = (
