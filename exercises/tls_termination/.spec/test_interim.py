@@ -5,18 +5,22 @@ client."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from _helpers import connect, running_proxy, standard_config
 
-from grader.spectools import bounded, called, step, tcp_server
-
-INTERIM = (
-    b"HTTP/1.1 100 Continue\r\n\r\n"
-    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+from grader.spectools import (
+    INTERIM,
+    ContinuingOrigin,
+    bounded,
+    called,
+    raw_origin,
+    response_heads,
+    step,
+    tcp_server,
 )
+
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nfinal"
+interim_then_final = raw_origin(INTERIM + FINAL)
 
 Head = tuple[int, list[str], list[str], list[str]]
 
@@ -24,33 +28,16 @@ Head = tuple[int, list[str], list[str], list[str]]
 def responses(raw: bytes) -> tuple[list[Head], bytes]:
     """The response heads at the start of ``raw``, each as (status, Link values, Connection
     values, Keep-Alive values), and what follows the first head that is not a 1xx."""
-    heads = []
-    rest = raw
-    while rest.startswith(b"HTTP/"):
-        head, _, rest = rest.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-        fields = [
-            (k.strip().lower(), v.strip()) for k, _, v in (x.partition(":") for x in lines[1:])
-        ]
-        heads.append(
-            (
-                status,
-                [v for k, v in fields if k == "link"],
-                [v.lower() for k, v in fields if k == "connection"],
-                [v for k, v in fields if k == "keep-alive"],
-            )
+    heads, rest = response_heads(raw)
+    return [
+        (
+            h.status,
+            h.values("link"),
+            [v.lower() for v in h.values("connection")],
+            h.values("keep-alive"),
         )
-        if not 100 <= status < 200:
-            break
-    return heads, rest
-
-
-async def interim_then_final(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(INTERIM + FINAL)
-    await writer.drain()
+        for h in heads
+    ], rest
 
 
 @pytest.mark.points(2)
@@ -115,18 +102,9 @@ async def test_expect_100_continue_gets_the_100_before_sending_the_body() -> Non
     gets the backend's 100 while the proxy still waits for that body, then the final answer
     (RFC 9110 §10.1.1: the body goes up while the answer comes down)."""
     body = b"x" * 3000
-    received: list[bytes] = []
-
-    async def backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        await writer.drain()
-        received.append(await reader.readexactly(len(body)))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nstored!")
-        await writer.drain()
-
+    backend = ContinuingOrigin(always=True)
     async with (
-        tcp_server(backend) as (_, backend_port),
+        tcp_server(backend.handle) as (_, backend_port),
         running_proxy(standard_config(), backend_port) as (_, port),
     ):
         with step("POST /up over TLS with Expect: 100-continue, the body held back"):
@@ -147,7 +125,7 @@ async def test_expect_100_continue_gets_the_100_before_sending_the_body() -> Non
                 rest = await tls.request(body, "the final answer after the body was sent")
             finally:
                 tls.close()
-    got = (responses(first)[0], responses(rest), received == [body])
+    got = (responses(first)[0], responses(rest), backend.bodies == [body])
     want = ([(100, [], [], [])], ([(200, [], ["close"], [])], b"stored!"), True)
     assert got == want, called(
         "POST with Expect: 100-continue, the body sent after the first answer "
@@ -161,12 +139,9 @@ async def test_switching_protocols_from_the_backend_is_502() -> None:
     """A backend that answers 101 Switching Protocols, though the proxy removed Upgrade and never
     asked to switch, gets the client a 502 (RFC 9110 §7.8: a server switches only to a protocol
     the request's Upgrade named)."""
-
-    async def switching(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi")
-        await writer.drain()
-
+    switching = raw_origin(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi"
+    )
     async with (
         tcp_server(switching) as (_, backend_port),
         running_proxy(standard_config(), backend_port) as (_, port),
