@@ -12,12 +12,17 @@ import pytest
 from _helpers import send, sidecar
 from resilience_sidecar import Resilience
 
-from grader.spectools import LOCALHOST, bounded, called, tcp_server
-
-INTERIM = (
-    b"HTTP/1.1 100 Continue\r\n\r\n"
-    b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+from grader.spectools import (
+    INTERIM,
+    LOCALHOST,
+    ContinuingOrigin,
+    bounded,
+    called,
+    raw_origin,
+    response_heads,
+    tcp_server,
 )
+
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Final: yes\r\n\r\nfinal"
 
 
@@ -25,52 +30,17 @@ def policy() -> Resilience:
     return Resilience(max_attempts=1, per_try_timeout=10.0, timeout=10.0)
 
 
-class ContinuingUpstream:
-    """Answers like http.server: 100 Continue first if the request expects it, then (once the
-    body is in) 200 'stored!'. Keeps each request head and body."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, bytes]] = []
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        fields = [line.partition(":") for line in head.split("\r\n")[1:]]
-        if any(k.strip().lower() == "expect" for k, _, _ in fields):
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            await writer.drain()
-        length = sum(int(v) for k, _, v in fields if k.strip().lower() == "content-length")
-        self.requests.append((head, await reader.readexactly(length)))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nstored!")
-        await writer.drain()
-
-
 def status_lines(raw: bytes) -> list[str]:
     """The status lines of the response heads at the start of ``raw``, up to the first one
     that is not a 1xx."""
-    found = []
-    rest = raw
-    while rest.startswith(b"HTTP/"):
-        head, _, rest = rest.partition(b"\r\n\r\n")
-        found.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
-        parts = found[-1].split(" ")
-        if not (len(parts) > 1 and parts[1].startswith("1")):
-            break
-    return found
+    return [h.status_line for h in response_heads(raw)[0]]
 
 
 @pytest.mark.points(2)
 async def test_the_final_response_is_relayed_after_interim_ones() -> None:
     """An upstream that answers 100 Continue and 103 Early Hints before its 200 gets the caller
     the 200, its fields and its body: interim responses are not the answer (RFC 9110 §15.2)."""
-
-    async def interim_then_final(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(INTERIM + FINAL)
-        await writer.drain()
-
-    async with tcp_server(interim_then_final) as (_, port), sidecar(port, policy) as own:
+    async with tcp_server(raw_origin(INTERIM + FINAL)) as (_, port), sidecar(port, policy) as own:
         status, headers, body = await send(own, b"GET /x HTTP/1.1\r\nHost: svc\r\n\r\n")
     got = (status, headers.get("x-final"), body)
     want = (200, "yes", b"final")
@@ -88,7 +58,7 @@ async def test_expect_100_continue_gets_a_100_before_sending_the_body() -> None:
     its body gets 100 Continue from the sidecar, which holds the whole body before any attempt
     (RFC 9110 §15.2.1), then the upstream's final answer; the upstream gets the body."""
     body = b"x" * 3000
-    up = ContinuingUpstream()
+    up = ContinuingOrigin()
     async with tcp_server(up.handle) as (_, port), sidecar(port, policy) as own:
         reader, writer = await asyncio.open_connection(LOCALHOST, own)
         try:
@@ -126,7 +96,7 @@ async def test_expect_100_continue_gets_a_100_before_sending_the_body() -> None:
 async def test_no_100_continue_to_an_http10_caller() -> None:
     """An HTTP/1.0 caller that sends Expect: 100-continue and its body gets only the final
     answer: a server MUST NOT send a 1xx response to an HTTP/1.0 client (RFC 9110 §15.2)."""
-    up = ContinuingUpstream()
+    up = ContinuingOrigin()
     request = (
         b"POST /up HTTP/1.0\r\nHost: svc\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"
     )
