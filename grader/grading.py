@@ -140,6 +140,7 @@ async def grade_kata(
     explore_seed: int | None = None,
     snapshot: SpecSnapshot | None = None,
     fork_server: ForkServer | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Graded:
     """Grade one kata of one submission.
 
@@ -147,7 +148,8 @@ async def grade_kata(
     ``exitfirst`` stops at the first failure; the specs after it count as not run. Both are
     for ``kata verify``'s mutant runs, never for a grade of record; so are ``explore_seed``
     (random hypothesis inputs from that seed, ten times the examples) and ``fork_server``
-    (spec processes forked from a warm one, grader/zygote.py).
+    (spec processes forked from a warm one, grader/zygote.py) and ``on_start`` (told the
+    spec process's pid).
     """
     try:
         expected_task = asyncio.ensure_future(expected_specs(kata, limits, snapshot))
@@ -167,6 +169,7 @@ async def grade_kata(
                     exitfirst=exitfirst,
                     explore_seed=explore_seed,
                     fork_server=fork_server,
+                    on_start=on_start,
                 )
             expected = await expected_task
             if select:

@@ -36,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -385,6 +386,7 @@ async def run_specs(
     exitfirst: bool = False,
     explore_seed: int | None = None,
     fork_server: ForkServer | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run the specs in ``workspace`` (mode ``run``) or list them (mode ``collect``).
 
@@ -393,7 +395,8 @@ async def run_specs(
     With ``coverage``, each spec's lines are recorded under its own context (its id).
     ``explore_seed`` runs hypothesis with that seed and ten times the examples (verify).
     ``fork_server`` forks the spec process from a warm one instead of starting Python
-    (verify's mutant runs; see grader/zygote.py).
+    (verify's mutant runs; see grader/zygote.py). ``on_start`` is told the spec process's
+    pid once it runs (verify watches whether it computes or waits).
     """
     _protect_grader()
     run_dir = workspace.parent
@@ -486,6 +489,8 @@ async def run_specs(
     finally:
         for fd in (key_read, out_write, log_write, status_write):
             os.close(fd)
+    if on_start is not None:
+        on_start(proc.pid)
     pumps, transports = [], []
     for fd, sink in ((out_read, reader.feed), (log_read, output.feed)):
         pump, transport = await _read_pipe(fd, sink)

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +49,10 @@ __all__ = [
     "COVERAGE_BAR",
     "KataVerdict",
     "MutantVerdict",
+    "Slots",
     "covering_specs",
     "cpu_load",
+    "cpu_seconds",
     "explore",
     "show_mutants",
     "render_verdicts",
@@ -357,12 +359,87 @@ async def _fork_server(kata: Kata, tmp: Path) -> ForkServer | None:
     return server if await server.start() else None
 
 
-def _jobs(kata: Kata, slots: asyncio.Semaphore):
+class Slots:
+    """Job slots, one per core by default: ``async with slots() as started`` holds one for a
+    job, and ``started(pid)`` tells it the job's spec process.
+
+    Elastic slots lend themselves: a job whose spec process has used under IDLE_SHARE of a core
+    for a whole IDLE_WINDOW (a mutant waiting out a spec's timeout, a spec sleeping through an
+    idle period) gives its slot to the next job, and does not take one back. At most twice the
+    slots run at once, so the machine is never busier than under ``verify --load``, the
+    load every kata's specs are proved to hold under (one burner per core beside a job per
+    core). Where a process's CPU time can't be read (no /proc), no slot is lent.
+    """
+
+    IDLE_SHARE = 0.15
+    IDLE_WINDOW = 1.0
+    PERIOD = 0.25
+
+    def __init__(self, slots: int, *, elastic: bool = False) -> None:
+        self.elastic = elastic
+        self._cores = asyncio.Semaphore(slots)
+        self._running = asyncio.Semaphore(2 * slots if elastic else slots)
+        self.lent = 0  # slots lent so far (the verify report's curiosity, and the tests')
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Callable[[int], None]]:
+        async with self._running:
+            await self._cores.acquire()
+            held = True
+            watchers: list[asyncio.Task] = []
+
+            def lend() -> None:
+                nonlocal held
+                if held:
+                    held = False
+                    self.lent += 1
+                    self._cores.release()
+
+            def started(pid: int) -> None:
+                if self.elastic:
+                    watchers.append(asyncio.ensure_future(self._watch(pid, lend)))
+
+            try:
+                yield started
+            finally:
+                for watcher in watchers:
+                    watcher.cancel()
+                if held:
+                    self._cores.release()
+
+    async def _watch(self, pid: int, lend: Callable[[], None]) -> None:
+        """Lend the slot once ``pid`` has used under IDLE_SHARE of a core for IDLE_WINDOW."""
+        samples: list[float] = []
+        keep = round(self.IDLE_WINDOW / self.PERIOD) + 1
+        while (used := cpu_seconds(pid)) is not None:
+            samples = [*samples, used][-keep:]
+            if (
+                len(samples) == keep
+                and samples[-1] - samples[0] < self.IDLE_SHARE * self.IDLE_WINDOW
+            ):
+                lend()
+                return
+            await asyncio.sleep(self.PERIOD)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time ``pid`` has used (user and system, with its reaped children), from
+    /proc; None where there is no such process, or no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after "pid (comm)": state is field 3, utime..cstime are fields 14..17
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _jobs(kata: Kata, slots: Slots):
     """Grade ``kata`` from a source, one of ``slots`` at a time."""
 
     async def job(source: Source, **options):
-        async with slots:
-            return await grade_kata(kata, source, **options)
+        async with slots() as started:
+            return await grade_kata(kata, source, on_start=started, **options)
 
     return job
 
@@ -370,7 +447,7 @@ def _jobs(kata: Kata, slots: asyncio.Semaphore):
 async def verify_kata(
     kata: Kata,
     runs: int,
-    slots: asyncio.Semaphore,
+    slots: Slots,
     *,
     all_specs: bool = False,
     servers: asyncio.Semaphore | None = None,
@@ -471,11 +548,9 @@ async def verify_kata(
     return verdict
 
 
-async def _visible_pair(
-    kata: Kata, server: ForkServer | None, slots: asyncio.Semaphore
-) -> tuple[int, int]:
+async def _visible_pair(kata: Kata, server: ForkServer | None, slots: Slots) -> tuple[int, int]:
     """The visible tests' exit status on the solution and on the stub (one job slot)."""
-    async with slots:
+    async with slots():
         on_solution, on_stub = await asyncio.gather(
             _visible_tests_forked(kata, lambda k: k.solution_dir, server),
             _visible_tests_forked(kata, lambda k: k.exercise_dir, server),
@@ -489,9 +564,12 @@ async def verify(
     runs: int = 3,
     jobs: int | None = None,
     all_specs: bool = False,
+    elastic: bool = True,
     progress: Callable[[KataVerdict], None] | None = None,
 ) -> list[KataVerdict]:
-    slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
+    # elastic slots (Slots): a job that waits lends its core; the old way (--all-specs) keeps
+    # its plain slots, for the side-by-side comparison
+    slots = Slots(jobs or os.cpu_count() or 1, elastic=elastic and not all_specs)
     servers = asyncio.Semaphore(jobs or os.cpu_count() or 1)
 
     async def one(kata: Kata) -> KataVerdict:
@@ -503,7 +581,7 @@ async def verify(
     return list(await asyncio.gather(*(one(k) for k in katas)))
 
 
-async def explore_kata(kata: Kata, seeds: list[int], slots: asyncio.Semaphore) -> list[str]:
+async def explore_kata(kata: Kata, seeds: list[int], slots: Slots) -> list[str]:
     """Findings of ``kata verify --explore`` for one kata: what random inputs found that the
     fixed seed of grading does not."""
     job = _jobs(kata, slots)
@@ -553,7 +631,7 @@ async def explore(
 ) -> dict[str, list[str]]:
     """``kata verify --explore``: each kata's specs on the solution and on every mutant with
     random hypothesis seeds and ten times the examples. Findings per kata; none is good."""
-    slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
+    slots = Slots(jobs or os.cpu_count() or 1)
     found = await asyncio.gather(*(explore_kata(k, seeds, slots) for k in katas))
     return {k.slug: f for k, f in zip(katas, found, strict=True)}
 

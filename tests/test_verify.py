@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from grader import mutants
 from grader.cli import main
 from grader.grading import grade_kata
 from grader.kata import discover
-from grader.verify import cpu_load
+from grader.verify import Slots, cpu_load, cpu_seconds
 from grader.workspace import Source
 
 from .conftest import ADDER_SOLUTION, ADDER_SPEC
@@ -339,3 +341,100 @@ def test_a_mutant_run_stops_at_the_first_failing_example_without_shrinking(cours
 
     first_failure, graded = calls(exitfirst=True), calls(exitfirst=False)
     assert first_failure < graded, (first_failure, graded)  # a grade shrinks: many more calls
+
+
+LINUX_PROC = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+
+
+async def _sleeper() -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
+
+
+async def _hold(slots: Slots, entered: list[str], name: str, release: asyncio.Event) -> None:
+    """A job: take a slot, start a process that sleeps, say so, and hold until ``release``."""
+    async with slots() as started:
+        proc = await _sleeper()
+        try:
+            started(proc.pid)
+            entered.append(name)
+            await release.wait()
+        finally:
+            proc.kill()
+            await proc.wait()
+
+
+async def _turns_until(condition, limit: float = 30.0) -> None:
+    """Await until ``condition()`` (the watcher samples every quarter second); fail at ``limit``."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), limit)
+
+
+@LINUX_PROC
+def test_a_job_whose_process_sleeps_lends_its_slot_to_the_next():
+    async def main():
+        slots, entered, release = Slots(1, elastic=True), [], asyncio.Event()
+        first = asyncio.ensure_future(_hold(slots, entered, "sleeper", release))
+        await _turns_until(lambda: entered == ["sleeper"])
+        second = asyncio.ensure_future(_hold(slots, entered, "next", release))
+        await _turns_until(lambda: entered == ["sleeper", "next"])  # the sleeper still runs
+        release.set()
+        await asyncio.gather(first, second)
+        return slots.lent
+
+    assert asyncio.run(main()) >= 1
+
+
+def test_plain_slots_are_never_lent():
+    async def main():
+        slots, entered, release = Slots(1), [], asyncio.Event()
+        first = asyncio.ensure_future(_hold(slots, entered, "sleeper", release))
+        await _turns_until(lambda: entered == ["sleeper"])
+        second = asyncio.ensure_future(_hold(slots, entered, "next", release))
+        await asyncio.sleep(4 * Slots.IDLE_WINDOW)  # long past the moment an elastic one lends
+        waiting = entered == ["sleeper"]
+        release.set()
+        await asyncio.gather(first, second)
+        return waiting, slots.lent
+
+    assert asyncio.run(main()) == (True, 0)
+
+
+@LINUX_PROC
+def test_no_more_than_twice_the_slots_run_at_once():
+    async def main():
+        slots, entered, release = Slots(1, elastic=True), [], asyncio.Event()
+        jobs = [asyncio.ensure_future(_hold(slots, entered, "a", release))]
+        await _turns_until(lambda: slots.lent == 1)
+        jobs.append(asyncio.ensure_future(_hold(slots, entered, "b", release)))
+        await _turns_until(lambda: slots.lent == 2)  # both sleep, both lent their slot
+        jobs.append(asyncio.ensure_future(_hold(slots, entered, "c", release)))
+        for _ in range(100):
+            await asyncio.sleep(0)
+        running = list(entered)
+        release.set()
+        await asyncio.gather(*jobs)
+        return running, entered
+
+    running, entered = asyncio.run(main())
+    assert running == ["a", "b"], running  # a free core, but two jobs run already
+    assert entered == ["a", "b", "c"]
+
+
+@LINUX_PROC
+def test_cpu_seconds_grow_while_a_process_computes_and_are_none_once_it_is_gone():
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        first = cpu_seconds(proc.pid)
+        deadline = 0
+        while (cpu_seconds(proc.pid) or 0) <= (first or 0) + 0.05 and deadline < 600:
+            time.sleep(0.05)
+            deadline += 1
+        assert cpu_seconds(proc.pid) > first
+    finally:
+        proc.kill()
+        proc.wait()
+    assert cpu_seconds(proc.pid) is None
