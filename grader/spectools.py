@@ -84,6 +84,7 @@ __all__ = [
     "spy_on",
     "step",
     "tcp_server",
+    "transports_on_port",
 ]
 
 LOCALHOST = "127.0.0.1"
@@ -705,6 +706,21 @@ class StalledSink:
         self.body.set_result(await read_digest(reader, self.size, "the uploaded body"))
         writer.write(self.answer)
         await writer.drain()
+
+
+def transports_on_port(port: int) -> list[asyncio.Transport]:
+    """The open asyncio stream transports in this process whose local port is ``port``: a
+    server's ends of its connections (a TLS transport and the TCP transport below it, both).
+    Their ``get_write_buffer_size()`` is what the server holds written and unsent, where
+    ``memory_held`` can't see it (OpenSSL keeps its own memory)."""
+    found = []
+    for obj in gc.get_objects():
+        if isinstance(obj, asyncio.Transport) and not obj.is_closing():
+            sock = obj.get_extra_info("socket")
+            name = obj.get_extra_info("sockname")
+            if sock is not None and sock.type == socket.SOCK_STREAM and name and name[1] == port:
+                found.append(obj)
+    return found
 
 
 async def memory_held(awaitable: Awaitable[Any], timeout: float, what: str) -> int:

@@ -40,6 +40,7 @@ from grader.spectools import (
     spy_on,
     step,
     tcp_server,
+    transports_on_port,
 )
 
 
@@ -229,6 +230,31 @@ async def test_stalled_sink_reads_nothing_until_released_then_the_whole_body():
         assert await bounded(sink.body, 10, "the body") == (size, client.digest())
         assert await bounded(reader.read(-1), 10, "the answer") == sink.answer
         writer.close()
+
+
+async def test_transports_on_port_are_the_servers_open_ends_only():
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    async with tcp_server(hold) as (_, port):
+        reader, writer = await asyncio.open_connection(LOCALHOST, port)
+        try:
+            for _ in range(10):  # turns until the server has accepted
+                found = transports_on_port(port)
+                if found:
+                    break
+                await asyncio.sleep(0)
+            ends = [t.get_extra_info("peername") for t in found]
+            assert ends == [writer.get_extra_info("sockname")], ends  # not the client's own
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        for _ in range(10):
+            if not transports_on_port(port):
+                break
+            await asyncio.sleep(0)
+        assert transports_on_port(port) == [], "a closed transport is not listed"
 
 
 async def test_memory_held_is_the_peak_above_the_start():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import gc
 import socket
 import struct
 import termios
@@ -28,25 +27,13 @@ import dns.message
 import pytest
 from _helpers import big_zone, read_tcp_message, served
 
-from grader.spectools import bounded, called, slow_reader
+from grader.spectools import bounded, called, slow_reader, transports_on_port
 
 BIG = 300  # A records at big.example.com.: a 4,833-byte answer
 QUERIES = 256  # 1.2 MB of answers: far more than the kernel holds with the buffers capped below
 SNDBUF = 65536  # the server socket's kernel send buffer, set by the spec
 SPINS = 200  # event-loop turns without progress after which the server counts as stalled
 BOUND = 320 * 1024  # the reference holds 64 KiB + one answer at most
-
-
-def server_transports(port: int) -> list[asyncio.Transport]:
-    """The open asyncio stream transports whose local port is ``port``: the server's ends."""
-    found = []
-    for obj in gc.get_objects():
-        if isinstance(obj, asyncio.Transport) and not obj.is_closing():
-            sock = obj.get_extra_info("socket")
-            name = obj.get_extra_info("sockname")
-            if sock is not None and sock.type == socket.SOCK_STREAM and name and name[1] == port:
-                found.append(obj)
-    return found
 
 
 def kernel_queues(sock: socket.socket) -> tuple[int, int]:
@@ -83,7 +70,7 @@ async def test_a_client_that_never_reads_its_answers_pins_down_a_bounded_buffer(
             framed = struct.pack(">H", len(query)) + query
             writer.write(framed)
             await read_tcp_message(reader, "the answer to a first query over TCP")
-            transports = server_transports(port)
+            transports = transports_on_port(port)
             assert transports, (
                 f"Called DnsServer over TCP: a query on port {port} was answered, but no asyncio "
                 "transport of the server has that local port; this spec measures the answers the "

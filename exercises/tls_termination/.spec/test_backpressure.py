@@ -19,7 +19,6 @@ the back-pressure on instead of buffering the message. Counted, not timed.
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 
 import pytest
@@ -34,24 +33,12 @@ from grader.spectools import (
     memory_held,
     read_digest,
     tcp_server,
+    transports_on_port,
 )
 
 SIZE = 16 * 1024 * 1024
 BOUND = 4 * 1024 * 1024
 SNDBUF = 65536  # the kernel send buffer of the proxy's socket to the client, set by the spec
-
-
-def proxy_transports(port: int) -> list[asyncio.Transport]:
-    """The open asyncio stream transports whose local port is ``port``: the proxy's ends of its
-    client connections (a TLS transport and the TCP transport below it)."""
-    found = []
-    for obj in gc.get_objects():
-        if isinstance(obj, asyncio.Transport) and not obj.is_closing():
-            sock = obj.get_extra_info("socket")
-            name = obj.get_extra_info("sockname")
-            if sock is not None and sock.type == socket.SOCK_STREAM and name and name[1] == port:
-                found.append(obj)
-    return found
 
 
 @pytest.mark.points(2)
@@ -101,7 +88,7 @@ async def test_stalled_client_bounds_a_download() -> None:
     async def answer_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         # The proxy has the client's connection open now: find its end, cap its send buffer.
-        found.extend(proxy_transports(proxy_port))
+        found.extend(transports_on_port(proxy_port))
         for transport in found:
             transport.get_extra_info("socket").setsockopt(
                 socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF
