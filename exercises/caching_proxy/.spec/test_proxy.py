@@ -471,6 +471,25 @@ async def expecting_origin() -> AsyncIterator[tuple[tuple[str, int], asyncio.Eve
         yield address, seen, got
 
 
+@contextlib.asynccontextmanager
+async def sent_expecting(
+    address,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A proxy in front of the origin at ``address``, and a client connected to it that has
+    sent the head of EXPECTING and none of its body: the client's (reader, writer). The proxy
+    is closed on the way out."""
+    origin = type("O", (), {"address": address})()
+    proxy, host, port = await raw_proxy(origin, clock())
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(EXPECTING)
+        await writer.drain()
+        yield reader, writer
+    finally:
+        writer.close()
+        await bounded(proxy.close(), 5, "proxy.close()")
+
+
 async def test_expect_continue_head_is_forwarded_before_the_body() -> None:
     """A request with Expect: 100-continue and a body is forwarded to the origin before its body
     arrives: the client may be waiting for a 100 Continue before it sends any (RFC 9110 §10.1.1:
@@ -478,47 +497,30 @@ async def test_expect_continue_head_is_forwarded_before_the_body() -> None:
 
     A proxy that reads the whole body first waits for the client while the client waits for it.
     """
-    now = clock()
-    async with expecting_origin() as (address, seen, _):
-        origin = type("O", (), {"address": address})()
-        proxy, host, port = await raw_proxy(origin, now)
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(EXPECTING)
-            await writer.drain()
-            await bounded(
-                seen.wait(),
-                10,
-                f"the head of {EXPECTING!r} to reach the origin, the body not sent yet "
-                "(forward the head of an Expect: 100-continue request without waiting for its body)",
-            )
-        finally:
-            writer.close()
-            await bounded(proxy.close(), 5, "proxy.close()")
+    async with expecting_origin() as (address, seen, _), sent_expecting(address):
+        await bounded(
+            seen.wait(),
+            10,
+            f"the head of {EXPECTING!r} to reach the origin, the body not sent yet "
+            "(forward the head of an Expect: 100-continue request without waiting for its body)",
+        )
 
 
 async def test_expect_continue_early_answer_reaches_a_client_that_never_sends_the_body() -> None:
     """An origin's final answer to the head of an Expect: 100-continue request (a 401 before any
     body) reaches the client, which never sends the body it was spared (RFC 9110 §10.1.1)."""
-    now = clock()
     answer = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\nConnection: close\r\n\r\nlog in"
-    async with tcp_server(await serve_raw(answer)) as address:
-        origin = type("O", (), {"address": address})()
-        proxy, host, port = await raw_proxy(origin, now)
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(EXPECTING)
-            await writer.drain()
-            head = await bounded(
-                reader.readuntil(b"\r\n\r\n"),
-                10,
-                f"the origin's 401 to {EXPECTING!r}, the body never sent (relay the origin's "
-                "answer without waiting for the body)",
-            )
-            body = await bounded(reader.readexactly(6), 10, "the 6-byte body of the 401")
-        finally:
-            writer.close()
-            await bounded(proxy.close(), 5, "proxy.close()")
+    async with (
+        tcp_server(await serve_raw(answer)) as address,
+        sent_expecting(address) as (reader, _),
+    ):
+        head = await bounded(
+            reader.readuntil(b"\r\n\r\n"),
+            10,
+            f"the origin's 401 to {EXPECTING!r}, the body never sent (relay the origin's "
+            "answer without waiting for the body)",
+        )
+        body = await bounded(reader.readexactly(6), 10, "the 6-byte body of the 401")
     got = (head.split(b"\r\n", 1)[0], body)
     want = (b"HTTP/1.1 401 Unauthorized", b"log in")
     assert got == want, called(
@@ -530,31 +532,24 @@ async def test_expect_continue_origin_100_reaches_the_client() -> None:
     """The origin's 100 Continue to a request with Expect: 100-continue reaches the client, which
     then sends its body through to the origin and gets the final response (RFC 9110 §10.1.1,
     §15.2: a proxy forwards the 1xx responses it did not ask for itself)."""
-    now = clock()
-    async with expecting_origin() as (address, _, got):
-        origin = type("O", (), {"address": address})()
-        proxy, host, port = await raw_proxy(origin, now)
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            writer.write(EXPECTING)
-            await writer.drain()
-            interim = await bounded(
-                reader.readuntil(b"\r\n\r\n"),
-                10,
-                f"a response head to {EXPECTING!r} before the client sends the body (the origin "
-                "answered 100 Continue: relay it)",
-            )
-            assert interim.startswith(b"HTTP/1.1 100 "), called(
-                f"{EXPECTING!r}; the first response head the client got",
-                interim,
-                b"HTTP/1.1 100 Continue",
-            )
-            writer.write(b"hello")
-            await writer.drain()
-            rest = await bounded(reader.read(), 10, "the final response after the body")
-        finally:
-            writer.close()
-            await bounded(proxy.close(), 5, "proxy.close()")
+    async with (
+        expecting_origin() as (address, _, got),
+        sent_expecting(address) as (reader, writer),
+    ):
+        interim = await bounded(
+            reader.readuntil(b"\r\n\r\n"),
+            10,
+            f"a response head to {EXPECTING!r} before the client sends the body (the origin "
+            "answered 100 Continue: relay it)",
+        )
+        assert interim.startswith(b"HTTP/1.1 100 "), called(
+            f"{EXPECTING!r}; the first response head the client got",
+            interim,
+            b"HTTP/1.1 100 Continue",
+        )
+        writer.write(b"hello")
+        await writer.drain()
+        rest = await bounded(reader.read(), 10, "the final response after the body")
     head, _, body = rest.partition(b"\r\n\r\n")
     final = (head.split(b"\r\n", 1)[0], body, got)
     want = (b"HTTP/1.1 200 OK", b"got hello", [b"hello"])
