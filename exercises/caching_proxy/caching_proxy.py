@@ -215,17 +215,19 @@ class CachingProxy:
         TODO: talk to the origin on a new connection: the request line, the fields except
               hop-by-hop ones (Keep-Alive, Transfer-Encoding, ..., Connection and every field
               it names), Content-Length, Connection: close; read the status line, the fields
-              and the body: skip interim 1xx responses first (but relay a 100 Continue to a
-              client that sent Expect: 100-continue); decode a chunked body
-              (Transfer-Encoding: chunked wins over Content-Length), else Content-Length,
-              else read to the close. Any failure, or no answer within
-              origin_timeout seconds -> None for cache.complete.
+              and the body: relay each interim 1xx head first (hop-by-hop fields removed) to
+              the client the fetch is for, unless its request said HTTP/1.0 (RFC 9110 §15.2);
+              a 101 -> None. A cached answer or a background revalidation relays none.
+              Then decode a chunked body (Transfer-Encoding: chunked wins over
+              Content-Length), else Content-Length, else read to the close. Any failure, or
+              no answer within origin_timeout seconds -> None for cache.complete.
         TODO: the same hop-by-hop rule for what goes back to the client.
         TODO: a request with Expect: 100-continue and a body: do not wait for the body (the
               client may be waiting for a 100 before it sends it). Forward the head to the
               origin at once, copy the body to the origin as it arrives, and relay the
               origin's 100 Continue to the client (RFC 9110 §10.1.1, §15.2). Answered before
-              the whole body was read: close in stages, as below.
+              the whole body was read: close in stages, as below. An HTTP/1.0 request's
+              100-continue is ignored (§10.1.1): read its body first, as for any request.
         TODO: a request answered 400 or 501 before its body was read: write the answer,
               write_eof(), read and drop what the client still sends (5 s without a byte, 30 s
               in all), then close (RFC 9112 §9.6); a plain close resets a client still sending.

@@ -66,6 +66,7 @@ HOP_BY_HOP = frozenset(
 _DELTA = re.compile(r"[0-9]+")
 _STATUS = re.compile(r"[0-9]{3}")  # RFC 9112 §4: status-code = 3DIGIT
 _HEX = re.compile(rb"[0-9A-Fa-f]+")  # RFC 9112 §7.1: chunk-size = 1*HEXDIG
+HTTP_VERSIONS = frozenset({"HTTP/1.1", "HTTP/1.0"})  # what a client's request line may say
 LINGER_TIMEOUT = 5.0  # seconds without a byte before a lingering close gives up
 LINGER_TIME = 30.0  # seconds a lingering close reads at most
 
@@ -452,20 +453,12 @@ class _Upload:
     RFC 9110 §10.1.1: a proxy that gets such a request MUST forward its head to the next
     server at once (or answer it itself), not wait for the body: the client may be waiting for
     a 100 (Continue) before it sends any. The body is then copied to the origin as it arrives,
-    and the origin's 100 goes back to the client, which asked for it (§15.2: a proxy forwards
-    the 1xx responses it did not ask for itself).
+    and the origin's 100 goes back to the client like any other interim response.
     """
 
     reader: asyncio.StreamReader  # the client's
-    writer: asyncio.StreamWriter  # the client's: where the 100 (Continue) goes
     length: int
-    continued: bool = False  # the 100 went to the client
     complete: bool = False  # every byte of the body was read from the client
-
-    def relay_continue(self) -> None:
-        if not self.continued:
-            self.continued = True
-            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def pump(self, origin: asyncio.StreamWriter) -> None:
         """Copy the body from the client to the origin as it arrives."""
@@ -479,6 +472,23 @@ class _Upload:
                 left -= len(chunk)
                 await origin.drain()
             self.complete = True
+
+
+@dataclass
+class _Client:
+    """The client connection a request came on, as the origin exchange needs it: where the
+    origin's interim responses go, and the request body still to be read, if any."""
+
+    writer: asyncio.StreamWriter
+    http10: bool  # the request line said HTTP/1.0
+    upload: _Upload | None = None
+
+    def relay_interim(self, status: int, fields: list[Header]) -> None:
+        """RFC 9110 §15.2: a proxy MUST forward the 1xx responses it did not ask for itself
+        (this one adds no Expect), ahead of the final response; but a server MUST NOT send a
+        1xx to an HTTP/1.0 client, which knows none. Hop-by-hop fields stay on their hop."""
+        if not self.http10:
+            self.writer.write(_head(f"HTTP/1.1 {status} {_reason(status)}", _end_to_end(fields)))
 
 
 class _BadMessage(Exception):
@@ -506,7 +516,7 @@ class CachingProxy:
         self._server: asyncio.Server | None = None
         self._inflight: dict[str, asyncio.Future[None]] = {}  # target -> its one origin fetch
         self._background: dict[str, asyncio.Task[None]] = {}  # target -> its revalidation
-        self._uploads: dict[int, _Upload] = {}  # id(request) -> its body, still with the client
+        self._connections: dict[int, _Client] = {}  # id(request) -> the connection it came on
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on (host, port); return the address actually bound."""
@@ -528,6 +538,9 @@ class CachingProxy:
 
     async def handle(self, request: Request) -> Response:
         """Answer one request through the cache (what a client connection does)."""
+        # The connection the request came on (none when called directly): a fetch made for it
+        # relays the origin's interim responses there; a background revalidation relays none.
+        client = self._connections.get(id(request))
         while True:
             decision = self.cache.lookup(request)
             if decision.kind == "fresh":
@@ -536,7 +549,7 @@ class CachingProxy:
                 self._revalidate_later(decision)
                 return decision.serve
             if request.method != "GET":
-                return self.cache.complete(decision, await self._fetch(decision.forward))
+                return self.cache.complete(decision, await self._fetch(decision.forward, client))
             leader = self._inflight.get(request.target)
             if leader is None:
                 break
@@ -544,7 +557,7 @@ class CachingProxy:
         done = asyncio.get_running_loop().create_future()
         self._inflight[request.target] = done
         try:
-            return self.cache.complete(decision, await self._fetch(decision.forward))
+            return self.cache.complete(decision, await self._fetch(decision.forward, client))
         finally:
             del self._inflight[request.target]
             done.set_result(None)
@@ -562,10 +575,11 @@ class CachingProxy:
 
         self._background[target] = asyncio.create_task(revalidate())
 
-    async def _fetch(self, request: Request) -> Response | None:
-        """Send ``request`` to the origin on a new connection; None if that fails."""
+    async def _fetch(self, request: Request, client: _Client | None = None) -> Response | None:
+        """Send ``request`` to the origin on a new connection; None if that fails. ``client``:
+        the connection of the request it is for, which gets the origin's interim responses."""
         try:
-            return await asyncio.wait_for(self._exchange(request), self.origin_timeout)
+            return await asyncio.wait_for(self._exchange(request, client), self.origin_timeout)
         except (
             OSError,
             TimeoutError,
@@ -575,8 +589,8 @@ class CachingProxy:
         ):
             return None
 
-    async def _exchange(self, request: Request) -> Response:
-        upload = self._uploads.get(id(request))  # a body the client sends after the head
+    async def _exchange(self, request: Request, client: _Client | None) -> Response:
+        upload = client.upload if client is not None else None  # a body sent after the head
         length = upload.length if upload is not None else len(request.body)
         reader, writer = await asyncio.open_connection(*self.origin)
         pump: asyncio.Task[None] | None = None
@@ -595,12 +609,14 @@ class CachingProxy:
                 pump = asyncio.create_task(upload.pump(writer))
             status, fields = await _read_status(reader)
             while 100 <= status < 200:
-                # RFC 9110 §15.2: an interim response (100 Continue to the client's Expect,
-                # 103 Early Hints) comes before the final one. This proxy answers with one whole
-                # response, so it reads past them, except the 100 that a client waiting to send
-                # its body asked for; a streaming proxy would forward them all.
-                if status == 100 and upload is not None:
-                    upload.relay_continue()
+                # RFC 9110 §15.2: interim responses (100 Continue to the client's Expect,
+                # 103 Early Hints) come before the final one; each goes to the client now.
+                if status == 101:
+                    # §7.8: a server switches only to a protocol the request's Upgrade named,
+                    # and this proxy removed Upgrade (hop-by-hop): the origin is broken.
+                    raise _BadMessage("101 Switching Protocols without an Upgrade")
+                if client is not None:
+                    client.relay_interim(status, fields)
                 status, fields = await _read_status(reader)
             response = Response(status, fields)
             if request.method == "HEAD" or status in (204, 304):
@@ -630,20 +646,19 @@ class CachingProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             try:
-                request, pending = await _read_request(reader)
+                request, pending, http10 = await _read_request(reader)
             except _BadMessage as error:
                 writer.write(
                     _response_bytes(Response(error.status, body=f"{error}\n".encode()), "GET")
                 )
                 await _linger(reader, writer)
                 return
-            upload = None
-            if pending:
-                upload = self._uploads[id(request)] = _Upload(reader, writer, pending)
+            upload = _Upload(reader, pending) if pending else None
+            self._connections[id(request)] = _Client(writer, http10, upload)
             try:
                 response = await self.handle(request)
             finally:
-                self._uploads.pop(id(request), None)
+                del self._connections[id(request)]
             writer.write(_response_bytes(response, request.method))
             if upload is not None and not upload.complete:
                 # Answered before the body was read (from the cache, or the origin's early
@@ -717,13 +732,15 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     return bytes(body)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[Request, int]:
-    """The request, and how many body bytes are left in ``reader``: those of a request with
-    ``Expect: 100-continue``, which go to the origin only once the head has (RFC 9110 §10.1.1)."""
+async def _read_request(reader: asyncio.StreamReader) -> tuple[Request, int, bool]:
+    """The request, how many body bytes are left in ``reader`` (those of a request with
+    ``Expect: 100-continue``, which go to the origin only once the head has, RFC 9110 §10.1.1),
+    and whether the request line said HTTP/1.0."""
     request_line, fields = await _read_head(reader)
     parts = request_line.split(" ")
-    if len(parts) != 3 or not parts[1].startswith("/") or parts[2] != "HTTP/1.1":
+    if len(parts) != 3 or not parts[1].startswith("/") or parts[2] not in HTTP_VERSIONS:
         raise _BadMessage(request_line)
+    http10 = parts[2] == "HTTP/1.0"
     request = Request(parts[0], parts[1], fields)
     if request.header("transfer-encoding") is not None:
         raise _BadMessage("chunked request bodies are not supported", 501)
@@ -731,10 +748,11 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[Request, int]:
     if length is not None:
         if not _DELTA.fullmatch(length):
             raise _BadMessage(f"Content-Length: {length}")
-        if int(length) and _expects_continue(request):
-            return request, int(length)
+        # §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
+        if int(length) and not http10 and _expects_continue(request):
+            return request, int(length), http10
         request.body = await reader.readexactly(int(length))
-    return request, 0
+    return request, 0, http10
 
 
 def _expects_continue(request: Request) -> bool:

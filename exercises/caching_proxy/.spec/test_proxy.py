@@ -12,7 +12,17 @@ import pytest
 from _helpers import clock, header_of, httpdate, running_origin
 from caching_proxy import Cache, CachingProxy
 
-from grader.spectools import FakeClock, bounded, called, loop_reports, step, tcp_server
+from grader.spectools import (
+    INTERIM,
+    FakeClock,
+    bounded,
+    called,
+    loop_reports,
+    raw_origin,
+    response_heads,
+    step,
+    tcp_server,
+)
 
 N = 5
 
@@ -409,8 +419,8 @@ async def test_chunked_origin_body_is_decoded() -> None:
 
 
 async def test_interim_origin_responses_are_not_the_answer() -> None:
-    """Interim 1xx responses from the origin (100 Continue, 103 Early Hints) are read past: the
-    client gets the final response (RFC 9110 §15.2).
+    """Interim 1xx responses from the origin (100 Continue, 103 Early Hints) are not the answer:
+    after them the client gets the final response (RFC 9110 §15.2).
 
     Python's http.server answers every 'Expect: 100-continue' with a 100 before the final
     response; a proxy that relays that 100 as the answer loses the response."""
@@ -431,17 +441,90 @@ async def test_interim_origin_responses_are_not_the_answer() -> None:
             reply = await raw_exchange(host, port, request)
         finally:
             await bounded(proxy.close(), 5, "proxy.close()")
-    # The client sent Expect: 100-continue, so the origin's 100 may reach it (RFC 9110 §15.2:
-    # a proxy forwards the 1xx it did not ask for), ahead of the final response.
-    if reply.startswith(b"HTTP/1.1 100 "):
-        reply = reply.partition(b"\r\n\r\n")[2]
-    head, _, body = reply.partition(b"\r\n\r\n")
-    got = (head.split(b"\r\n", 1)[0], body)
-    assert got == (b"HTTP/1.1 201 Created", b"made"), called(
+    # The relayed 100 and 103 come first (RFC 9110 §15.2; their own spec checks them): this
+    # one looks at the last head the client got, which must be the final response.
+    heads, body = response_heads(reply)
+    got = (heads[-1].status_line if heads else reply, body)
+    assert got == ("HTTP/1.1 201 Created", b"made"), called(
         f"POST /a with Expect: 100-continue; the origin answers {answer!r} "
-        "(the final status line and body the client got, after a relayed 100 if any)",
+        "(the last status line and the body the client got, after the relayed 1xx heads)",
         got,
-        (b"HTTP/1.1 201 Created", b"made"),
+        ("HTTP/1.1 201 Created", b"made"),
+    )
+
+
+FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+
+
+def responses(raw: bytes) -> tuple[list[tuple[int, list[str]]], bytes]:
+    """The responses in ``raw`` as (status, Link values) for each head, and the final body."""
+    heads, rest = response_heads(raw)
+    return [(h.status, h.values("link")) for h in heads], rest
+
+
+async def interim_exchange(version: str) -> bytes:
+    """GET /a over ``version`` through a proxy whose origin answers 100, 103 (with a Link),
+    then 200 'final': everything the client got."""
+    async with tcp_server(raw_origin(INTERIM + FINAL, hold=True)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, clock())
+        try:
+            return await raw_exchange(
+                host, port, f"GET /a {version}\r\nHost: origin.test\r\n\r\n".encode()
+            )
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+
+
+@pytest.mark.points(2)
+async def test_interim_responses_relayed_then_the_final_one() -> None:
+    """An origin's 100 Continue and 103 Early Hints reach an HTTP/1.1 client in order, each with
+    its fields, before the final response (RFC 9110 §15.2: a proxy MUST forward the 1xx
+    responses it did not ask for itself)."""
+    got = responses(await interim_exchange("HTTP/1.1"))
+    want = ([(100, []), (103, ["</style.css>; rel=preload"]), (200, [])], b"final")
+    assert got == want, called(
+        "GET /a HTTP/1.1; the origin answers 100, 103 (Link), then 200 'final' "
+        "(each response head the client got as (status, Link values), then the final body)",
+        got,
+        want,
+    )
+
+
+async def test_no_interim_response_to_an_http10_client() -> None:
+    """An HTTP/1.0 client gets only the final response: a server MUST NOT send a 1xx response to
+    an HTTP/1.0 client (RFC 9110 §15.2), which knows none."""
+    got = responses(await interim_exchange("HTTP/1.0"))
+    want = ([(200, [])], b"final")
+    assert got == want, called(
+        "GET /a HTTP/1.0; the origin answers 100, 103 (Link), then 200 'final' "
+        "(each response head the client got as (status, Link values), then the final body)",
+        got,
+        want,
+    )
+
+
+async def test_switching_protocols_from_the_origin_is_502() -> None:
+    """An origin that answers 101 Switching Protocols, though the proxy removed Upgrade and never
+    asked to switch, gets the client a 502 and nothing else (RFC 9110 §7.8: a server switches
+    only to a protocol the request's Upgrade named)."""
+    switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+    request = (
+        b"GET /a HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    async with tcp_server(raw_origin(switching, hold=True)) as address:
+        origin = type("O", (), {"address": address})()
+        proxy, host, port = await raw_proxy(origin, clock())
+        try:
+            reply = await raw_exchange(host, port, request)
+        finally:
+            await bounded(proxy.close(), 5, "proxy.close()")
+    got = [status for status, _ in responses(reply)[0]]
+    assert got == [502], called(
+        f"{request!r}; the origin answers {switching!r} (the status of each response head "
+        "the client got)",
+        got,
+        [502],
     )
 
 
