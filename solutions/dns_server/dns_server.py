@@ -626,13 +626,17 @@ class DnsServer:
 
     async def close(self) -> None:
         """Stop serving; when this returns both sockets and every TCP connection are closed."""
-        if self._listener is not None:
-            self._listener.close()
-            await self._listener.wait_closed()
-            self._listener = None
+        # Order matters: close the listener (no new connections), end the handlers, and only
+        # then wait_closed(). Since Python 3.12 wait_closed() also waits for every accepted
+        # connection to close (CPython gh-79033), so awaiting it first would wait for the clients.
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         for task in list(self._connections):
             task.cancel()  # its finally closes the connection
         await asyncio.gather(*self._connections, return_exceptions=True)
+        if listener is not None:
+            await listener.wait_closed()
         if self._transport is not None and self._protocol is not None:
             self._transport.close()
             await self._protocol.closed  # connection_lost runs after the socket is closed
