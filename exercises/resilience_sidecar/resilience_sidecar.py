@@ -282,5 +282,9 @@ class Sidecar:
         raise NotImplementedError
 
     async def close(self) -> None:
-        """Stop listening and wait for the listener to close."""
+        """Stop listening; when this returns every connection is closed and its handler done."""
+        # TODO: close the listener, cancel the connection handlers (keep their tasks in a set),
+        #       gather them, and only then await wait_closed() (Python 3.12+ waits there for
+        #       every accepted connection). A cancelled handler closes its connection and
+        #       returns (catch asyncio.CancelledError).
         raise NotImplementedError

@@ -385,6 +385,7 @@ class Sidecar:
         self.upstream = upstream
         self.resilience = resilience
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen on (host, port); return the address actually bound."""
@@ -392,13 +393,23 @@ class Sidecar:
         return self._server.sockets[0].getsockname()[:2]
 
     async def close(self) -> None:
-        """Stop listening and wait for the listener to close."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Stop listening; when this returns every connection is closed and its handler done."""
+        # Order matters: close the listener (no new connections), end the handlers, and only
+        # then wait_closed(). Since Python 3.12 wait_closed() also waits for every accepted
+        # connection to close (CPython gh-79033), so awaiting it first would wait for the clients.
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._connections):
+            task.cancel()  # its finally closes the connection
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             request_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
@@ -420,7 +431,12 @@ class Sidecar:
             pass
         except ValueError:
             writer.write(_render(Response(400, body=b"bad request\n")))
+        except asyncio.CancelledError:
+            # close() cancelled us: end normally. A start_server handler that ends cancelled
+            # makes Python 3.11 log "Exception in callback ... CancelledError".
+            pass
         finally:
+            self._connections.discard(task)
             writer.close()
 
     async def _forward(
