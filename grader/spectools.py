@@ -74,6 +74,7 @@ __all__ = [
     "memory_held",
     "raw_origin",
     "read_digest",
+    "refused_port",
     "reset_mid_request",
     "response_heads",
     "running_h11_origin",
@@ -706,6 +707,17 @@ class StalledSink:
         self.body.set_result(await read_digest(reader, self.size, "the uploaded body"))
         writer.write(self.answer)
         await writer.drain()
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where ``connect()`` is refused, for the body of the ``with``: a
+    socket bound to it, never listening, holds it. A port found free and then closed is
+    free for any process to take a moment later (another spec's server on a busy machine),
+    and then a "dead" backend answers."""
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        yield sock.getsockname()[1]
 
 
 def transports_on_port(port: int) -> list[asyncio.Transport]:

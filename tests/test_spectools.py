@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import secrets
+import socket
 import types
 
 import pytest
@@ -30,6 +31,7 @@ from grader.spectools import (
     memory_held,
     raw_origin,
     read_digest,
+    refused_port,
     reset_mid_request,
     response_heads,
     running_h11_origin,
@@ -230,6 +232,14 @@ async def test_stalled_sink_reads_nothing_until_released_then_the_whole_body():
         assert await bounded(sink.body, 10, "the body") == (size, client.digest())
         assert await bounded(reader.read(-1), 10, "the answer") == sink.answer
         writer.close()
+
+
+async def test_refused_port_refuses_and_no_one_else_can_take_it():
+    with refused_port() as port:
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(LOCALHOST, port)
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind((LOCALHOST, port))  # held: not free for another server meanwhile
 
 
 async def test_transports_on_port_are_the_servers_open_ends_only():

@@ -166,13 +166,6 @@ class Spy:
 # -- backends and odd sockets -------------------------------------------------------------------
 
 
-def dead_port() -> int:
-    """A port nobody listens on: bound to find a free one, then closed. Connecting is refused."""
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def blackhole() -> Iterator[int]:
     """A port where connect() hangs: a listener with backlog 0 whose accept queue is full.

@@ -10,12 +10,12 @@ import socket
 import struct
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pytest
 from _helpers import (
     Spy,
     blackhole,
-    dead_port,
     echo,
     farm,
     hold,
@@ -25,7 +25,7 @@ from _helpers import (
 )
 from load_balancer import Backend, LeastConnections, RoundRobin, TcpProxy
 
-from grader.spectools import LOCALHOST, FakeClock, bounded, called, loop_reports
+from grader.spectools import LOCALHOST, FakeClock, bounded, called, loop_reports, refused_port
 
 
 async def exchange(port: int, payload: bytes) -> bytes:
@@ -169,8 +169,17 @@ async def test_many_clients_at_once_are_each_served_exactly():
 # -- connect failures ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def dead_port() -> Iterator[Callable[[], int]]:
+    """Call it for a port nobody listens on, held for the whole spec (spectools.refused_port):
+    connecting is refused, and no other process can take the port meanwhile (a port found free
+    and closed again can be another spec's server a moment later on a busy machine)."""
+    with contextlib.ExitStack() as held:
+        yield lambda: held.enter_context(refused_port())
+
+
 @pytest.mark.points(3)
-async def test_a_dead_backend_is_skipped_and_the_client_served():
+async def test_a_dead_backend_is_skipped_and_the_client_served(dead_port):
     """When connecting to a backend fails, the proxy reports it and serves the client from the next one."""
     async with farm({"live": echo}) as (_, (live,)):
         dead = Backend("dead", LOCALHOST, dead_port())
@@ -193,7 +202,7 @@ async def test_a_dead_backend_is_skipped_and_the_client_served():
 
 
 @pytest.mark.points(2)
-async def test_a_retry_never_goes_back_to_a_backend_that_failed():
+async def test_a_retry_never_goes_back_to_a_backend_that_failed(dead_port):
     """On a retry the proxy excludes the backends that already failed for this client."""
     async with farm({"live": echo}) as (the_farm, (live,)):
         dead = Backend("dead", LOCALHOST, dead_port())
@@ -223,7 +232,7 @@ async def test_a_retry_never_goes_back_to_a_backend_that_failed():
 
 
 @pytest.mark.points(1)
-async def test_the_proxy_gives_up_after_max_attempts():
+async def test_the_proxy_gives_up_after_max_attempts(dead_port):
     """The proxy tries at most max_attempts backends for a client, then closes that client."""
     async with farm({"live": echo}) as (_, (live,)):
         deads = [Backend(f"dead{i}", LOCALHOST, dead_port()) for i in range(3)]
@@ -243,7 +252,7 @@ async def test_the_proxy_gives_up_after_max_attempts():
 
 
 @pytest.mark.points(1)
-async def test_a_client_is_closed_when_no_backend_is_available():
+async def test_a_client_is_closed_when_no_backend_is_available(dead_port):
     """When the picker has no backend to give, the proxy closes the client and keeps serving."""
     dead = Backend("dead", LOCALHOST, dead_port())
     clock = FakeClock()

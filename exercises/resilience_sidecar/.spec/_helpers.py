@@ -102,13 +102,6 @@ class ReferenceBreaker:
         self.state, self.tripped_at, self.window = "open", self.now, []
 
 
-def dead_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
-
-
 class Upstream:
     """A scripted HTTP upstream on 127.0.0.1:0: answers the statuses in ``script`` in order
     (the last one repeats; "hang" never answers, "reset" closes without a response), and keeps

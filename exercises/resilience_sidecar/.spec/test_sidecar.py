@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
+from collections.abc import Callable, Iterator
 
 import pytest
-from _helpers import dead_port, send, sidecar, upstream
+from _helpers import send, sidecar, upstream
 from resilience_sidecar import DEADLINE_HEADER, CircuitBreaker, Resilience, RetryBudget
 
 from grader.spectools import (
@@ -17,11 +19,21 @@ from grader.spectools import (
     bounded,
     called,
     loop_reports,
+    refused_port,
     step,
     tcp_server,
 )
 
 GET = b"GET /items/7 HTTP/1.1\r\nHost: svc\r\n\r\n"
+
+
+@pytest.fixture
+def dead_port() -> Iterator[Callable[[], int]]:
+    """Call it for a port on 127.0.0.1 that nothing listens on, held for the whole spec
+    (spectools.refused_port): connecting is refused, and no other process can take the port
+    meanwhile (one found free and closed again can be another spec's server a moment later)."""
+    with contextlib.ExitStack() as held:
+        yield lambda: held.enter_context(refused_port())
 
 
 def policy(**options):
@@ -151,7 +163,7 @@ async def test_an_expired_caller_deadline_is_not_sent_upstream():
 
 
 @pytest.mark.points(2)
-async def test_an_unreachable_upstream_gets_502_after_every_attempt():
+async def test_an_unreachable_upstream_gets_502_after_every_attempt(dead_port):
     """When the upstream refuses connections, the sidecar tries max_attempts times and answers 502."""
     async with sidecar(dead_port(), policy(max_attempts=3)) as own:
         status, _, _ = await send(own, GET)
@@ -302,7 +314,7 @@ async def test_a_malformed_request_gets_400_and_never_reaches_the_upstream(reque
 
 
 @pytest.mark.points(1)
-async def test_close_stops_listening():
+async def test_close_stops_listening(dead_port):
     """After close(), the sidecar's port refuses connections; a second close() is harmless."""
     from resilience_sidecar import Sidecar
 
@@ -324,7 +336,7 @@ async def test_close_stops_listening():
 
 
 @pytest.mark.points(1)
-async def test_close_ends_open_connections_and_their_handlers_quietly():
+async def test_close_ends_open_connections_and_their_handlers_quietly(dead_port):
     """close() with one client connected and idle (it sent nothing) and one half-way through a
     request head returns within a few loop turns, both clients then see EOF (or a reset), and
     the event loop has nothing to report: each handler close() cancels ends without raising.

@@ -23,7 +23,15 @@ from _helpers import (
     unwrap,
 )
 
-from grader.spectools import LOCALHOST, bounded, called, loop_reports, step, tcp_server
+from grader.spectools import (
+    LOCALHOST,
+    bounded,
+    called,
+    loop_reports,
+    refused_port,
+    step,
+    tcp_server,
+)
 
 NAMES = ("a.example.test", "b.example.test")
 
@@ -307,13 +315,12 @@ async def test_hello_timeout() -> None:
 
 async def test_unreachable_backend_closes_client() -> None:
     """When the chosen backend refuses the connection, the client's connection is closed."""
-    async with tcp_server(Recorder().handle) as (_, dead_port):
-        pass  # the port is free again: nobody listens there
-    async with running_router({"dead.test": (LOCALHOST, dead_port)}) as (_, port):
-        reader, writer = await asyncio.open_connection(LOCALHOST, port)
-        writer.write(build_hello(sni_ext("dead.test")))
-        got = await read_all(reader, "the router to close when the backend refuses", 20)
-        writer.close()
+    with refused_port() as dead_port:
+        async with running_router({"dead.test": (LOCALHOST, dead_port)}) as (_, port):
+            reader, writer = await asyncio.open_connection(LOCALHOST, port)
+            writer.write(build_hello(sni_ext("dead.test")))
+            got = await read_all(reader, "the router to close when the backend refuses", 20)
+            writer.close()
     assert got == b"", called("a hello routed to a closed port: bytes back", got, b"")
 
 
