@@ -3,12 +3,22 @@ each rule. The origin (h11 on 127.0.0.1:0) records what the proxy sent it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from _helpers import Resolver, exchange, loopback_policy, running_proxy, serve
 from forward_proxy import MAX_HEAD
 
-from grader.spectools import answer_with, bounded, called, running_h11_origin, step
+from grader.spectools import (
+    answer_with,
+    bounded,
+    called,
+    refused_port,
+    running_h11_origin,
+    step,
+)
 
 
 def get(
@@ -495,6 +505,18 @@ async def test_response_without_length_relayed_to_the_close() -> None:
         )
 
 
+@contextlib.asynccontextmanager
+async def _aimed_at(origin_port: int, case: str) -> AsyncIterator[int]:
+    """The origin port a case aims at: for "nothing-listening" a refused one, held by a socket
+    that never listens (spectools.refused_port: no other process takes it meanwhile), else
+    ``origin_port``."""
+    if case != "nothing-listening":
+        yield origin_port
+        return
+    with refused_port() as closed_port:
+        yield closed_port
+
+
 @pytest.mark.parametrize(
     "case", ["unknown-name", "nothing-listening", "not-http", "closes-silently"]
 )
@@ -508,10 +530,10 @@ async def test_unreachable_origin_is_502(case: str) -> None:
             writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
             await writer.drain()
 
-    async with serve(origin_handler) as origin_port:
-        async with serve(origin_handler) as closed_port:
-            pass  # closed: nothing listens on closed_port any more
-        target_port = closed_port if case == "nothing-listening" else origin_port
+    async with (
+        serve(origin_handler) as origin_port,
+        _aimed_at(origin_port, case) as target_port,
+    ):
         host = "nowhere.test" if case == "unknown-name" else "origin.test"
         async with running_proxy(loopback_policy(target_port), resolver=Resolver()) as (
             proxy,

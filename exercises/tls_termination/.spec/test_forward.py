@@ -9,7 +9,7 @@ import pytest
 from _helpers import connect, get_request, running_proxy, stack, standard_config, status_of
 from tls_termination import SUBJECT_HEADER
 
-from grader.spectools import LOCALHOST, called, step, tcp_server
+from grader.spectools import LOCALHOST, called, refused_port, step, tcp_server
 
 
 @pytest.mark.points(3)
@@ -196,14 +196,12 @@ async def test_bad_requests_answered_by_the_proxy(raw: bytes, status: int) -> No
 
 async def test_backend_down_is_502() -> None:
     """When the backend refuses the connection, the client gets 502."""
-    with socket.socket() as probe:  # a port nothing listens on any more
-        probe.bind((LOCALHOST, 0))
-        closed_port = probe.getsockname()[1]
-    async with running_proxy(standard_config(), closed_port) as (_, port):
-        with step("GET / over TLS with the backend down"):
-            tls = await connect(port, "a.test")
-            answer = await tls.request(get_request(), "GET / with the backend down")
-            tls.close()
+    with refused_port() as closed_port:  # held, never listening: nobody else takes it
+        async with running_proxy(standard_config(), closed_port) as (_, port):
+            with step("GET / over TLS with the backend down"):
+                tls = await connect(port, "a.test")
+                answer = await tls.request(get_request(), "GET / with the backend down")
+                tls.close()
     assert status_of(answer) == 502, called(
         "GET / with nothing listening at the backend", answer[:80], "a 502 answer"
     )
